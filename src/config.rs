@@ -1,0 +1,167 @@
+//! Configuration: every limit that bounds a reactor's memory and work.
+//!
+//! One plain struct with public fields and a `Default`, so a caller writes
+//! `Config { max_connections: 100, ..Config::default() }` and reads every knob
+//! in one place. [`Config::validate`] turns contradictory settings into a
+//! clear error before the loop starts instead of odd behaviour later.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Settings for a [`Reactor`](crate::Reactor).
+///
+/// The defaults suit a busy server on one core: 64 KiB reads, fair budgets,
+/// backpressure at 256 KiB of queued output and a hard cap at 4 MiB.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Length of the accept queue asked of `listen(2)`. Default 1024 (mio's own
+    /// `bind` uses 128, which overflows under a burst of connects). The kernel
+    /// silently caps it at `net.core.somaxconn`.
+    pub backlog: u32,
+    /// Set `SO_REUSEPORT` on listeners so several processes can share a port.
+    pub reuse_port: bool,
+    /// Set `TCP_NODELAY` on every connection: replies go out at once instead
+    /// of waiting for Nagle's algorithm to coalesce them.
+    pub nodelay: bool,
+    /// Most connections open at once (accepted plus outbound). An accepted
+    /// connection over this limit is closed at once and counted as rejected.
+    /// Default: the soft descriptor limit minus [`RESERVED_DESCRIPTORS`].
+    pub max_connections: usize,
+    /// Size of the one scratch buffer every read lands in. Always > 0.
+    pub read_buffer_size: usize,
+    /// Reads one connection may make in one turn before yielding. Always > 0.
+    pub read_budget_reads: usize,
+    /// Bytes one connection may read in one turn before yielding. Always > 0.
+    pub read_budget_bytes: usize,
+    /// Connections accepted per listener per turn before yielding to the
+    /// connections already open. Always > 0.
+    pub accepts_per_turn: usize,
+    /// Most unconsumed input kept for one connection: a peer that sends a
+    /// message larger than this is closed with [`Limit::Input`](crate::Limit).
+    pub max_input: usize,
+    /// Queued output at or above which the connection stops being read.
+    pub output_high_water: usize,
+    /// Queued output below which a paused connection is read again.
+    /// Invariant: `output_low_water < output_high_water`.
+    pub output_low_water: usize,
+    /// Hard cap on queued output: a write past it closes the connection with
+    /// [`Limit::Output`](crate::Limit). Invariant: `>= output_high_water`.
+    pub max_output: usize,
+    /// Idle timeout given to every new connection (`None`: never).
+    pub idle_timeout: Option<Duration>,
+    /// How long a connection closed after flushing waits for the peer's FIN
+    /// before the socket is closed (see `docs/architecture.md`, lingering).
+    pub linger_timeout: Duration,
+    /// Delay before accepting again after the process ran out of descriptors.
+    pub accept_retry_delay: Duration,
+    /// Resolution of the timing wheel. Timers fire up to one tick late.
+    pub timer_tick: Duration,
+    /// Capacity of the event buffer handed to each `poll`.
+    pub events_capacity: usize,
+}
+
+/// Descriptors kept back from the default connection limit for listeners,
+/// the poll instance, the waker, log files and the like.
+pub const RESERVED_DESCRIPTORS: usize = 32;
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            backlog: 1024,
+            reuse_port: false,
+            nodelay: true,
+            max_connections: default_max_connections(),
+            read_buffer_size: 64 * 1024,
+            read_budget_reads: 16,
+            read_budget_bytes: 256 * 1024,
+            accepts_per_turn: 256,
+            max_input: 1024 * 1024,
+            output_high_water: 256 * 1024,
+            output_low_water: 64 * 1024,
+            max_output: 4 * 1024 * 1024,
+            idle_timeout: None,
+            linger_timeout: Duration::from_secs(2),
+            accept_retry_delay: Duration::from_millis(100),
+            timer_tick: Duration::from_millis(1),
+            events_capacity: 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Checks that the settings agree with each other.
+    ///
+    /// ```
+    /// let bad = reactor::Config { output_low_water: 10, output_high_water: 5, ..Default::default() };
+    /// assert!(bad.validate().is_err());
+    /// assert!(reactor::Config::default().validate().is_ok());
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("read_buffer_size", self.read_buffer_size),
+            ("read_budget_reads", self.read_budget_reads),
+            ("read_budget_bytes", self.read_budget_bytes),
+            ("accepts_per_turn", self.accepts_per_turn),
+            ("events_capacity", self.events_capacity),
+            ("max_input", self.max_input),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(ConfigError(format!("{name} must be greater than zero")));
+            }
+        }
+        if self.output_low_water >= self.output_high_water {
+            return Err(ConfigError(format!(
+                "output_low_water ({}) must be below output_high_water ({})",
+                self.output_low_water, self.output_high_water
+            )));
+        }
+        if self.max_output < self.output_high_water {
+            return Err(ConfigError(format!(
+                "max_output ({}) must be at least output_high_water ({})",
+                self.max_output, self.output_high_water
+            )));
+        }
+        if self.timer_tick.is_zero() {
+            return Err(ConfigError("timer_tick must be greater than zero".into()));
+        }
+        if self.max_connections >= crate::token::MAX_CONNECTIONS {
+            return Err(ConfigError(format!(
+                "max_connections ({}) must be below {}",
+                self.max_connections,
+                crate::token::MAX_CONNECTIONS
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A contradiction in a [`Config`], described in words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid reactor configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The soft `RLIMIT_NOFILE` of this process, when it can be read.
+///
+/// Read from `/proc/self/limits` because the library may not call `getrlimit`
+/// without `unsafe` or a `libc` dependency; elsewhere this returns `None`.
+pub fn descriptor_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line.split_whitespace().nth(3)?;
+    soft.parse().ok()
+}
+
+fn default_max_connections() -> usize {
+    match descriptor_limit() {
+        Some(limit) => limit.saturating_sub(RESERVED_DESCRIPTORS).max(1),
+        None => 1024 - RESERVED_DESCRIPTORS,
+    }
+}

@@ -1,0 +1,118 @@
+//! One connection as the slab stores it: socket, readiness flags, buffers,
+//! timers, state, and the handler's per-connection protocol state.
+//!
+//! Everything here is plain data; the loop (`reactor.rs`) and the I/O paths
+//! (`io.rs`) decide what to do with it. The only behaviour is
+//! [`Connection::set_state`], the single place a state changes.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use log::trace;
+use mio::net::TcpStream;
+
+use crate::buffer::{InputBuffer, OutputQueue};
+use crate::state::{CloseReason, ConnState};
+use crate::timer::TimerId;
+use crate::token::ConnId;
+
+/// A connection in the slab. `S` is the handler's per-connection state.
+#[derive(Debug)]
+pub(crate) struct Connection<S> {
+    /// This connection's id. Invariant: `id.index` is its slab key.
+    pub(crate) id: ConnId,
+    /// The socket; `None` once closed (dropping it closes the descriptor and
+    /// removes it from the poll set).
+    pub(crate) socket: Option<TcpStream>,
+    /// Address of the peer, for the handler and for logs.
+    pub(crate) peer: SocketAddr,
+    /// Where the connection is in its life; change only via `set_state`.
+    pub(crate) state: ConnState,
+    /// Set by a readable event, cleared only by `WouldBlock` or a short read:
+    /// while set, a read may find data, and no new edge is promised.
+    pub(crate) readable: bool,
+    /// Set by a writable event, cleared only by `WouldBlock` or a short write.
+    pub(crate) writable: bool,
+    /// The last event hinted at the peer's FIN; a short read then does not
+    /// clear `readable`, so the `read() == 0` that follows is not missed.
+    pub(crate) read_closed_hint: bool,
+    /// Queued on the ready queue (budget ran out with readiness left).
+    /// Invariant: the connection appears on the queue at most once.
+    pub(crate) in_ready_queue: bool,
+    /// Queued on the dirty list (output queued, not yet tried this turn).
+    pub(crate) in_dirty_list: bool,
+    /// Reading is paused because queued output reached the high-water mark.
+    pub(crate) backpressured: bool,
+    /// Input left unconsumed by the handler.
+    pub(crate) input: InputBuffer,
+    /// Output not yet accepted by the socket.
+    pub(crate) output: OutputQueue,
+    /// Turn clock at the last read or write progress.
+    pub(crate) last_active: Instant,
+    /// Idle limit; `None`: none.
+    pub(crate) idle_timeout: Option<Duration>,
+    /// The armed idle timer. Invariant: `Some` only if `idle_timeout` is.
+    pub(crate) idle_timer: Option<TimerId>,
+    /// The armed connect-timeout or linger timer, whichever the state needs.
+    pub(crate) state_timer: Option<TimerId>,
+    /// Why the connection is ending, once decided (closing or closed).
+    pub(crate) close_reason: Option<CloseReason>,
+    /// The handler's state; `None` only while lent to a callback, or after
+    /// the closed callback took it.
+    pub(crate) user: Option<S>,
+}
+
+impl<S> Connection<S> {
+    pub(crate) fn new(
+        id: ConnId,
+        socket: TcpStream,
+        peer: SocketAddr,
+        state: ConnState,
+        now: Instant,
+        user: Option<S>,
+    ) -> Self {
+        Connection {
+            id,
+            socket: Some(socket),
+            peer,
+            state,
+            readable: false,
+            writable: false,
+            read_closed_hint: false,
+            in_ready_queue: false,
+            in_dirty_list: false,
+            backpressured: false,
+            input: InputBuffer::default(),
+            output: OutputQueue::default(),
+            last_active: now,
+            idle_timeout: None,
+            idle_timer: None,
+            state_timer: None,
+            close_reason: None,
+            user,
+        }
+    }
+
+    /// Moves to `to`, which the state machine must allow; logs the step.
+    pub(crate) fn set_state(&mut self, to: ConnState, why: &str) {
+        debug_assert!(
+            self.state.check_transition(to),
+            "illegal transition {:?} -> {:?} for {}",
+            self.state,
+            to,
+            self.id
+        );
+        trace!("conn {}: {:?} -> {:?} ({})", self.id, self.state, to, why);
+        self.state = to;
+    }
+
+    /// Whether the connection is finished and only waits for its slot to be freed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state == ConnState::Closed
+    }
+
+    /// Nothing queued in either direction and no readiness left unserved.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.output.is_empty() && self.input.is_empty() && !self.readable
+    }
+}

@@ -1,0 +1,236 @@
+//! `Context`: what a handler callback may do to the loop.
+//!
+//! Every action takes a [`ConnId`], so a handler can write to, close or time
+//! out any connection, not just the one it was called about (a chat server
+//! broadcasts this way). Stale ids are harmless: actions on a connection that
+//! has closed do nothing or return [`WriteError::Gone`].
+//!
+//! Effects are immediate on the loop's bookkeeping but I/O waits for the
+//! callback to return: writes are queued and leave in one system call per
+//! connection, right after the callback or, for other connections, before
+//! the loop next sleeps.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use log::debug;
+use mio::event::Source;
+use mio::{Interest, Token};
+
+use crate::connection::Connection;
+use crate::core::{Core, TimerKind};
+use crate::handler::{Handler, WriteError};
+use crate::listener;
+use crate::state::{CloseReason, ConnState};
+use crate::stats::Stats;
+use crate::timer::TimerId;
+use crate::token::{self, ConnId, SourceId};
+
+/// The loop as a handler callback sees it.
+pub struct Context<'a, H: Handler> {
+    /// The loop's state, borrowed for the length of one callback.
+    pub(crate) core: &'a mut Core<H>,
+}
+
+impl<H: Handler> Context<'_, H> {
+    /// Queues a copy of `data` for `conn`.
+    ///
+    /// Fails with [`WriteError::Gone`] if the connection is closed or closing
+    /// for good, and with [`WriteError::OutputLimit`] (closing it) if the
+    /// queue would pass [`Config::max_output`](crate::Config::max_output).
+    pub fn write(&mut self, conn: ConnId, data: &[u8]) -> Result<(), WriteError> {
+        self.core
+            .queue_output(conn, data.len(), |queue| queue.push_slice(data))
+    }
+
+    /// Queues an owned buffer for `conn` without copying it.
+    pub fn write_vec(&mut self, conn: ConnId, data: Vec<u8>) -> Result<(), WriteError> {
+        self.core
+            .queue_output(conn, data.len(), |queue| queue.push_vec(data))
+    }
+
+    /// Closes `conn` now; queued output is dropped. Reason: `ClosedLocally`.
+    pub fn close(&mut self, conn: ConnId) {
+        self.core.close_now(conn, CloseReason::ClosedLocally);
+    }
+
+    /// Stops reading `conn`, writes what is queued, shuts down the write side
+    /// and waits briefly for the peer's FIN before closing (so the peer gets
+    /// every byte rather than a reset).
+    pub fn close_after_flush(&mut self, conn: ConnId) {
+        self.core
+            .close_after_flush(conn, CloseReason::ClosedLocally);
+    }
+
+    /// Sets (or with `None` removes) the idle timeout of `conn`, counting from now.
+    pub fn set_idle_timeout(&mut self, conn: ConnId, timeout: Option<Duration>) {
+        self.core.set_idle_timeout(conn, timeout);
+    }
+
+    /// Starts a timer that calls [`Handler::timer`] after `after`.
+    pub fn start_timer(&mut self, after: Duration, tag: u64) -> TimerId {
+        let deadline = self.core.now + after;
+        self.core
+            .timers
+            .insert(deadline, TimerKind::Handler { conn: None, tag })
+    }
+
+    /// Starts a timer bound to `conn`: it does not fire if `conn` has closed.
+    pub fn start_conn_timer(&mut self, conn: ConnId, after: Duration, tag: u64) -> TimerId {
+        let deadline = self.core.now + after;
+        self.core.timers.insert(
+            deadline,
+            TimerKind::Handler {
+                conn: Some(conn),
+                tag,
+            },
+        )
+    }
+
+    /// Cancels a timer; `false` if it already fired or was cancelled.
+    pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
+        self.core.cancel_timer(timer)
+    }
+
+    /// Starts a non-blocking connect to `addr`. The result arrives later:
+    /// [`Handler::connected`], or [`Handler::closed`] with
+    /// `ConnectFailed` / `ConnectTimeout`. Output written before the connect
+    /// completes is sent once it does.
+    pub fn connect(
+        &mut self,
+        addr: SocketAddr,
+        timeout: Option<Duration>,
+        state: H::State,
+    ) -> io::Result<ConnId> {
+        let core = &mut *self.core;
+        if core.stats.open_connections as usize >= core.config.max_connections {
+            return Err(io::Error::other(format!(
+                "cannot connect to {addr}: max_connections ({}) reached",
+                core.config.max_connections
+            )));
+        }
+        let mut socket = listener::start_connect(addr, core.config.nodelay)?;
+        let slot = core.conns.vacant_key();
+        core.registry.register(
+            &mut socket,
+            Token(slot),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        let id = ConnId {
+            index: slot as u32,
+            generation: core.new_generation(),
+        };
+        let conn = Connection::new(
+            id,
+            socket,
+            addr,
+            ConnState::Connecting,
+            core.now,
+            Some(state),
+        );
+        let inserted = core.conns.insert(conn);
+        debug_assert_eq!(inserted, slot);
+        core.stats.connects_started += 1;
+        core.stats.open_connections += 1;
+        debug!("conn {id}: connecting to {addr}");
+        if let Some(timeout) = timeout {
+            core.arm_state_timer(id, timeout, TimerKind::ConnectTimeout(id));
+        }
+        if let Some(idle) = core.config.idle_timeout {
+            core.set_idle_timeout(id, Some(idle));
+        }
+        Ok(id)
+    }
+
+    /// Makes `run` return after this turn. Connections stay open.
+    pub fn stop(&mut self) {
+        self.core.stop_requested = true;
+    }
+
+    /// Starts a graceful shutdown with `grace` until remaining connections
+    /// are force-closed (see [`Handle::shutdown`](crate::Handle::shutdown)).
+    pub fn shutdown(&mut self, grace: Duration) {
+        self.core.shutdown_requested = Some(grace);
+    }
+
+    /// Whether a graceful shutdown is under way.
+    pub fn is_shutting_down(&self) -> bool {
+        self.core.is_shutting_down() || self.core.shutdown_requested.is_some()
+    }
+
+    /// The loop's counters as of now.
+    pub fn stats(&self) -> &Stats {
+        &self.core.stats
+    }
+
+    /// The turn's clock: the instant `poll` last returned.
+    pub fn now(&self) -> Instant {
+        self.core.now
+    }
+
+    /// The protocol state of another connection. `None` for the connection
+    /// whose callback is running (its state is the callback's argument) and
+    /// for closed ones.
+    pub fn state(&self, conn: ConnId) -> Option<&H::State> {
+        self.core.conn(conn)?.user.as_ref()
+    }
+
+    /// Mutable form of [`Context::state`].
+    pub fn state_mut(&mut self, conn: ConnId) -> Option<&mut H::State> {
+        self.core.conn_mut(conn)?.user.as_mut()
+    }
+
+    /// Where `conn` is in its life, or `None` once it is closed.
+    pub fn conn_state(&self, conn: ConnId) -> Option<ConnState> {
+        self.core.conn(conn).map(|c| c.state)
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self, conn: ConnId) -> Option<SocketAddr> {
+        self.core.conn(conn).map(|c| c.peer)
+    }
+
+    /// Bytes queued for `conn` and not yet accepted by its socket.
+    pub fn queued_output(&self, conn: ConnId) -> Option<usize> {
+        self.core.conn(conn).map(|c| c.output.len())
+    }
+
+    /// Registers any mio source (a UDP socket, a signal pipe, ...) with the
+    /// loop; its events call [`Handler::source_ready`]. The handler keeps
+    /// ownership of the source.
+    pub fn register_source(
+        &mut self,
+        source: &mut impl Source,
+        interest: Interest,
+    ) -> io::Result<SourceId> {
+        register_source(self.core, source, interest)
+    }
+
+    /// Removes a source registered with [`Context::register_source`].
+    pub fn deregister_source(&mut self, source: &mut impl Source, id: SourceId) -> io::Result<()> {
+        self.core.registry.deregister(source)?;
+        if let Some(taken) = self.core.sources.get_mut(id.0) {
+            *taken = false;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn register_source<H: Handler>(
+    core: &mut Core<H>,
+    source: &mut impl Source,
+    interest: Interest,
+) -> io::Result<SourceId> {
+    let index = match core.sources.iter().position(|taken| !taken) {
+        Some(free) => free,
+        None => {
+            core.sources.push(false);
+            core.sources.len() - 1
+        }
+    };
+    core.registry
+        .register(source, token::source_token(index), interest)?;
+    core.sources[index] = true;
+    Ok(SourceId(index))
+}

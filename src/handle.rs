@@ -1,0 +1,96 @@
+//! `Handle`: how other threads reach a running loop.
+//!
+//! The loop thread owns every socket and never shares them. Another thread
+//! puts a command on a channel and pokes the loop's `mio::Waker` (an eventfd
+//! registered under the reserved waker token); the loop drains the channel
+//! during that turn's dispatch. Statistics travel the other way through a
+//! snapshot the loop refreshes once per turn.
+
+use std::fmt;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mio::Waker;
+
+use crate::stats::Stats;
+
+/// What another thread asks of the loop.
+pub(crate) enum Command<M> {
+    /// Make `run` return after this turn.
+    Stop,
+    /// Begin a graceful shutdown with this grace period.
+    Shutdown(Duration),
+    /// Deliver to `Handler::message`.
+    Message(M),
+}
+
+/// A `Send + Clone` remote control for a [`Reactor`](crate::Reactor).
+///
+/// Every method is non-blocking: it queues a command and wakes the loop.
+/// Methods return `false` (or the message back) once the reactor is gone.
+pub struct Handle<M> {
+    /// Commands to the loop, drained when the waker fires.
+    pub(crate) commands: Sender<Command<M>>,
+    /// Wakes the loop out of `poll`.
+    pub(crate) waker: Arc<Waker>,
+    /// Snapshot of the loop's counters, at most one turn old.
+    pub(crate) stats: Arc<Mutex<Stats>>,
+}
+
+impl<M> Clone for Handle<M> {
+    fn clone(&self) -> Self {
+        Handle {
+            commands: self.commands.clone(),
+            waker: Arc::clone(&self.waker),
+            stats: Arc::clone(&self.stats),
+        }
+    }
+}
+
+impl<M> fmt::Debug for Handle<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle").finish_non_exhaustive()
+    }
+}
+
+impl<M> Handle<M> {
+    fn command(&self, command: Command<M>) -> Result<(), Command<M>> {
+        self.commands.send(command).map_err(|e| e.0)?;
+        // A failed wake means the poll instance is gone: so is the loop.
+        let _ = self.waker.wake();
+        Ok(())
+    }
+
+    /// Makes `run` return after its current turn; connections stay open.
+    pub fn stop(&self) -> bool {
+        self.command(Command::Stop).is_ok()
+    }
+
+    /// Starts a graceful shutdown: listeners close at once (new connections
+    /// are refused), idle connections close, busy ones finish writing what is
+    /// queued and then close. After `grace`, whatever remains is closed with
+    /// [`CloseReason::Shutdown`](crate::CloseReason::Shutdown). `run` returns
+    /// once no connection is left.
+    pub fn shutdown(&self, grace: Duration) -> bool {
+        self.command(Command::Shutdown(grace)).is_ok()
+    }
+
+    /// Sends `message` to [`Handler::message`](crate::Handler::message).
+    /// Gives the message back if the reactor is gone.
+    pub fn send(&self, message: M) -> Result<(), M> {
+        self.command(Command::Message(message))
+            .map_err(|command| match command {
+                Command::Message(message) => message,
+                _ => unreachable!("a message command comes back as itself"),
+            })
+    }
+
+    /// The loop's counters as of the end of its last turn.
+    pub fn stats(&self) -> Stats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// The loop's end of the command channel.
+pub(crate) type Commands<M> = Receiver<Command<M>>;

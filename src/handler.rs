@@ -1,0 +1,163 @@
+//! The `Handler` trait: the one object through which a protocol plugs into
+//! the loop.
+//!
+//! A reactor owns one handler. Per-connection protocol state (`State`) lives
+//! in the slab beside the connection's buffers and is lent to each callback,
+//! so a handler holds no map of its own from connection to state. Every
+//! callback gets a [`Context`] to act on the loop: write to any connection,
+//! close, arm timers, connect out, stop.
+//!
+//! Callbacks run on the loop thread and must not block: a blocked callback
+//! stalls every connection. A panic in a callback is caught, counted, logged,
+//! and closes only the connection it was about.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use mio::event::Event;
+
+use crate::context::Context;
+use crate::state::CloseReason;
+use crate::timer::TimerId;
+use crate::token::{ConnId, SourceId};
+
+/// The protocol side of a reactor.
+///
+/// Only [`opened`](Handler::opened) and [`data`](Handler::data) are required.
+///
+/// ```no_run
+/// use reactor::{ConnId, Context, Handler, Reactor, Config};
+/// use std::net::SocketAddr;
+///
+/// /// Echoes every byte back.
+/// struct Echo;
+///
+/// impl Handler for Echo {
+///     type State = ();
+///     type Message = ();
+///     fn opened(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: SocketAddr) {}
+///     fn data(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, _: &mut (), input: &[u8]) -> usize {
+///         let _ = ctx.write(conn, input);
+///         input.len()
+///     }
+/// }
+///
+/// let mut reactor = Reactor::new(Echo, Config::default())?;
+/// reactor.listen("127.0.0.1:65432".parse().unwrap())?;
+/// reactor.run()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub trait Handler: Sized {
+    /// Protocol state kept per connection (a parser, a nickname, ...).
+    type State;
+    /// Messages other threads send in through [`Handle::send`](crate::Handle::send).
+    type Message: Send + 'static;
+
+    /// A listener accepted `conn` from `peer`; returns its initial state.
+    fn opened(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        conn: ConnId,
+        peer: SocketAddr,
+    ) -> Self::State;
+
+    /// Input arrived. `input` holds every byte not yet consumed: what earlier
+    /// calls left plus what was just read. Returns how many leading bytes were
+    /// consumed; the rest is offered again, with more, on the next call.
+    ///
+    /// Output written here leaves in one system call after this returns.
+    fn data(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        conn: ConnId,
+        state: &mut Self::State,
+        input: &[u8],
+    ) -> usize;
+
+    /// An outbound connection started by [`Context::connect`] is established.
+    fn connected(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, state: &mut Self::State) {
+        let _ = (ctx, conn, state);
+    }
+
+    /// The peer shut down its write side (`read() == 0`); we may still write.
+    /// The default closes once everything queued is written.
+    fn read_closed(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, state: &mut Self::State) {
+        let _ = state;
+        ctx.close_after_flush(conn);
+    }
+
+    /// The connection ended; `state` is handed back for the last time. Not
+    /// called for a connection whose `opened` panicked (it has no state).
+    fn closed(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        conn: ConnId,
+        state: Self::State,
+        reason: CloseReason,
+    ) {
+        let _ = (ctx, conn, state, reason);
+    }
+
+    /// A timer started with [`Context::start_timer`] or
+    /// [`Context::start_conn_timer`] fired.
+    fn timer(&mut self, ctx: &mut Context<'_, Self>, fired: Fired) {
+        let _ = (ctx, fired);
+    }
+
+    /// Another thread sent a message through a [`Handle`](crate::Handle).
+    fn message(&mut self, ctx: &mut Context<'_, Self>, message: Self::Message) {
+        let _ = (ctx, message);
+    }
+
+    /// A source registered with [`Context::register_source`] is ready.
+    /// Edge-triggered: drain it until `WouldBlock`.
+    fn source_ready(&mut self, ctx: &mut Context<'_, Self>, source: SourceId, event: &Event) {
+        let _ = (ctx, source, event);
+    }
+
+    /// A graceful shutdown began: listeners are closed; idle connections
+    /// will be closed; busy ones finish what is queued.
+    fn shutdown_started(&mut self, ctx: &mut Context<'_, Self>) {
+        let _ = ctx;
+    }
+
+    /// Runs once per turn, after all pending output was written and before
+    /// the loop sleeps in `poll` (Redis's `beforeSleep`).
+    fn before_sleep(&mut self, ctx: &mut Context<'_, Self>) {
+        let _ = ctx;
+    }
+}
+
+/// A timer that fired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fired {
+    /// The id [`Context::start_timer`] returned.
+    pub timer: TimerId,
+    /// The connection the timer was bound to, if any. Such a timer never
+    /// fires after its connection closed.
+    pub conn: Option<ConnId>,
+    /// The caller's tag, returned untouched.
+    pub tag: u64,
+}
+
+/// Why output could not be queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteError {
+    /// The connection is closed (or the id is stale) or no longer sends.
+    Gone,
+    /// The write would pass `max_output`; the connection was closed.
+    OutputLimit,
+}
+
+impl fmt::Display for WriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WriteError::Gone => write!(f, "connection is closed"),
+            WriteError::OutputLimit => {
+                write!(f, "output limit exceeded; the connection was closed")
+            }
+        }
+    }
+}
+
+impl std::error::Error for WriteError {}

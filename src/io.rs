@@ -1,0 +1,534 @@
+//! The I/O paths of one connection: what happens when it is ready.
+//!
+//! [`Driver::drive`] is the connection's step function: given the readiness
+//! flags its events set, it finishes a connect, flushes output, reads input
+//! and hands it to the handler, or drains a lingering close. The rules that
+//! keep edge-triggered readiness correct live here:
+//!
+//! * a flag set by an event is cleared only by `WouldBlock` or a short
+//!   read/write (the socket was drained at that moment; Linux promises a new
+//!   edge for anything that arrives later);
+//! * a connection that runs out of its per-turn budget with the flag still
+//!   set goes on the ready queue, because no new edge will come for it;
+//! * output produced by a callback is written as soon as the callback returns.
+//!
+//! Callbacks run through [`Driver::call`], which catches panics so that one
+//! failing connection never takes down the loop.
+
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use log::{debug, error, trace, warn};
+use mio::{Interest, Token};
+use socket2::SockRef;
+
+use crate::connection::Connection;
+use crate::context::Context;
+use crate::core::{live, Core, Ready, TimerKind};
+use crate::handler::Handler;
+use crate::state::{CloseReason, ConnState, Limit};
+use crate::token::ConnId;
+
+/// `EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM` on Linux: out of descriptors or
+/// kernel memory. Accepting pauses and resumes from a timer.
+const RESOURCE_ERRORS: [i32; 4] = [24, 23, 105, 12];
+
+/// The loop's state and its handler, borrowed together for one step.
+pub(crate) struct Driver<'a, H: Handler> {
+    /// The loop's state.
+    pub(crate) core: &'a mut Core<H>,
+    /// The protocol.
+    pub(crate) handler: &'a mut H,
+}
+
+impl<H: Handler> Driver<'_, H> {
+    /// Runs a handler callback with a fresh `Context`, catching a panic.
+    /// `None` means it panicked (already counted and logged).
+    pub(crate) fn call<R>(
+        &mut self,
+        what: &str,
+        callback: impl FnOnce(&mut H, &mut Context<'_, H>) -> R,
+    ) -> Option<R> {
+        let core = &mut *self.core;
+        let handler = &mut *self.handler;
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let mut ctx = Context { core };
+            callback(handler, &mut ctx)
+        }));
+        match result {
+            Ok(value) => Some(value),
+            Err(payload) => {
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic payload".into());
+                error!("handler panicked in {what}: {message}");
+                self.core.stats.handler_panics += 1;
+                None
+            }
+        }
+    }
+
+    /// Runs a connection callback with the connection's state lent to it.
+    /// A panic closes the connection.
+    fn call_with_state<R>(
+        &mut self,
+        id: ConnId,
+        what: &str,
+        callback: impl FnOnce(&mut H, &mut Context<'_, H>, &mut H::State) -> R,
+    ) -> Option<R> {
+        let mut user = self.core.conn_mut(id)?.user.take()?;
+        let result = self.call(what, |handler, ctx| callback(handler, ctx, &mut user));
+        if let Some(conn) = self.core.conns.get_mut(id.slot()) {
+            conn.user = Some(user);
+        }
+        if result.is_none() {
+            self.core.close_now(id, CloseReason::HandlerPanic);
+        }
+        result
+    }
+
+    /// One step of a connection's life, driven by its readiness flags.
+    pub(crate) fn drive(&mut self, id: ConnId) {
+        let Some(conn) = self.core.conn_mut(id) else {
+            return;
+        };
+        match conn.state {
+            ConnState::Connecting => {
+                if conn.writable {
+                    self.finish_connect(id);
+                }
+            }
+            ConnState::Open | ConnState::ReadClosed | ConnState::Closing => {
+                if conn.writable && !conn.output.is_empty() {
+                    self.flush(id);
+                }
+                self.read_input(id);
+            }
+            ConnState::Lingering => self.discard_input(id),
+            ConnState::Closed => {}
+        }
+    }
+
+    /// Reads until `WouldBlock`, a short read, backpressure or the budget,
+    /// handing each read to the handler and flushing what it wrote.
+    fn read_input(&mut self, id: ConnId) {
+        let mut scratch = std::mem::take(&mut self.core.scratch);
+        let (budget_reads, budget_bytes) = (
+            self.core.config.read_budget_reads,
+            self.core.config.read_budget_bytes,
+        );
+        let (mut reads, mut bytes) = (0, 0);
+        loop {
+            let core = &mut *self.core;
+            let Some(conn) = live(&mut core.conns, id) else {
+                break;
+            };
+            if !conn.state.reads_input() || !conn.readable {
+                break;
+            }
+            if conn.output.len() >= core.config.output_high_water {
+                // Backpressure: the peer is not reading what we send, so stop
+                // reading what it sends. No syscall: the connection is skipped
+                // until a flush brings the queue under the low-water mark.
+                if !conn.backpressured {
+                    trace!(
+                        "conn {id}: backpressure on ({} bytes queued)",
+                        conn.output.len()
+                    );
+                    conn.backpressured = true;
+                }
+                break;
+            }
+            if reads >= budget_reads || bytes >= budget_bytes {
+                trace!("conn {id}: read budget used ({reads} reads, {bytes} bytes), yielding");
+                core.stats.budget_yields += 1;
+                core.push_ready(Ready::Conn(id));
+                break;
+            }
+            let socket = conn.socket.as_ref().expect("open connection has a socket");
+            core.stats.read_syscalls += 1;
+            match (&*socket).read(&mut scratch) {
+                Ok(0) => {
+                    self.peer_closed(id);
+                    break;
+                }
+                Ok(n) => {
+                    reads += 1;
+                    bytes += n;
+                    conn.last_active = core.now;
+                    // A short read drained the socket: Linux will signal a new
+                    // edge for anything that arrives later, so skip the read
+                    // that would only return WouldBlock. Unless the event also
+                    // announced the FIN: then read on to see `read() == 0`.
+                    if n < scratch.len() && !conn.read_closed_hint {
+                        conn.readable = false;
+                    }
+                    core.stats.bytes_in += n as u64;
+                    self.deliver(id, &scratch[..n]);
+                    self.flush(id);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    conn.readable = false;
+                    core.stats.would_blocks += 1;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    debug!("conn {id}: read failed: {e}");
+                    core.close_now(id, CloseReason::from_io(&e));
+                    break;
+                }
+            }
+        }
+        self.core.scratch = scratch;
+    }
+
+    /// Hands `fresh` bytes (plus any leftovers) to the handler and keeps what
+    /// it did not consume.
+    fn deliver(&mut self, id: ConnId, fresh: &[u8]) {
+        let max_input = self.core.config.max_input;
+        let Some(conn) = self.core.conn_mut(id) else {
+            return;
+        };
+        let mut input = std::mem::take(&mut conn.input);
+        let had_leftovers = !input.is_empty();
+        if had_leftovers {
+            input.extend(fresh);
+        }
+        let offered: &[u8] = if had_leftovers {
+            input.unconsumed()
+        } else {
+            fresh
+        };
+        self.core.current = Some(id);
+        let consumed = self.call_with_state(id, "data", |handler, ctx, state| {
+            handler.data(ctx, id, state, offered)
+        });
+        self.core.current = None;
+        let Some(consumed) = consumed else {
+            return;
+        };
+        let consumed = consumed.min(offered.len());
+        if had_leftovers {
+            input.consume(consumed);
+        } else if consumed < fresh.len() {
+            input.extend(&fresh[consumed..]);
+        }
+        let Some(conn) = self.core.conn_mut(id) else {
+            return;
+        };
+        conn.input = input;
+        if conn.input.len() > max_input {
+            debug!(
+                "conn {id}: {} unconsumed input bytes pass the input cap",
+                conn.input.len()
+            );
+            self.core
+                .close_now(id, CloseReason::LimitExceeded(Limit::Input));
+        }
+    }
+
+    /// The peer sent FIN: stop reading and let the handler decide.
+    fn peer_closed(&mut self, id: ConnId) {
+        let Some(conn) = self.core.conn_mut(id) else {
+            return;
+        };
+        conn.readable = false;
+        conn.close_reason = Some(CloseReason::PeerClosed);
+        conn.set_state(ConnState::ReadClosed, "peer sent FIN");
+        self.call_with_state(id, "read_closed", |handler, ctx, state| {
+            handler.read_closed(ctx, id, state)
+        });
+        self.flush(id);
+    }
+
+    /// Writes queued output with one vectored send per attempt, until the
+    /// queue is empty or the socket refuses more; then applies the
+    /// consequences: backpressure release, finishing a close, shutdown.
+    pub(crate) fn flush(&mut self, id: ConnId) {
+        let core = &mut *self.core;
+        let shutting_down = core.is_shutting_down();
+        let Some(conn) = live(&mut core.conns, id) else {
+            return;
+        };
+        if !conn.state.writes_output() {
+            return;
+        }
+        while conn.writable && !conn.output.is_empty() {
+            let socket = conn.socket.as_ref().expect("open connection has a socket");
+            core.stats.write_syscalls += 1;
+            match conn.output.send_to(SockRef::from(socket)) {
+                Ok((written, complete)) => {
+                    core.stats.bytes_out += written as u64;
+                    core.stats.queued_output_bytes -= written as u64;
+                    conn.last_active = core.now;
+                    if !complete {
+                        // Short write: the send buffer is full for now.
+                        conn.writable = false;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    conn.writable = false;
+                    core.stats.would_blocks += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    debug!("conn {id}: write failed: {e}");
+                    core.close_now(id, CloseReason::from_io(&e));
+                    return;
+                }
+            }
+        }
+        if conn.backpressured && conn.output.len() < core.config.output_low_water {
+            trace!(
+                "conn {id}: backpressure off ({} bytes queued)",
+                conn.output.len()
+            );
+            conn.backpressured = false;
+            if conn.readable {
+                core.push_ready(Ready::Conn(id));
+            }
+        }
+        let conn = live(&mut core.conns, id).expect("still open");
+        if conn.output.is_empty() {
+            if conn.state == ConnState::Closing {
+                self.finish_closing(id);
+            } else if shutting_down && conn.is_idle() {
+                core.close_after_flush(id, CloseReason::Shutdown);
+                self.finish_closing(id);
+            }
+        }
+    }
+
+    /// Everything is written: send our FIN, then wait for the peer's.
+    fn finish_closing(&mut self, id: ConnId) {
+        let linger = self.core.config.linger_timeout;
+        let Some(conn) = self.core.conn_mut(id) else {
+            return;
+        };
+        let reason = conn.close_reason.unwrap_or(CloseReason::ClosedLocally);
+        let socket = conn.socket.as_ref().expect("open connection has a socket");
+        let peer_done = conn.close_reason == Some(CloseReason::PeerClosed);
+        if peer_done || socket.shutdown(std::net::Shutdown::Write).is_err() {
+            self.core.close_now(id, reason);
+            return;
+        }
+        conn.set_state(ConnState::Lingering, "output flushed, FIN sent");
+        self.core.arm_state_timer(id, linger, TimerKind::Linger(id));
+        self.discard_input(id);
+    }
+
+    /// Lingering: read and drop input until the peer's FIN, so unread bytes
+    /// in our receive buffer do not turn our close into a reset.
+    fn discard_input(&mut self, id: ConnId) {
+        let mut scratch = std::mem::take(&mut self.core.scratch);
+        for _ in 0..self.core.config.read_budget_reads {
+            let core = &mut *self.core;
+            let Some(conn) = live(&mut core.conns, id) else {
+                break;
+            };
+            if !conn.readable {
+                break;
+            }
+            let reason = conn.close_reason.unwrap_or(CloseReason::ClosedLocally);
+            let socket = conn.socket.as_ref().expect("open connection has a socket");
+            core.stats.read_syscalls += 1;
+            match (&*socket).read(&mut scratch) {
+                Ok(0) => {
+                    core.close_now(id, reason);
+                    break;
+                }
+                Ok(n) => {
+                    core.stats.bytes_in += n as u64;
+                    trace!("conn {id}: lingering, discarded {n} bytes");
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    conn.readable = false;
+                    core.stats.would_blocks += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    core.close_now(id, reason);
+                    break;
+                }
+            }
+        }
+        if self.core.conn(id).is_some_and(|c| c.readable) {
+            self.core.push_ready(Ready::Conn(id));
+        }
+        self.core.scratch = scratch;
+    }
+
+    /// A writable event on a connecting socket: did the connect succeed?
+    fn finish_connect(&mut self, id: ConnId) {
+        let conn = self.core.conn_mut(id).expect("caller checked");
+        let socket = conn.socket.as_ref().expect("open connection has a socket");
+        let failure = match socket.take_error() {
+            Ok(Some(e)) | Err(e) => Some(e),
+            Ok(None) => match socket.peer_addr() {
+                Ok(_) => None,
+                // Spurious wake-up: still connecting.
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                    conn.writable = false;
+                    return;
+                }
+                Err(e) => Some(e),
+            },
+        };
+        if let Some(e) = failure {
+            debug!("conn {id}: connect to {} failed: {e}", conn.peer);
+            self.core
+                .close_now(id, CloseReason::ConnectFailed(e.kind()));
+            return;
+        }
+        conn.set_state(ConnState::Open, "connected");
+        if let Some(timer) = conn.state_timer.take() {
+            self.core.timers.cancel(timer);
+        }
+        self.call_with_state(id, "connected", |handler, ctx, state| {
+            handler.connected(ctx, id, state)
+        });
+        self.flush(id);
+        self.read_input(id);
+    }
+
+    /// Accepts from listener `index` until `WouldBlock` or the budget.
+    pub(crate) fn accept(&mut self, index: usize) {
+        if self.core.accept_paused {
+            return;
+        }
+        for _ in 0..self.core.config.accepts_per_turn {
+            let Some(Some(listener)) = self.core.listeners.get(index) else {
+                return;
+            };
+            match listener.socket.accept() {
+                Ok((socket, peer)) => self.admit(socket, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(e) => {
+                    // Out of descriptors (or another accept failure): with
+                    // edge triggering, no new event will come for connections
+                    // already waiting, so retrying from a timer is the only
+                    // way to resume; retrying now would spin.
+                    if RESOURCE_ERRORS.contains(&e.raw_os_error().unwrap_or(0)) {
+                        warn!("accept paused: {e}");
+                    } else {
+                        error!("accept failed, pausing: {e}");
+                    }
+                    self.core.accept_paused = true;
+                    self.core.stats.accept_pauses += 1;
+                    let retry = self.core.now + self.core.config.accept_retry_delay;
+                    self.core.timers.insert(retry, TimerKind::AcceptRetry);
+                    return;
+                }
+            }
+        }
+        trace!("listener {index}: accept budget used, yielding");
+        self.core.stats.budget_yields += 1;
+        self.core.push_ready(Ready::Listener(index));
+    }
+
+    /// Takes in one accepted socket, or turns it away over the limit.
+    fn admit(&mut self, mut socket: mio::net::TcpStream, peer: SocketAddr) {
+        let core = &mut *self.core;
+        core.stats.accepted += 1;
+        if core.stats.open_connections as usize >= core.config.max_connections {
+            core.stats.rejected += 1;
+            debug!(
+                "rejected {peer}: max_connections ({}) reached",
+                core.config.max_connections
+            );
+            return; // dropping the socket closes it
+        }
+        if core.config.nodelay {
+            if let Err(e) = socket.set_nodelay(true) {
+                debug!("set TCP_NODELAY for {peer}: {e}");
+            }
+        }
+        let slot = core.conns.vacant_key();
+        if let Err(e) = core.registry.register(
+            &mut socket,
+            Token(slot),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            warn!("cannot register connection from {peer}: {e}");
+            return;
+        }
+        let id = ConnId {
+            index: slot as u32,
+            generation: core.new_generation(),
+        };
+        let conn = Connection::new(id, socket, peer, ConnState::Open, core.now, None);
+        core.conns.insert(conn);
+        core.stats.open_connections += 1;
+        trace!("conn {id}: accepted from {peer} -> Open");
+        if let Some(idle) = core.config.idle_timeout {
+            core.set_idle_timeout(id, Some(idle));
+        }
+        match self.call("opened", |handler, ctx| handler.opened(ctx, id, peer)) {
+            Some(state) => {
+                if let Some(conn) = self.core.conn_mut(id) {
+                    conn.user = Some(state);
+                }
+            }
+            None => self.core.close_now(id, CloseReason::HandlerPanic),
+        }
+        self.flush(id);
+    }
+
+    /// Tells the handler about every connection closed since the last call,
+    /// handing back its state; queues the slots to be freed.
+    pub(crate) fn report_closed(&mut self) {
+        while let Some(id) = self.core.unreported.pop_front() {
+            let conn = &mut self.core.conns[id.slot()];
+            let reason = conn.close_reason.expect("closed connections have a reason");
+            let user = conn.user.take();
+            self.core.to_free.push(id.slot());
+            if let Some(state) = user {
+                self.call("closed", |handler, ctx| {
+                    handler.closed(ctx, id, state, reason)
+                });
+            }
+        }
+    }
+
+    /// Flushes every connection written to outside its own callback.
+    pub(crate) fn flush_dirty(&mut self) {
+        while !self.core.dirty.is_empty() {
+            let dirty = std::mem::take(&mut self.core.dirty);
+            for &id in &dirty {
+                if let Some(conn) = self.core.conns.get_mut(id.slot()) {
+                    if conn.id == id {
+                        conn.in_dirty_list = false;
+                    }
+                }
+                self.flush(id);
+            }
+            // Reuse the allocation if nothing new was queued meanwhile.
+            if self.core.dirty.is_empty() {
+                self.core.dirty = dirty;
+                self.core.dirty.clear();
+            }
+        }
+    }
+}
+
+/// The readiness an event reports, folded into the connection's flags.
+pub(crate) fn note_readiness<S>(conn: &mut Connection<S>, event: &mio::event::Event) {
+    if event.is_readable() || event.is_read_closed() || event.is_error() {
+        conn.readable = true;
+    }
+    if event.is_read_closed() || event.is_error() {
+        conn.read_closed_hint = true;
+    }
+    if event.is_writable() || event.is_write_closed() || event.is_error() {
+        conn.writable = true;
+    }
+}

@@ -1,0 +1,222 @@
+//! The connection state machine: every state a connection can be in, every
+//! transition allowed between them, and every reason a connection ends.
+//!
+//! memcached's `drive_machine` is the model: one enum, one table. The reactor
+//! changes a connection's state only through [`ConnState::check_transition`]
+//! (called by `Connection::set_state`, which also logs it at trace level), so
+//! this file and the diagram in `docs/architecture.md` describe every life a
+//! connection can have.
+//!
+//! ```text
+//!  Connecting ──connected──▶ Open ──peer FIN──▶ ReadClosed
+//!      │                      │  ╲                  │
+//!      │                      │   close_after_flush │ close_after_flush
+//!      │                      │         ▼           ▼
+//!      │                      │       Closing ──flushed, peer FIN seen──▶ Closed
+//!      │                      │         │
+//!      │                      │   flushed, shutdown(Write)
+//!      │                      │         ▼
+//!      │                      │     Lingering ──peer FIN or linger timeout──▶ Closed
+//!      └──────────────────────┴──── error, reset, timeout, limit, close ───▶ Closed
+//! ```
+
+use std::fmt;
+use std::io;
+
+/// Where a connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConnState {
+    /// Outbound: `connect` was started and has not completed.
+    Connecting,
+    /// Both directions open: input is read and handed to the handler.
+    Open,
+    /// The peer sent FIN (`read() == 0`); we may still write.
+    ReadClosed,
+    /// Closing after flush: no more input is read; queued output is written,
+    /// then the write side is shut down.
+    Closing,
+    /// Our FIN is sent; waiting (bounded) for the peer's FIN, discarding input,
+    /// so that closing never turns into a reset that destroys data in flight.
+    Lingering,
+    /// Finished. The socket is closed; the slot is freed at the end of the turn.
+    Closed,
+}
+
+impl ConnState {
+    /// Whether the machine allows going from `self` to `to`.
+    ///
+    /// ```
+    /// use reactor::ConnState::*;
+    /// assert!(Open.check_transition(ReadClosed));
+    /// assert!(!Closed.check_transition(Open));
+    /// ```
+    pub fn check_transition(self, to: ConnState) -> bool {
+        use ConnState::*;
+        matches!(
+            (self, to),
+            (Connecting, Open)
+                | (Open, ReadClosed)
+                | (Open, Closing)
+                | (ReadClosed, Closing)
+                | (Closing, Lingering)
+                | (Connecting | Open | ReadClosed | Closing | Lingering, Closed)
+        )
+    }
+
+    /// Whether input from the socket is read and handed to the handler.
+    pub fn reads_input(self) -> bool {
+        self == ConnState::Open
+    }
+
+    /// Whether queued output may be written to the socket.
+    pub fn writes_output(self) -> bool {
+        matches!(
+            self,
+            ConnState::Open | ConnState::ReadClosed | ConnState::Closing
+        )
+    }
+
+    /// Whether the handler may still queue output (queued while connecting,
+    /// it is written once connected).
+    pub fn accepts_output(self) -> bool {
+        matches!(
+            self,
+            ConnState::Connecting | ConnState::Open | ConnState::ReadClosed | ConnState::Closing
+        )
+    }
+}
+
+/// Which per-connection limit was exceeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Limit {
+    /// Unconsumed input passed [`Config::max_input`](crate::Config::max_input).
+    Input,
+    /// Queued output passed [`Config::max_output`](crate::Config::max_output).
+    Output,
+}
+
+/// Why a connection ended; handed to `Handler::closed` and counted in
+/// [`Stats::closed_by_reason`](crate::Stats::closed_by_reason).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// The peer closed its side and everything owed to it was written.
+    PeerClosed,
+    /// The peer reset the connection (`ECONNRESET`, `EPIPE`).
+    Reset,
+    /// Another socket error, by kind.
+    Error(io::ErrorKind),
+    /// No traffic for longer than the connection's idle timeout.
+    IdleTimeout,
+    /// A per-connection memory limit was exceeded.
+    LimitExceeded(Limit),
+    /// The handler closed it (`close` or `close_after_flush`).
+    ClosedLocally,
+    /// A graceful shutdown closed it, or its deadline force-closed it.
+    Shutdown,
+    /// An outbound connect failed (refused, unreachable, ...).
+    ConnectFailed(io::ErrorKind),
+    /// An outbound connect did not complete within its timeout.
+    ConnectTimeout,
+    /// A handler callback for this connection panicked.
+    HandlerPanic,
+}
+
+impl CloseReason {
+    /// Number of distinct reasons, ignoring payloads.
+    pub const COUNT: usize = 10;
+
+    /// A dense index for counters, ignoring payloads.
+    pub fn index(self) -> usize {
+        match self {
+            CloseReason::PeerClosed => 0,
+            CloseReason::Reset => 1,
+            CloseReason::Error(_) => 2,
+            CloseReason::IdleTimeout => 3,
+            CloseReason::LimitExceeded(_) => 4,
+            CloseReason::ClosedLocally => 5,
+            CloseReason::Shutdown => 6,
+            CloseReason::ConnectFailed(_) => 7,
+            CloseReason::ConnectTimeout => 8,
+            CloseReason::HandlerPanic => 9,
+        }
+    }
+
+    /// Classifies an I/O error from a read or write on an open connection.
+    pub(crate) fn from_io(error: &io::Error) -> CloseReason {
+        match error.kind() {
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionAborted => CloseReason::Reset,
+            kind => CloseReason::Error(kind),
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::PeerClosed => write!(f, "peer closed"),
+            CloseReason::Reset => write!(f, "reset by peer"),
+            CloseReason::Error(kind) => write!(f, "socket error: {kind}"),
+            CloseReason::IdleTimeout => write!(f, "idle timeout"),
+            CloseReason::LimitExceeded(Limit::Input) => write!(f, "input limit exceeded"),
+            CloseReason::LimitExceeded(Limit::Output) => write!(f, "output limit exceeded"),
+            CloseReason::ClosedLocally => write!(f, "closed locally"),
+            CloseReason::Shutdown => write!(f, "shutdown"),
+            CloseReason::ConnectFailed(kind) => write!(f, "connect failed: {kind}"),
+            CloseReason::ConnectTimeout => write!(f, "connect timed out"),
+            CloseReason::HandlerPanic => write!(f, "handler panicked"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ConnState::*;
+    use super::*;
+
+    const ALL: [ConnState; 6] = [Connecting, Open, ReadClosed, Closing, Lingering, Closed];
+
+    #[test]
+    fn transition_table_is_exactly_the_documented_one() {
+        let allowed: Vec<(ConnState, ConnState)> = ALL
+            .iter()
+            .flat_map(|&a| ALL.iter().map(move |&b| (a, b)))
+            .filter(|&(a, b)| a.check_transition(b))
+            .collect();
+        assert_eq!(
+            allowed,
+            vec![
+                (Connecting, Open),
+                (Connecting, Closed),
+                (Open, ReadClosed),
+                (Open, Closing),
+                (Open, Closed),
+                (ReadClosed, Closing),
+                (ReadClosed, Closed),
+                (Closing, Lingering),
+                (Closing, Closed),
+                (Lingering, Closed),
+            ]
+        );
+    }
+
+    #[test]
+    fn close_reason_indices_are_dense_and_distinct() {
+        let reasons = [
+            CloseReason::PeerClosed,
+            CloseReason::Reset,
+            CloseReason::Error(io::ErrorKind::Other),
+            CloseReason::IdleTimeout,
+            CloseReason::LimitExceeded(Limit::Input),
+            CloseReason::ClosedLocally,
+            CloseReason::Shutdown,
+            CloseReason::ConnectFailed(io::ErrorKind::ConnectionRefused),
+            CloseReason::ConnectTimeout,
+            CloseReason::HandlerPanic,
+        ];
+        let mut seen: Vec<usize> = reasons.iter().map(|r| r.index()).collect();
+        seen.sort();
+        assert_eq!(seen, (0..CloseReason::COUNT).collect::<Vec<_>>());
+    }
+}
