@@ -1,0 +1,259 @@
+//! Helpers shared by the integration tests: an in-process echo reactor on an
+//! ephemeral port, and a way to run the examples as child processes.
+//!
+//! Every helper bounds its waits; a test that hangs is a failing test.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use reactor::{CloseReason, Config, ConnId, Context, Handle, Handler, Reactor, Stats};
+
+/// Echoes every byte and records every close reason.
+#[derive(Default)]
+pub struct Echo {
+    /// Close reasons seen, in order.
+    pub closes: Vec<CloseReason>,
+}
+
+impl Handler for Echo {
+    type State = ();
+    type Message = ();
+
+    fn opened(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: SocketAddr) {}
+
+    fn data(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        conn: ConnId,
+        _: &mut (),
+        input: &[u8],
+    ) -> usize {
+        let _ = ctx.write(conn, input);
+        input.len()
+    }
+
+    fn closed(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: (), reason: CloseReason) {
+        self.closes.push(reason);
+    }
+}
+
+/// A reactor running on its own thread, listening on 127.0.0.1:0.
+pub struct Running<H: Handler> {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Remote control.
+    pub handle: Handle<H::Message>,
+    /// The loop thread; returns the reactor when `run` ends.
+    pub thread: Option<JoinHandle<Reactor<H>>>,
+}
+
+impl<H: Handler> Running<H> {
+    /// Stops the loop and returns the reactor (for its handler and stats).
+    pub fn stop(mut self) -> Reactor<H> {
+        self.handle.stop();
+        self.thread
+            .take()
+            .unwrap()
+            .join()
+            .expect("loop thread panicked")
+    }
+
+    /// Waits until `check` holds for the loop's stats, or panics after `limit`.
+    pub fn wait_for(&self, what: &str, limit: Duration, check: impl Fn(&Stats) -> bool) -> Stats {
+        wait_for_stats(&self.handle, what, limit, check)
+    }
+}
+
+impl<H: Handler> Drop for Running<H> {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            self.handle.stop();
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Polls `handle.stats()` until `check` holds; panics with `what` after `limit`.
+pub fn wait_for_stats<M>(
+    handle: &Handle<M>,
+    what: &str,
+    limit: Duration,
+    check: impl Fn(&Stats) -> bool,
+) -> Stats {
+    let start = Instant::now();
+    loop {
+        let stats = handle.stats();
+        if check(&stats) {
+            return stats;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out waiting for {what}: {stats:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Starts `handler` on a new thread with `config`, listening on 127.0.0.1:0.
+pub fn start<H>(handler: H, config: Config) -> Running<H>
+where
+    H: Handler + Send + 'static,
+    H::State: Send,
+{
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let mut reactor = Reactor::new(handler, config).expect("reactor");
+        let listener = reactor
+            .listen("127.0.0.1:0".parse().unwrap())
+            .expect("listen");
+        tx.send((reactor.local_addr(listener).unwrap(), reactor.handle()))
+            .unwrap();
+        reactor.run().expect("loop failed");
+        reactor
+    });
+    let (addr, handle) = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("reactor start");
+    Running {
+        addr,
+        handle,
+        thread: Some(thread),
+    }
+}
+
+/// Starts an [`Echo`] reactor.
+pub fn start_echo(config: Config) -> Running<Echo> {
+    start(Echo::default(), config)
+}
+
+/// Path of an example binary built by `cargo test` next to this test binary.
+pub fn example_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let path = dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run the tests with `cargo test`",
+        path.display()
+    );
+    path
+}
+
+/// An example server running as a child process; killed when dropped.
+pub struct ChildServer {
+    /// The process.
+    pub child: Child,
+    /// The address it printed as "... listening on ADDR".
+    pub addr: SocketAddr,
+    /// Its stderr lines after the listening line, as they arrive.
+    pub stderr: mpsc::Receiver<String>,
+}
+
+impl ChildServer {
+    /// Sends `signal` (e.g. "TERM") with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, at most `limit`; returns its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "server did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs example `name` with `args` (which should pick port 0) and waits for
+/// the line "listening on ADDR" on its stderr. `shell_prefix`, if given, is
+/// a shell command run before exec (e.g. `ulimit -n 64`).
+pub fn spawn_example(name: &str, args: &[&str], shell_prefix: Option<&str>) -> ChildServer {
+    let bin = example_bin(name);
+    let mut command = match shell_prefix {
+        Some(prefix) => {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!("{prefix} && exec \"$0\" \"$@\""))
+                .arg(&bin)
+                .args(args);
+            c
+        }
+        None => {
+            let mut c = Command::new(&bin);
+            c.args(args);
+            c
+        }
+    };
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("{name} printed no 'listening on' line"));
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let addr = rest
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .expect("address");
+            return ChildServer {
+                child,
+                addr,
+                stderr: rx,
+            };
+        }
+    }
+}
+
+/// Descriptors open in this process right now.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
