@@ -1,0 +1,305 @@
+//! HTTP/1.x request heads and `Date` values for the `http_server` example.
+//!
+//! This file is a module of the example (`examples/http_server.rs`) and is
+//! also included by `tests/http.rs`, so the parser can be fuzzed on its own
+//! without a socket. It lives in a directory without `main.rs`, so cargo does
+//! not mistake it for an example of its own.
+//!
+//! The parser reads straight from the connection's input slice: the result
+//! borrows method and target from it and nothing is allocated or copied, so a
+//! plain keep-alive `GET` costs no heap work. Only the headers the server acts
+//! on (`Connection`, `Content-Length`, `Transfer-Encoding`, `Host`) are
+//! interpreted; the rest are validated and skipped. Parsing is stateless:
+//! an incomplete head is parsed again from its start when more bytes arrive,
+//! which the 8 KiB head cap keeps cheap.
+
+/// Largest request head accepted (request line, headers and the blank line).
+/// Larger heads are answered with `431`, like nginx's default buffers.
+pub const MAX_HEAD: usize = 8 * 1024;
+
+/// A complete, valid request head, borrowing from the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head<'a> {
+    /// Request method, a non-empty token (case-sensitive, as RFC 9110 says).
+    pub method: &'a [u8],
+    /// Request target as sent: non-empty visible ASCII.
+    pub target: &'a [u8],
+    /// Minor version of `HTTP/1.x`: 0 or 1.
+    pub minor: u8,
+    /// Whether the connection stays open after this request, from the
+    /// version and the `Connection` header.
+    pub keep_alive: bool,
+    /// Declared body length; 0 when there is no `Content-Length`.
+    pub content_length: u64,
+    /// A `Transfer-Encoding` header was present (the body length is then
+    /// unknown to this server; the caller answers 501). Never set together
+    /// with a `Content-Length`: that combination is rejected as malformed.
+    pub transfer_encoding: bool,
+    /// Bytes the head occupies in the input, blank line included.
+    /// Invariant: `0 < len <= MAX_HEAD`.
+    pub len: usize,
+}
+
+/// Why a head was refused; each maps to one status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadError {
+    /// Syntax or semantics violate RFC 9112: `400 Bad Request`. The text says
+    /// what was wrong, for the log and the response body.
+    Malformed(&'static str),
+    /// The head is longer than [`MAX_HEAD`]: `431`.
+    TooLarge,
+    /// A well-formed version other than 1.0 or 1.1: `505`.
+    Version,
+}
+
+/// Parses one request head from the start of `input`.
+///
+/// `Ok(None)`: the head is not complete yet (and still fits the cap); call
+/// again with more bytes. Leading empty lines are skipped (RFC 9112 §2.2).
+/// Lines may end in CRLF or a bare LF; a CR anywhere else is an error.
+pub fn parse_head(input: &[u8]) -> Result<Option<Head<'_>>, HeadError> {
+    let Some(end) = head_end(input) else {
+        return if input.len() >= MAX_HEAD {
+            Err(HeadError::TooLarge)
+        } else {
+            Ok(None)
+        };
+    };
+    if end > MAX_HEAD {
+        return Err(HeadError::TooLarge);
+    }
+    let mut lines = Lines {
+        rest: &input[..end],
+    };
+    let request_line = loop {
+        match lines.next() {
+            None => return Err(HeadError::Malformed("empty head")),
+            Some(Err(e)) => return Err(e),
+            Some(Ok(line)) if line.is_empty() => continue,
+            Some(Ok(line)) => break line,
+        }
+    };
+    let (method, target, minor) = parse_request_line(request_line)?;
+    let mut head = Head {
+        method,
+        target,
+        minor,
+        keep_alive: minor == 1,
+        content_length: 0,
+        transfer_encoding: false,
+        len: end,
+    };
+    let (mut close, mut keep_alive_token) = (false, false);
+    let mut content_length: Option<u64> = None;
+    let mut hosts = 0;
+    for line in lines {
+        let line = line?;
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = parse_header(line)?;
+        if name.eq_ignore_ascii_case(b"connection") {
+            for token in value.split(|&b| b == b',') {
+                let token = trim(token);
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            let n = parse_decimal(value).ok_or(HeadError::Malformed("bad Content-Length"))?;
+            if content_length.is_some_and(|old| old != n) {
+                return Err(HeadError::Malformed("conflicting Content-Length"));
+            }
+            content_length = Some(n);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            head.transfer_encoding = true;
+        } else if name.eq_ignore_ascii_case(b"host") {
+            hosts += 1;
+        }
+    }
+    if head.transfer_encoding && content_length.is_some() {
+        // The classic request-smuggling ambiguity (RFC 9112 §6.1).
+        return Err(HeadError::Malformed(
+            "both Transfer-Encoding and Content-Length",
+        ));
+    }
+    if minor == 1 && hosts != 1 {
+        return Err(HeadError::Malformed("HTTP/1.1 needs exactly one Host"));
+    }
+    head.content_length = content_length.unwrap_or(0);
+    head.keep_alive = !close && (minor == 1 || keep_alive_token);
+    Ok(Some(head))
+}
+
+/// Offset just past the blank line ending the head, if it is in `input`.
+/// Only the first `MAX_HEAD + 1` bytes are searched: a longer head is refused
+/// anyway, and this bounds the work per call.
+fn head_end(input: &[u8]) -> Option<usize> {
+    let window = &input[..input.len().min(MAX_HEAD + 1)];
+    // `seen_text`: blank lines before the request line do not end a head.
+    let (mut at_line_start, mut seen_text) = (true, false);
+    for (i, &b) in window.iter().enumerate() {
+        match b {
+            b'\n' => {
+                if at_line_start && seen_text {
+                    return Some(i + 1);
+                }
+                at_line_start = true;
+            }
+            b'\r' if at_line_start && window.get(i + 1) == Some(&b'\n') => {}
+            _ => {
+                at_line_start = false;
+                seen_text = true;
+            }
+        }
+    }
+    None
+}
+
+/// The lines of a complete head, without their CRLF or LF.
+struct Lines<'a> {
+    /// What is left to split. Invariant: ends with `\n` or is empty.
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = Result<&'a [u8], HeadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let newline = self.rest.iter().position(|&b| b == b'\n')?;
+        let mut line = &self.rest[..newline];
+        self.rest = &self.rest[newline + 1..];
+        if let [body @ .., b'\r'] = line {
+            line = body;
+        }
+        if line.contains(&b'\r') {
+            return Some(Err(HeadError::Malformed("bare CR")));
+        }
+        Some(Ok(line))
+    }
+}
+
+fn parse_request_line(line: &[u8]) -> Result<(&[u8], &[u8], u8), HeadError> {
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(HeadError::Malformed(
+            "request line is not METHOD SP TARGET SP VERSION",
+        ));
+    };
+    if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
+        return Err(HeadError::Malformed("bad method"));
+    }
+    if target.is_empty() || !target.iter().all(|&b| (0x21..0x7f).contains(&b)) {
+        return Err(HeadError::Malformed("bad target"));
+    }
+    let minor = match version {
+        b"HTTP/1.1" => 1,
+        b"HTTP/1.0" => 0,
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            return Err(HeadError::Version)
+        }
+        _ => return Err(HeadError::Malformed("bad version")),
+    };
+    Ok((method, target, minor))
+}
+
+/// Splits `name: value`, checking the name is a token with no space before
+/// the colon (RFC 9112 §5.1) and the value holds no control characters.
+fn parse_header(line: &[u8]) -> Result<(&[u8], &[u8]), HeadError> {
+    if line[0] == b' ' || line[0] == b'\t' {
+        return Err(HeadError::Malformed("obsolete line folding"));
+    }
+    let colon = line
+        .iter()
+        .position(|&b| b == b':')
+        .ok_or(HeadError::Malformed("header without colon"))?;
+    let (name, value) = (&line[..colon], &line[colon + 1..]);
+    if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+        return Err(HeadError::Malformed("bad header name"));
+    }
+    if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err(HeadError::Malformed("control character in header value"));
+    }
+    Ok((name, trim(value)))
+}
+
+/// `1*DIGIT` into a `u64`; `None` on anything else or on overflow.
+fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })
+}
+
+/// Strips optional whitespace (SP and HTAB) at both ends.
+fn trim(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = bytes {
+        bytes = rest;
+    }
+    bytes
+}
+
+/// RFC 9110 `tchar`: the characters of a method or header name.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Length of an IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub const HTTP_DATE_LEN: usize = 29;
+
+/// Formats `unix_seconds` as an IMF-fixdate (RFC 9110 §5.6.7), the only form
+/// a server may send in `Date`. No calendar crate: the conversion from days
+/// to a civil date is Howard Hinnant's `civil_from_days`.
+pub fn http_date(unix_seconds: u64) -> [u8; HTTP_DATE_LEN] {
+    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let days = unix_seconds / 86_400;
+    let secs = unix_seconds % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    let mut out = *b"Thu, 01 Jan 1970 00:00:00 GMT";
+    // 1970-01-01 was a Thursday.
+    out[..3].copy_from_slice(DAYS[(days % 7) as usize]);
+    two_digits(&mut out[5..7], day);
+    out[8..11].copy_from_slice(MONTHS[month as usize - 1]);
+    // Four digits hold any year this server will see; later ones wrap.
+    two_digits(&mut out[12..14], (year / 100) % 100);
+    two_digits(&mut out[14..16], year % 100);
+    two_digits(&mut out[17..19], secs / 3600);
+    two_digits(&mut out[20..22], secs / 60 % 60);
+    two_digits(&mut out[23..25], secs % 60);
+    out
+}
+
+fn two_digits(out: &mut [u8], n: u64) {
+    out[0] = b'0' + (n / 10 % 10) as u8;
+    out[1] = b'0' + (n % 10) as u8;
+}
+
+/// Days since 1970-01-01 to (year, month 1..=12, day 1..=31), proleptic
+/// Gregorian. Works in 400-year eras so every step is exact integer math.
+pub fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468; // days since 0000-03-01
+    let era = z / 146_097;
+    let doe = z - era * 146_097; // day of era, [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of year from March 1
+    let mp = (5 * doy + 2) / 153; // month from March, [0, 11]
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
