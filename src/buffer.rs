@@ -18,6 +18,13 @@ use socket2::SockRef;
 const COALESCE_LIMIT: usize = 16 * 1024;
 /// Most chunks handed to one `sendmsg` (Linux allows 1024).
 const MAX_IOVECS: usize = 64;
+/// `MSG_NOSIGNAL` (Linux): a send to a peer that reset fails with `EPIPE`
+/// instead of raising SIGPIPE. socket2's `send` and `send_vectored` pass no
+/// flags at all, so without this a process that does not ignore SIGPIPE (a C
+/// host embedding the library) is killed by a write to a dead peer; the
+/// kernel raises it when the peer reset after its FIN (CLOSE_WAIT), see
+/// tests/sigpipe.rs. Spelled out because the crate has no `libc` dependency.
+const MSG_NOSIGNAL: i32 = 0x4000;
 
 /// Unconsumed input of one connection.
 #[derive(Debug, Default)]
@@ -126,7 +133,7 @@ impl OutputQueue {
         }
         let mut offered = self.chunks[0].len() - self.head_offset;
         let written = if self.chunks.len() == 1 {
-            socket.send(&self.chunks[0][self.head_offset..])?
+            socket.send_with_flags(&self.chunks[0][self.head_offset..], MSG_NOSIGNAL)?
         } else {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let mut count = 0;
@@ -138,7 +145,7 @@ impl OutputQueue {
                 }
                 count += 1;
             }
-            socket.send_vectored(&slices[..count])?
+            socket.send_vectored_with_flags(&slices[..count], MSG_NOSIGNAL)?
         };
         self.advance(written);
         Ok((written, written == offered))
