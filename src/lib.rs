@@ -45,6 +45,7 @@
 //! | `state` | the state machine and close reasons |
 //! | `connection` | one connection's record in the slab |
 //! | `buffer` | input leftovers and the vectored output queue |
+//! | [`codec`] | framing for handlers: lines and length-prefixed frames, no allocation from declared lengths |
 //! | `timer` | the hashed timing wheel |
 //! | `listener` | socket2 listeners and outbound connects |
 //! | `handle` | the cross-thread handle |
@@ -61,6 +62,7 @@
 #![deny(missing_docs)]
 
 mod buffer;
+pub mod codec;
 mod config;
 mod connection;
 mod context;
