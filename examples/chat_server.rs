@@ -1,0 +1,466 @@
+//! A chat room over a line protocol, for `nc` and `telnet`: every line one
+//! client sends goes to all the others as `name: text`. It shows the parts of
+//! the reactor a broadcast server needs: writing to connections other than
+//! the one being served, per-connection state (the nickname) kept by the
+//! reactor, `reactor::codec` framing, and a slow reader that is cut off
+//! instead of slowing the room down.
+//!
+//! ```text
+//! cargo run --example chat_server -- --addr 127.0.0.1:7000
+//! nc 127.0.0.1 7000          # or: telnet 127.0.0.1 7000
+//! ```
+//!
+//! Commands: `/nick NAME` (1 to 32 bytes of UTF-8, no spaces, no `:`, no
+//! control characters, unique), `/who`, `/quit`, `/help`. Server notices start
+//! with `* `, errors with `error: `. A line longer than 1024 bytes is answered
+//! with an error line and the connection is closed.
+//!
+//! # Slow readers
+//!
+//! A member that stops reading accumulates output. Once its queue would pass
+//! `--max-queue` bytes (default 256 KiB) it is disconnected and the room is
+//! told why; the others never wait for it, because the reactor never blocks on
+//! one connection. Until then every member receives every line, in order.
+//!
+//! # Why `ctx.write` (a copy per member) and not `write_vec` (a clone each)
+//!
+//! A broadcast encodes its line once into a reused buffer and queues a copy
+//! for each member with [`Context::write`]. The copy lands in the tail chunk
+//! of the member's output queue (small writes coalesce), so a member that is
+//! a little behind still gets its backlog in one `sendmsg` with one iovec, and
+//! in the steady state a broadcast allocates nothing. `write_vec(line.clone())`
+//! would allocate one `Vec` per member per line and queue one chunk per line,
+//! which for chat-sized lines costs more than the copy it saves. (Sharing one
+//! buffer between all queues would need reference-counted chunks, which the
+//! output queue does not have.)
+//!
+//! SIGINT or SIGTERM tells everyone the server is shutting down, flushes and
+//! closes every connection, and exits 0. A second signal stops at once.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use reactor::codec::{Decoder, LineCodec};
+use reactor::{
+    CloseReason, Config, ConnId, Context, Event, Handler, Interest, Limit, Reactor, SourceId,
+};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use slab::Slab;
+
+/// Longest line a client may send, terminator excluded.
+const MAX_LINE: usize = 1024;
+/// Longest nickname, in bytes.
+const MAX_NICK: usize = 32;
+/// Longest line the server sends: a nickname, ": ", and a client's line.
+const MAX_OUT_LINE: usize = MAX_NICK + 2 + MAX_LINE;
+/// `/who` starts a new line once a line of names reaches this length.
+const WHO_LINE: usize = 900;
+/// What `/help` answers.
+const HELP: &str = "* commands: /nick NAME, /who, /quit, /help; anything else is said to the room";
+
+/// Command-line flags.
+#[derive(Parser, Debug)]
+#[command(about = "Line-based chat server on the reactor (use nc or telnet)")]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7000")]
+    addr: SocketAddr,
+    /// Bytes of undelivered output a member may have queued before it is
+    /// disconnected as too slow.
+    #[arg(long, default_value_t = 256 * 1024, value_parser = clap::value_parser!(u64).range(4096..))]
+    max_queue: u64,
+    /// Seconds a graceful shutdown waits before force-closing connections.
+    #[arg(long, default_value_t = 5.0)]
+    grace: f64,
+}
+
+/// One connection's protocol state, kept by the reactor beside its buffers.
+struct Member {
+    /// The member's name. Invariant: passes `check_nick` and no other member
+    /// in the room has it.
+    nick: String,
+    /// Key of this connection in `ChatServer::members`; `None` once it left
+    /// the room (quit, or sent an overlong line) and only waits for its last
+    /// output to be flushed. Its leave notice has been sent exactly when this
+    /// is `None`.
+    slot: Option<usize>,
+    /// Why the server cut this member off, for the leave notice; `None` if
+    /// it was not cut off by the server.
+    kicked: Option<&'static str>,
+}
+
+/// The room.
+struct ChatServer {
+    /// SIGINT/SIGTERM, delivered through a self-pipe registered with the loop.
+    signals: Signals,
+    /// Grace period for shutdown.
+    grace: Duration,
+    /// Connections in the room. Invariant: a connection is here exactly when
+    /// its `Member::slot` is `Some(key)` with this key. A slab, so joining
+    /// and leaving cost O(1) and a broadcast walks a dense list.
+    members: Slab<ConnId>,
+    /// Cuts client input into lines of at most `MAX_LINE` bytes.
+    input: LineCodec,
+    /// Frames what the server sends; longer than `input` because a relayed
+    /// line carries the sender's name.
+    output: LineCodec,
+    /// A member whose queued output would pass this many bytes is
+    /// disconnected. Equals `Config::max_output`, the reactor's own backstop.
+    max_queue: usize,
+    /// Number for the next guest name (`guest1`, `guest2`, ...).
+    next_guest: u64,
+    /// Members disconnected for not reading, for the exit report.
+    kicked_slow: u64,
+    /// Scratch: the text of the line being composed. Reused, so composing
+    /// allocates only while it grows to its largest size.
+    text: Vec<u8>,
+    /// Scratch: `text` framed for the wire, copied into each recipient's queue.
+    wire: Vec<u8>,
+}
+
+impl ChatServer {
+    /// Frames `self.text` into `self.wire`.
+    fn frame(&mut self) {
+        self.wire.clear();
+        if let Err(e) = self.output.encode(&self.text, &mut self.wire) {
+            // Text is sanitised and bounded before it gets here.
+            log::error!("cannot frame an outgoing line: {e}");
+        }
+    }
+
+    /// Sends one line (a notice or an error) to `conn` only.
+    fn reply(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, line: &str) {
+        self.text.clear();
+        self.text.extend_from_slice(line.as_bytes());
+        self.frame();
+        deliver(ctx, conn, &self.wire, self.max_queue);
+    }
+
+    /// Sends `line` to every member except `except`.
+    fn announce(&mut self, ctx: &mut Context<'_, Self>, except: Option<ConnId>, line: &str) {
+        self.text.clear();
+        self.text.extend_from_slice(line.as_bytes());
+        self.frame();
+        self.broadcast_wire(ctx, except);
+    }
+
+    /// Queues the framed line in `self.wire` for every member but `except`.
+    fn broadcast_wire(&mut self, ctx: &mut Context<'_, Self>, except: Option<ConnId>) {
+        for (_, &member) in self.members.iter() {
+            if Some(member) != except {
+                // A member cut off here closes at once; its `closed` callback
+                // runs after this loop, so `members` does not change under it.
+                deliver(ctx, member, &self.wire, self.max_queue);
+            }
+        }
+    }
+
+    /// Takes `me` out of the room and tells the others, once.
+    fn leave(&mut self, ctx: &mut Context<'_, Self>, me: &mut Member, why: Option<&str>) {
+        let Some(slot) = me.slot.take() else {
+            return;
+        };
+        self.members.remove(slot);
+        let notice = match why {
+            Some(why) => format!("* {} left ({why})", me.nick),
+            None => format!("* {} left", me.nick),
+        };
+        self.announce(ctx, None, &notice);
+    }
+
+    /// Whether a member other than the one calling has `nick`. Linear in the
+    /// room's size; `/nick` is rare enough that a second index (and keeping
+    /// it in step with the states) is not worth it.
+    fn nick_taken(&self, ctx: &Context<'_, Self>, nick: &str) -> bool {
+        self.members
+            .iter()
+            .filter_map(|(_, &id)| ctx.state(id))
+            .any(|member| member.nick == nick)
+    }
+
+    /// A name `guestN` no member has.
+    fn guest_name(&mut self, ctx: &Context<'_, Self>) -> String {
+        loop {
+            self.next_guest += 1;
+            let name = format!("guest{}", self.next_guest);
+            if !self.nick_taken(ctx, &name) {
+                return name;
+            }
+        }
+    }
+
+    /// One complete line from `conn`.
+    fn on_line(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, me: &mut Member, line: &[u8]) {
+        let line = line.trim_ascii();
+        if line.is_empty() {
+            return;
+        }
+        let Some(command) = line.strip_prefix(b"/") else {
+            self.say(ctx, conn, me, line);
+            return;
+        };
+        let (verb, arg) = match command.iter().position(u8::is_ascii_whitespace) {
+            Some(space) => (&command[..space], command[space..].trim_ascii()),
+            None => (command, &b""[..]),
+        };
+        match verb {
+            b"nick" => self.nick(ctx, conn, me, arg),
+            b"who" => self.who(ctx, conn, me),
+            b"quit" => {
+                self.reply(ctx, conn, "* bye");
+                self.leave(ctx, me, None);
+                ctx.close_after_flush(conn);
+            }
+            b"help" => self.reply(ctx, conn, HELP),
+            _ => self.reply(ctx, conn, "error: unknown command (try /help)"),
+        }
+    }
+
+    /// Relays `text` to the room as `nick: text`.
+    fn say(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, me: &Member, text: &[u8]) {
+        self.text.clear();
+        self.text.extend_from_slice(me.nick.as_bytes());
+        self.text.extend_from_slice(b": ");
+        // Control bytes would let one member drive the others' terminals
+        // (escape sequences, carriage returns rewriting the line).
+        self.text.extend(
+            text.iter()
+                .map(|&b| if b < 0x20 || b == 0x7f { b'?' } else { b }),
+        );
+        self.frame();
+        self.broadcast_wire(ctx, Some(conn));
+    }
+
+    fn nick(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, me: &mut Member, arg: &[u8]) {
+        let nick = match check_nick(arg) {
+            Ok(nick) => nick,
+            Err(why) => return self.reply(ctx, conn, &format!("error: {why}")),
+        };
+        if nick == me.nick {
+            return self.reply(ctx, conn, &format!("* you are already {nick}"));
+        }
+        if self.nick_taken(ctx, nick) {
+            return self.reply(ctx, conn, &format!("error: nickname {nick} is taken"));
+        }
+        let old = std::mem::replace(&mut me.nick, nick.to_owned());
+        self.announce(ctx, None, &format!("* {old} is now {nick}"));
+    }
+
+    /// Lists the room: `* N online: a, b, c`, continued on further lines
+    /// when long.
+    fn who(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, me: &Member) {
+        let mut names: Vec<&str> = self
+            .members
+            .iter()
+            .filter(|(_, &id)| id != conn)
+            .filter_map(|(_, &id)| ctx.state(id).map(|m| m.nick.as_str()))
+            .collect();
+        names.push(&me.nick);
+        names.sort_unstable();
+        let mut lines = Vec::new();
+        let mut line = format!("* {} online: ", names.len());
+        for (i, name) in names.iter().enumerate() {
+            if line.len() + name.len() > WHO_LINE {
+                lines.push(std::mem::replace(&mut line, "* ... ".to_owned()));
+            } else if i > 0 {
+                line.push_str(", ");
+            }
+            let _ = write!(line, "{name}");
+        }
+        lines.push(line);
+        for line in lines {
+            self.reply(ctx, conn, &line);
+        }
+    }
+}
+
+/// Queues a framed line for `member`, or disconnects it if it is too far
+/// behind. The reply to a slow reader is disconnection, never waiting.
+fn deliver(ctx: &mut Context<'_, ChatServer>, member: ConnId, wire: &[u8], max_queue: usize) {
+    let Some(queued) = ctx.queued_output(member) else {
+        return;
+    };
+    if queued + wire.len() > max_queue {
+        log::info!("{member}: {queued} bytes unread, disconnecting");
+        if let Some(state) = ctx.state_mut(member) {
+            state.kicked = Some("not reading");
+        }
+        ctx.close(member);
+        return;
+    }
+    // `Gone`: it is closing (quit) and takes no more output. `OutputLimit`
+    // cannot happen (checked above), and would have closed it anyway.
+    let _ = ctx.write(member, wire);
+}
+
+/// Checks a requested nickname; the error says what is wrong.
+fn check_nick(arg: &[u8]) -> Result<&str, String> {
+    if arg.is_empty() {
+        return Err("usage: /nick NAME".into());
+    }
+    if arg.iter().any(u8::is_ascii_whitespace) {
+        return Err("a nickname cannot contain spaces".into());
+    }
+    if arg.len() > MAX_NICK {
+        return Err(format!("a nickname is at most {MAX_NICK} bytes"));
+    }
+    let nick = std::str::from_utf8(arg).map_err(|_| "a nickname must be UTF-8".to_string())?;
+    if nick
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == ':')
+    {
+        return Err("a nickname cannot contain ':' or control characters".into());
+    }
+    Ok(nick)
+}
+
+impl Handler for ChatServer {
+    type State = Member;
+    type Message = ();
+
+    fn opened(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, peer: SocketAddr) -> Member {
+        let nick = self.guest_name(ctx);
+        log::info!("{conn} from {peer} joined as {nick}");
+        self.announce(ctx, None, &format!("* {nick} joined"));
+        let slot = self.members.insert(conn);
+        let welcome = format!(
+            "* welcome {nick}; {} online; {}",
+            self.members.len(),
+            &HELP[2..]
+        );
+        self.reply(ctx, conn, &welcome);
+        Member {
+            nick,
+            slot: Some(slot),
+            kicked: None,
+        }
+    }
+
+    fn data(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        conn: ConnId,
+        me: &mut Member,
+        input: &[u8],
+    ) -> usize {
+        let mut consumed = 0;
+        // Stop once the member has left or was closed (its own replies can
+        // pass the output cap): the rest of its input is discarded.
+        while me.slot.is_some() && ctx.conn_state(conn).is_some() {
+            match self.input.decode(&input[consumed..]) {
+                Ok(Some(line)) => {
+                    consumed += line.consumed;
+                    self.on_line(ctx, conn, me, line.frame);
+                }
+                Ok(None) => return consumed,
+                Err(e) => {
+                    // No way to find the next line boundary without reading
+                    // (and keeping) the rest of the overlong line: say why,
+                    // then close once the error line is written.
+                    self.reply(ctx, conn, &format!("error: {e}; closing"));
+                    self.leave(ctx, me, Some("line too long"));
+                    ctx.close_after_flush(conn);
+                    break;
+                }
+            }
+        }
+        input.len()
+    }
+
+    fn closed(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        conn: ConnId,
+        mut me: Member,
+        reason: CloseReason,
+    ) {
+        log::info!("{conn} ({}) closed: {reason}", me.nick);
+        let why = match (me.kicked, reason) {
+            (Some(why), _) => Some(why),
+            (None, CloseReason::LimitExceeded(Limit::Output)) => Some("not reading"),
+            (None, CloseReason::PeerClosed | CloseReason::ClosedLocally) => None,
+            (None, _) => Some("connection lost"),
+        };
+        if why == Some("not reading") {
+            self.kicked_slow += 1;
+        }
+        self.leave(ctx, &mut me, why);
+    }
+
+    fn shutdown_started(&mut self, ctx: &mut Context<'_, Self>) {
+        // The reactor then flushes and closes every idle connection.
+        self.announce(ctx, None, "* server shutting down");
+    }
+
+    fn source_ready(&mut self, ctx: &mut Context<'_, Self>, _: SourceId, _: &Event) {
+        for signal in self.signals.pending() {
+            if ctx.is_shutting_down() {
+                log::warn!("signal {signal} again: stopping now");
+                ctx.stop();
+            } else {
+                log::warn!(
+                    "signal {signal}: graceful shutdown ({:?} grace)",
+                    self.grace
+                );
+                ctx.shutdown(self.grace);
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let args = Args::parse();
+    match serve(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chat_server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: &Args) -> std::io::Result<()> {
+    let max_queue = usize::try_from(args.max_queue).unwrap_or(usize::MAX);
+    let config = Config {
+        // The reactor's hard cap backs up the handler's own check; reading
+        // from a member pauses long before (its own replies pile up only if
+        // it sends commands without reading the answers).
+        max_output: max_queue,
+        output_high_water: max_queue / 4,
+        output_low_water: max_queue / 16,
+        // Far below the default 1 MiB: no line is longer than MAX_LINE, and
+        // the codec rejects one as soon as it passes that.
+        max_input: 4 * MAX_LINE,
+        ..Config::default()
+    };
+    let handler = ChatServer {
+        signals: Signals::new([SIGINT, SIGTERM])?,
+        grace: Duration::from_secs_f64(args.grace),
+        members: Slab::new(),
+        input: LineCodec::new(MAX_LINE),
+        output: LineCodec::new(MAX_OUT_LINE),
+        max_queue,
+        next_guest: 0,
+        kicked_slow: 0,
+        text: Vec::new(),
+        wire: Vec::new(),
+    };
+    let mut reactor = Reactor::new(handler, config)?;
+    reactor.with_context(|handler, ctx| {
+        ctx.register_source(&mut handler.signals, Interest::READABLE)
+    })?;
+    let listener = reactor.listen(args.addr)?;
+    eprintln!("chat_server listening on {}", reactor.local_addr(listener)?);
+    reactor.run()?;
+    eprintln!(
+        "chat_server stopped: {} accepted, {} disconnected for not reading",
+        reactor.stats().accepted,
+        reactor.handler().kicked_slow
+    );
+    Ok(())
+}
