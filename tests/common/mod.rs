@@ -196,6 +196,9 @@ impl Drop for ChildServer {
 /// Runs example `name` with `args` (which should pick port 0) and waits for
 /// the line "listening on ADDR" on its stderr. `shell_prefix`, if given, is
 /// a shell command run before exec (e.g. `ulimit -n 64`).
+// The child is reaped by `ChildServer`'s `Drop`; on the panic paths before
+// that exists, the test process is failing anyway.
+#[allow(clippy::zombie_processes)]
 pub fn spawn_example(name: &str, args: &[&str], shell_prefix: Option<&str>) -> ChildServer {
     let bin = example_bin(name);
     let mut command = match shell_prefix {

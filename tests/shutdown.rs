@@ -1,0 +1,219 @@
+//! Graceful shutdown, in process through `Handle::shutdown(grace)` and in the
+//! echo_server example through SIGTERM.
+//!
+//! A shutdown must stop accepting at once (new connects are refused), close
+//! idle connections, let busy ones finish writing what is queued, and
+//! force-close at the deadline whatever a client will never take, so that
+//! `run()` returns in bounded time. Each of those is a separate client here.
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::Prng;
+use reactor::{CloseReason, Config, ConnId, Context, Handler};
+
+/// Size of the reply to `big`.
+const BIG: usize = 4 * 1024 * 1024;
+
+fn big_reply() -> Vec<u8> {
+    Prng(3).bytes(BIG)
+}
+
+/// Echoes; `big` queues a 4 MiB reply. Records closes and the start of
+/// the shutdown.
+struct Drainer {
+    closes: Arc<Mutex<Vec<(SocketAddr, CloseReason)>>>,
+    bigs: Arc<AtomicUsize>,
+    shutting_down: Arc<AtomicBool>,
+}
+
+impl Handler for Drainer {
+    type State = SocketAddr;
+    type Message = ();
+
+    fn opened(&mut self, _: &mut Context<'_, Self>, _: ConnId, peer: SocketAddr) -> SocketAddr {
+        peer
+    }
+
+    fn data(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        conn: ConnId,
+        _: &mut SocketAddr,
+        input: &[u8],
+    ) -> usize {
+        if input == b"big" {
+            ctx.write_vec(conn, big_reply()).unwrap();
+            self.bigs.fetch_add(1, Ordering::SeqCst);
+        } else {
+            let _ = ctx.write(conn, input);
+        }
+        input.len()
+    }
+
+    fn shutdown_started(&mut self, _: &mut Context<'_, Self>) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    fn closed(
+        &mut self,
+        _: &mut Context<'_, Self>,
+        _: ConnId,
+        peer: SocketAddr,
+        reason: CloseReason,
+    ) {
+        self.closes.lock().unwrap().push((peer, reason));
+    }
+}
+
+#[test]
+fn graceful_shutdown_flushes_refuses_closes_idle_and_force_closes_at_the_deadline() {
+    let grace = Duration::from_secs(2);
+    let handler = Drainer {
+        closes: Arc::default(),
+        bigs: Arc::default(),
+        shutting_down: Arc::default(),
+    };
+    let (closes, bigs, shutting_down) = (
+        Arc::clone(&handler.closes),
+        Arc::clone(&handler.bigs),
+        Arc::clone(&handler.shutting_down),
+    );
+    let config = Config {
+        max_output: 16 * 1024 * 1024,
+        ..Config::default()
+    };
+    let mut server = common::start(handler, config);
+
+    let mut idle = common::client(server.addr);
+    idle.write_all(b"hi").unwrap();
+    let mut echo = [0; 2];
+    idle.read_exact(&mut echo).unwrap();
+    let slow = common::client(server.addr);
+    let mut stuck = common::client(server.addr);
+    (&slow).write_all(b"big").unwrap();
+    stuck.write_all(b"big").unwrap();
+    common::wait_until("both big replies queued", Duration::from_secs(5), || {
+        bigs.load(Ordering::SeqCst) == 2
+    });
+    server.wait_for("output queued", Duration::from_secs(5), |s| {
+        s.queued_output_bytes > 0
+    });
+
+    // The slow client reads 16 KiB at a time with pauses, until EOF.
+    let mut slow_reader = slow.try_clone().unwrap();
+    let slow_thread = thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = vec![0; 16 * 1024];
+        loop {
+            let n = slow_reader.read(&mut buf).expect("slow read");
+            if n == 0 {
+                return got;
+            }
+            got.extend_from_slice(&buf[..n]);
+            assert!(got.len() <= BIG, "more than the reply");
+            thread::sleep(Duration::from_millis(1));
+        }
+    });
+
+    let started = Instant::now();
+    assert!(server.handle.shutdown(grace));
+    common::wait_until("shutdown_started", Duration::from_secs(5), || {
+        shutting_down.load(Ordering::SeqCst)
+    });
+    // The listener is closed: new connections are refused.
+    let refused = TcpStream::connect(server.addr).expect_err("connect after shutdown");
+    assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
+
+    // The idle client is closed (EOF); it then closes its own side.
+    assert!(common::read_to_eof(&mut idle, 0).unwrap().is_empty());
+    drop(idle);
+
+    // The slow reader gets its whole reply, then EOF.
+    let got = slow_thread.join().unwrap();
+    assert_eq!(got.len(), BIG);
+    assert!(got == big_reply(), "the slow reader's reply was corrupted");
+    slow.shutdown(Shutdown::Write).unwrap();
+
+    // The stuck client never reads: only the deadline ends it, and then
+    // `run()` returns.
+    let thread = server.thread.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || tx.send(thread.join()).unwrap());
+    let reactor = rx
+        .recv_timeout(grace + Duration::from_secs(10))
+        .expect("run() did not return after the grace period")
+        .expect("loop thread panicked");
+    assert!(
+        started.elapsed() >= grace,
+        "the stuck client was not given its grace"
+    );
+
+    let stats = reactor.stats();
+    assert_eq!(stats.open_connections, 0);
+    assert_eq!(stats.queued_output_bytes, 0);
+    assert_eq!(stats.closed(CloseReason::Shutdown), 3, "{stats:?}");
+    let closes = closes.lock().unwrap();
+    for client in [&slow, &stuck] {
+        let me = client.local_addr().unwrap();
+        assert!(
+            closes.contains(&(me, CloseReason::Shutdown)),
+            "{me} not closed by the shutdown: {closes:?}"
+        );
+    }
+    // The stuck client got part of its reply at most, then the close.
+    stuck
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut total = 0;
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        match stuck.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("stuck client: {e}"),
+        }
+    }
+    assert!(total < BIG, "the stuck client was never force-closed");
+}
+
+/// The example under SIGTERM: a request already received is echoed in full
+/// before the process exits with status 0.
+#[test]
+fn echo_server_example_drains_in_flight_data_on_sigterm() {
+    const LEN: usize = 256 * 1024;
+    let mut server = common::spawn_example("echo_server", &["--addr", "127.0.0.1:0"], None);
+    let mut client = TcpStream::connect(server.addr).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    client
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let data = Prng(11).bytes(LEN);
+    // 256 KiB fit in the socket buffers plus the server's queue below its
+    // high-water mark, so the whole request is written (and read by the
+    // server) before we read any of the echo.
+    let mut writer = client.try_clone().unwrap();
+    let to_send = data.clone();
+    let write_thread = thread::spawn(move || {
+        writer.write_all(&to_send).unwrap();
+        writer.shutdown(Shutdown::Write).unwrap();
+    });
+    write_thread.join().unwrap();
+    thread::sleep(Duration::from_millis(100));
+
+    server.signal("TERM");
+    let echoed = common::read_to_eof(&mut client, LEN).unwrap();
+    assert_eq!(echoed.len(), LEN);
+    assert!(echoed == data, "echo corrupted across the shutdown");
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+    // A new connection is refused once the process is gone.
+    assert!(TcpStream::connect(server.addr).is_err());
+}
