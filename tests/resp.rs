@@ -498,12 +498,12 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn garbage_never_panics(input in proptest::collection::vec(any::<u8>(), 0..4096), chunks in proptest::collection::vec(1usize..512, 0..16)) {
+    fn garbage_never_panics(input in proptest::collection::vec(any::<u8>(), 0..1024), chunks in proptest::collection::vec(1usize..128, 0..8)) {
         let _ = feed(&input, &chunks);
     }
 
     #[test]
-    fn starred_garbage_never_panics(body in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'$'), Just(b'*'), Just(b'-'), b'0'..=b'9', any::<u8>()], 0..512)) {
+    fn starred_garbage_never_panics(body in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'$'), Just(b'*'), Just(b'-'), b'0'..=b'9', any::<u8>()], 0..200)) {
         let mut input = b"*".to_vec();
         input.extend(body);
         let _ = feed(&input, &[7]);
@@ -544,5 +544,57 @@ proptest! {
         let line = vec![byte; MAX_INLINE + extra];
         prop_assert_eq!(Parser::default().parse(&line), Err(ProtocolError::TooBigInline));
         prop_assert_eq!(Parser::default().parse(&line[..MAX_INLINE]), Ok(Parsed::Incomplete));
+    }
+}
+
+/// A tiny xorshift generator: proptest's per-byte value trees are slow in
+/// debug builds, and this test wants volume more than shrinking.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn structured_garbage_from_resp_fragments_never_panics() {
+    const FRAGMENTS: [&[u8]; 16] = [
+        b"*",
+        b"$",
+        b"\r\n",
+        b"\r",
+        b"\n",
+        b"-1",
+        b"0",
+        b"3",
+        b"500000000",
+        b"2147483648",
+        b"PING",
+        b" ",
+        b"\"",
+        b"'",
+        b"\\x4",
+        b"99999999999999999999",
+    ];
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..3000 {
+        let mut input = Vec::new();
+        for _ in 0..rng.below(40) {
+            if rng.below(8) == 0 {
+                input.push(rng.next() as u8);
+            } else {
+                input.extend_from_slice(FRAGMENTS[rng.below(FRAGMENTS.len())]);
+            }
+        }
+        let chunks: Vec<usize> = (0..rng.below(6)).map(|_| 1 + rng.below(16)).collect();
+        let _ = feed(&input, &chunks);
     }
 }

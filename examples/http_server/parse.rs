@@ -75,7 +75,7 @@ pub fn parse_head(input: &[u8]) -> Result<Option<Head<'_>>, HeadError> {
         match lines.next() {
             None => return Err(HeadError::Malformed("empty head")),
             Some(Err(e)) => return Err(e),
-            Some(Ok(line)) if line.is_empty() => continue,
+            Some(Ok([])) => continue,
             Some(Ok(line)) => break line,
         }
     };
