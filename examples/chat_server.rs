@@ -371,6 +371,13 @@ impl Handler for ChatServer {
         input.len()
     }
 
+    fn read_closed(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, me: &mut Member) {
+        // The peer is done sending (`nc` at end of input): it leaves the room
+        // now rather than being listed until its last output is flushed.
+        self.leave(ctx, me, None);
+        ctx.close_after_flush(conn);
+    }
+
     fn closed(
         &mut self,
         ctx: &mut Context<'_, Self>,

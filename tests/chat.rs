@@ -8,7 +8,7 @@ mod common;
 
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
@@ -155,8 +155,10 @@ fn nick_who_broadcast_in_order_and_quit() {
     let left = format!("* {} left", c.name);
     a.expect(&left);
     b.expect(&left);
-    // A peer that just disconnects is announced the same way.
-    drop(b);
+    // A peer that half-closes (`nc` at the end of its input) leaves at once
+    // and is announced the same way.
+    b.writer.shutdown(Shutdown::Write).unwrap();
+    assert!(b.until_eof().is_empty());
     a.expect("* bob left");
     a.send("/who");
     a.expect("* 1 online: alice");

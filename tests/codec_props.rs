@@ -53,7 +53,9 @@ fn allocations_during<R>(f: impl FnOnce() -> R) -> (R, u64) {
 /// unconsumed tail (a partial frame) or the error that ended it.
 #[derive(Debug, PartialEq, Eq)]
 struct Outcome {
+    /// Frames decoded, in order.
     frames: Vec<Vec<u8>>,
+    /// The partial frame left over, or the error that stopped decoding.
     end: Result<Vec<u8>, DecodeError>,
 }
 

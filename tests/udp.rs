@@ -55,11 +55,17 @@ fn seq_of(bytes: &[u8]) -> u32 {
 /// The counters of the server's exit line, after SIGTERM.
 #[derive(Debug)]
 struct Report {
+    /// Datagrams the server read.
     received: u64,
+    /// Echoes its socket accepted.
     sent: u64,
+    /// Echoes dropped because its send queue was full.
     dropped: u64,
+    /// Echoes still queued at exit.
     unsent: u64,
+    /// Echoes `send_to` failed on.
     errors: u64,
+    /// Times its per-turn budget ran out.
     yields: u64,
 }
 
