@@ -177,3 +177,83 @@ fn stats_counters_are_consistent_for_echo() {
     assert_eq!(stats.open_connections, 0);
     assert_eq!(stats.queued_output_bytes, 0);
 }
+
+/// Replies to each complete line with its own `write_vec` chunk and leaves a
+/// partial line unconsumed, so the loop keeps leftovers between reads and
+/// sends hundreds of chunks per vectored write.
+struct Lines;
+
+impl reactor::Handler for Lines {
+    type State = ();
+    type Message = ();
+
+    fn opened(
+        &mut self,
+        _: &mut reactor::Context<'_, Self>,
+        _: reactor::ConnId,
+        _: std::net::SocketAddr,
+    ) {
+    }
+
+    fn data(
+        &mut self,
+        ctx: &mut reactor::Context<'_, Self>,
+        conn: reactor::ConnId,
+        _: &mut (),
+        input: &[u8],
+    ) -> usize {
+        let Some(end) = input.iter().rposition(|&b| b == b'\n') else {
+            return 0;
+        };
+        for line in input[..=end].split_inclusive(|&b| b == b'\n') {
+            let _ = ctx.write_vec(conn, line.to_vec());
+        }
+        end + 1
+    }
+}
+
+/// Lines split at random points (often mid-line, down to single bytes) come
+/// back whole and in order: leftovers are kept and re-offered correctly, and
+/// queues of many small chunks are written in order.
+#[test]
+fn partial_lines_are_kept_and_many_small_chunks_are_written_in_order() {
+    const TOTAL: usize = 4 * 1024 * 1024;
+    let server = common::start(Lines, Config::default());
+    let mut rng = Prng(2024);
+    let mut data = Vec::with_capacity(TOTAL + 512);
+    while data.len() < TOTAL {
+        let len = rng.range(0, 300);
+        data.extend(rng.bytes(len).into_iter().map(|b| b'a' + b % 26));
+        data.push(b'\n');
+    }
+    let mut writer = common::client(server.addr);
+    let mut reader = writer.try_clone().unwrap();
+    let len = data.len();
+    let read_thread = thread::spawn(move || {
+        let mut got = vec![0; len];
+        reader.read_exact(&mut got).unwrap();
+        got
+    });
+    let mut sent = 0;
+    while sent < len {
+        // Mostly small pieces, some single bytes, some large.
+        let piece = match rng.range(0, 9) {
+            0 => 1,
+            1..=6 => rng.range(1, 512),
+            _ => rng.range(512, 64 * 1024),
+        }
+        .min(len - sent);
+        writer.write_all(&data[sent..sent + piece]).unwrap();
+        sent += piece;
+    }
+    let got = read_thread.join().unwrap();
+    if let Some(at) = got.iter().zip(&data).position(|(a, b)| a != b) {
+        panic!("line echo differs at byte {at}");
+    }
+    drop(writer);
+    let stats = server.wait_for("the close", Duration::from_secs(5), |s| {
+        s.closed_total() == 1
+    });
+    assert_eq!(stats.bytes_in, len as u64);
+    assert_eq!(stats.bytes_out, len as u64);
+}
