@@ -103,6 +103,23 @@ impl<H: Handler> Context<'_, H> {
         timeout: Option<Duration>,
         state: H::State,
     ) -> io::Result<ConnId> {
+        self.connect_from(None, addr, timeout, state)
+    }
+
+    /// [`Context::connect`] from a chosen local address: the socket is bound
+    /// to `local` (port 0: any free port) before connecting; `None` behaves
+    /// exactly like `connect`.
+    ///
+    /// Why: towards one destination a source address has only the ephemeral
+    /// port range (about 28 000 ports on Linux), so a load generator opening
+    /// more connections spreads them over 127.0.0.2, 127.0.0.3, ...
+    pub fn connect_from(
+        &mut self,
+        local: Option<SocketAddr>,
+        addr: SocketAddr,
+        timeout: Option<Duration>,
+        state: H::State,
+    ) -> io::Result<ConnId> {
         let core = &mut *self.core;
         if core.stats.open_connections as usize >= core.config.max_connections {
             return Err(io::Error::other(format!(
@@ -110,7 +127,7 @@ impl<H: Handler> Context<'_, H> {
                 core.config.max_connections
             )));
         }
-        let mut socket = listener::start_connect(addr, core.config.nodelay)?;
+        let mut socket = listener::start_connect(local, addr, core.config.nodelay)?;
         let slot = core.conns.vacant_key();
         core.registry.register(
             &mut socket,

@@ -44,11 +44,26 @@ fn with_context(error: io::Error, what: &str, addr: SocketAddr) -> io::Error {
 }
 
 /// A non-blocking outbound connect; completes later with a writable event.
-pub(crate) fn start_connect(addr: SocketAddr, nodelay: bool) -> io::Result<mio::net::TcpStream> {
+///
+/// `local`, if given, is bound before connecting. One source address offers
+/// only the ephemeral port range (about 28 000 ports on Linux) towards one
+/// destination, so a client opening more connections than that spreads them
+/// over several local addresses (127.0.0.x on loopback); port 0 lets the
+/// kernel pick the port.
+pub(crate) fn start_connect(
+    local: Option<SocketAddr>,
+    addr: SocketAddr,
+    nodelay: bool,
+) -> io::Result<mio::net::TcpStream> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_nonblocking(true)?;
     if nodelay {
         socket.set_tcp_nodelay(true)?;
+    }
+    if let Some(local) = local {
+        socket
+            .bind(&local.into())
+            .map_err(|e| with_context(e, "cannot bind the outbound socket to", local))?;
     }
     match socket.connect(&addr.into()) {
         Ok(()) => {}

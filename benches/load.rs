@@ -1,0 +1,1610 @@
+//! The load comparison: the project's `echo_server` against peer echo
+//! servers, each a child process, driven by `examples/loadgen.rs`.
+//!
+//! ```text
+//! cargo bench --bench load                    # full matrix (about 25 minutes)
+//! cargo bench --bench load -- --quick         # reduced matrix (about 2 minutes)
+//! cargo bench --bench load -- --filter c1000  # scenarios whose name contains c1000
+//! ```
+//!
+//! It owns everything a comparison needs, with no set-up: it builds the
+//! examples (`cargo build --release --examples`), compiles the C peer with
+//! `cc -O2`, pins the server to CPU 0 and the load generator to CPU 1 with
+//! `taskset` (when there are two CPUs and taskset exists), interleaves the
+//! servers round by round, and writes `load/report.md`, `load/report.json`
+//! and SVG charts under the cargo target directory.
+//!
+//! Why it measures what it does (see docs in `/work/shared/DESIGN.md`,
+//! "Measuring on these machines"): on a shared two-core machine messages per
+//! second wander from run to run, while the server's CPU time per message
+//! (utime + stime from `/proc/PID/stat` across the measured window) is far
+//! steadier; both are reported, as medians with min–max over the rounds,
+//! and the project's ratio to each peer is the median of per-round ratios. A
+//! run where the server used under 90% of a CPU is flagged: the client (or
+//! the round trip) bounded it, not the server.
+//!
+//! Extension point: a comparison is a [`Peer`] (how to start a server, which
+//! [`Protocol`] it speaks) crossed with [`Scenario`]s of that protocol, run
+//! by that protocol's load tool ([`run_load`]). To add the HTTP comparison
+//! (`examples/http_server.rs` against nginx with one worker, via `wrk`) or
+//! RESP (`examples/resp_server.rs` against `redis-server`, via
+//! `redis-benchmark`): add a `Protocol` variant, the peers to [`peers`] (a
+//! `Launch::Command` runs any program; configs belong in `benches/`, e.g.
+//! `benches/nginx.conf`), scenarios to [`scenarios`], and a branch in
+//! `run_load` that runs the tool and fills a [`Measured`].
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use plotters::prelude::*;
+
+/// What a server speaks, and so which load tool and scenarios apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    /// Raw byte echo over TCP, driven by `loadgen`.
+    Echo,
+}
+
+/// How to start a server. Every server takes `--addr 127.0.0.1:0` and
+/// prints "... listening on ADDR" on stderr.
+#[derive(Clone, Debug)]
+enum Launch {
+    /// An example of this crate, built with `--release`.
+    Example(&'static str),
+    /// A program compiled by this bench (the C peer): path once built.
+    Command(PathBuf),
+}
+
+/// One server under comparison.
+#[derive(Clone, Debug)]
+struct Peer {
+    /// Short name used in tables, charts and `--peers`.
+    name: &'static str,
+    /// What it speaks.
+    protocol: Protocol,
+    /// How to start it.
+    launch: Launch,
+    /// The project's own server: ratios are computed against it.
+    is_project: bool,
+    /// Remark shown in the report (threads, buffering model).
+    note: &'static str,
+}
+
+/// What one scenario asks of the servers.
+#[derive(Clone, Debug)]
+enum Workload {
+    /// Closed loop: `depth` messages of `size` bytes in flight on each of
+    /// `conns` connections, as fast as the server answers.
+    Throughput {
+        /// Connections.
+        conns: usize,
+        /// Message bytes.
+        size: usize,
+        /// Messages in flight per connection.
+        depth: usize,
+    },
+    /// `conns` idle connections: the server's resident memory per connection.
+    Idle {
+        /// Connections.
+        conns: usize,
+    },
+    /// Open loop at `fraction` of the slowest server's best throughput with
+    /// `size`-byte messages; latency from the intended send times.
+    FixedRate {
+        /// Connections.
+        conns: usize,
+        /// Message bytes.
+        size: usize,
+        /// Most messages in flight per connection (room for a backlog).
+        depth: usize,
+        /// Share of the slowest server's measured maximum.
+        fraction: f64,
+    },
+}
+
+/// A named workload for one protocol.
+#[derive(Clone, Debug)]
+struct Scenario {
+    /// Unique name, what `--filter` matches: `c100-s64-d1`, `idle-c10000`.
+    name: String,
+    /// Which peers it applies to.
+    protocol: Protocol,
+    /// What it does.
+    workload: Workload,
+}
+
+/// Settings of one bench invocation.
+#[derive(Clone, Debug)]
+struct Options {
+    /// Reduced matrix and shorter runs.
+    quick: bool,
+    /// Only scenarios whose name contains one of these words (empty: all).
+    filters: Vec<String>,
+    /// Only these peers (empty: all).
+    peers: Vec<String>,
+    /// Rounds per scenario (each round runs every server once).
+    rounds: usize,
+    /// Seconds measured per run.
+    duration: f64,
+    /// Seconds of load before measuring.
+    warmup: f64,
+}
+
+/// Figures of one run, as measured by the load tool and from `/proc`.
+#[derive(Clone, Debug, Default)]
+struct Measured {
+    /// Verified messages per second.
+    msgs_per_sec: f64,
+    /// Payload MiB per second.
+    mib_per_sec: f64,
+    /// Latency percentiles in µs: p50, p90, p99, p99.9, max.
+    latency_us: [f64; 5],
+    /// Server CPU seconds during the measured window.
+    server_cpu_s: f64,
+    /// Length of that window as the bench saw it, seconds.
+    window_s: f64,
+    /// Server CPU µs per message (0 when no message was measured).
+    server_us_per_msg: f64,
+    /// Load generator CPU seconds during its window.
+    loadgen_cpu_s: f64,
+    /// Errors the load tool counted (mismatch, lost, refused, timeout).
+    errors: u64,
+    /// Mismatched bytes among them.
+    mismatched_bytes: u64,
+    /// Connections that came up.
+    established: u64,
+    /// Connections asked for.
+    requested: u64,
+    /// Idle scenario: server resident memory growth per connection, bytes.
+    rss_per_conn: Option<f64>,
+    /// Why the run failed, if it did; figures are then not used.
+    failure: Option<String>,
+}
+
+impl Measured {
+    /// Server CPU share of the window: below 0.9 the server was not the
+    /// bottleneck.
+    fn server_util(&self) -> f64 {
+        if self.window_s > 0.0 {
+            self.server_cpu_s / self.window_s
+        } else {
+            0.0
+        }
+    }
+}
+
+/// One run in the record.
+#[derive(Clone, Debug)]
+struct Run {
+    /// Scenario name.
+    scenario: String,
+    /// Peer name.
+    peer: &'static str,
+    /// Round number, from 0.
+    round: usize,
+    /// The figures.
+    m: Measured,
+}
+
+/// Where the bench finds and puts things.
+struct Paths {
+    /// `target/release/examples`.
+    examples: PathBuf,
+    /// `target/load`: reports, charts, the compiled C peer.
+    out: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let options = match parse_options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("load: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut o = Options {
+        quick: false,
+        filters: Vec::new(),
+        peers: Vec::new(),
+        rounds: 3,
+        duration: 3.0,
+        warmup: 1.0,
+    };
+    let mut explicit = (false, false);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--quick" => o.quick = true,
+            "--filter" => o.filters.push(value("--filter")?),
+            "--peers" => o.peers = value("--peers")?.split(',').map(String::from).collect(),
+            "--rounds" => {
+                o.rounds = value("--rounds")?
+                    .parse()
+                    .map_err(|e| format!("--rounds: {e}"))?
+            }
+            "--duration" => {
+                o.duration = value("--duration")?
+                    .parse()
+                    .map_err(|e| format!("--duration: {e}"))?;
+                explicit.0 = true;
+            }
+            "--warmup" => {
+                o.warmup = value("--warmup")?
+                    .parse()
+                    .map_err(|e| format!("--warmup: {e}"))?;
+                explicit.1 = true;
+            }
+            // cargo bench passes --bench to every bench target.
+            "--bench" => {}
+            "--help" | "-h" => {
+                println!(
+                    "cargo bench --bench load -- [--quick] [--filter WORD]... \
+                     [--peers a,b] [--rounds N] [--duration S] [--warmup S]"
+                );
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if o.quick {
+        if !explicit.0 {
+            o.duration = 1.0;
+        }
+        if !explicit.1 {
+            o.warmup = 0.5;
+        }
+    }
+    if o.rounds == 0 {
+        return Err("--rounds must be at least 1".into());
+    }
+    Ok(o)
+}
+
+/// The servers compared. The first is the project; the C peer's path is
+/// filled in once it is compiled.
+fn peers(c_binary: Option<PathBuf>) -> Vec<Peer> {
+    let mut peers = vec![
+        Peer {
+            name: "reactor",
+            protocol: Protocol::Echo,
+            launch: Launch::Example("echo_server"),
+            is_project: true,
+            note: "examples/echo_server.rs: this crate, one thread",
+        },
+        Peer {
+            name: "tokio",
+            protocol: Protocol::Echo,
+            launch: Launch::Example("tokio_echo"),
+            is_project: false,
+            note: "examples/tokio_echo.rs: current-thread runtime, task per connection",
+        },
+        Peer {
+            name: "threaded",
+            protocol: Protocol::Echo,
+            launch: Launch::Example("threaded_echo"),
+            is_project: false,
+            note: "examples/threaded_echo.rs: std, one blocking thread per connection",
+        },
+    ];
+    if let Some(path) = c_binary {
+        peers.push(Peer {
+            name: "c-epoll",
+            protocol: Protocol::Echo,
+            launch: Launch::Command(path),
+            is_project: false,
+            note: "benches/c/epoll_echo.c: cc -O2, one thread, edge-triggered",
+        });
+    }
+    peers
+}
+
+/// Most bytes the generator may keep in flight in one scenario: beyond it
+/// (10 000 connections × 16 × 16 KiB = 2.5 GiB) the kernel's TCP memory
+/// limits, not the servers, would be measured.
+const MAX_IN_FLIGHT: usize = 512 << 20;
+
+/// The scenario matrix, before filtering.
+fn scenarios(o: &Options, fd_limit: usize) -> Vec<Scenario> {
+    // Both ends hold one descriptor per connection, plus a few of their own.
+    let cap = fd_limit.saturating_sub(64);
+    let mut list = Vec::new();
+    let mut throughput = |conns: usize, size: usize, depth: usize| {
+        if conns > cap || conns * size * depth > MAX_IN_FLIGHT {
+            return;
+        }
+        list.push(Scenario {
+            name: format!("c{conns}-s{size}-d{depth}"),
+            protocol: Protocol::Echo,
+            workload: Workload::Throughput { conns, size, depth },
+        });
+    };
+    if o.quick {
+        throughput(100, 64, 1);
+        throughput(1000, 64, 16);
+        throughput(100, 16384, 1);
+    } else {
+        for conns in [1, 100, 1000, 10_000] {
+            for size in [64, 1024, 16384] {
+                for depth in [1, 16] {
+                    throughput(conns, size, depth);
+                }
+            }
+        }
+    }
+    let idle = if o.quick { 5000 } else { 10_000 }.min(cap);
+    list.push(Scenario {
+        name: format!("idle-c{idle}"),
+        protocol: Protocol::Echo,
+        workload: Workload::Idle { conns: idle },
+    });
+    list.push(Scenario {
+        name: "rate-c100-s64-d16".into(),
+        protocol: Protocol::Echo,
+        workload: Workload::FixedRate {
+            conns: 100,
+            size: 64,
+            depth: 16,
+            fraction: 0.5,
+        },
+    });
+    list
+}
+
+fn run(o: &Options) -> Result<(), String> {
+    let paths = locate()?;
+    std::fs::create_dir_all(&paths.out).map_err(|e| format!("{}: {e}", paths.out.display()))?;
+    build_examples()?;
+    let c_binary = compile_c(&paths);
+    let all_peers = peers(c_binary);
+    let peers: Vec<Peer> = all_peers
+        .into_iter()
+        .filter(|p| o.peers.is_empty() || o.peers.iter().any(|n| n == p.name))
+        .collect();
+    if peers.is_empty() {
+        return Err("no peer selected".into());
+    }
+    let pin = placement();
+    let fd_limit = hard_fd_limit();
+    let scenarios: Vec<Scenario> = scenarios(o, fd_limit)
+        .into_iter()
+        .filter(|s| o.filters.is_empty() || o.filters.iter().any(|f| s.name.contains(f)))
+        .collect();
+    let machine = machine();
+    eprintln!(
+        "load: {} scenarios x {} peers x {} rounds, {}s + {}s warm-up; {}",
+        scenarios.len(),
+        peers.len(),
+        o.rounds,
+        o.duration,
+        o.warmup,
+        match &pin {
+            Some((s, c)) => format!("server on CPU {s}, loadgen on CPU {c}"),
+            None => "not pinned (fewer than 2 CPUs or no taskset)".into(),
+        }
+    );
+    let started = Instant::now();
+    let mut runs: Vec<Run> = Vec::new();
+    let mut rates: BTreeMap<String, f64> = BTreeMap::new();
+    for scenario in &scenarios {
+        // Open-loop rates come from what the throughput scenarios measured.
+        if let Workload::FixedRate { size, fraction, .. } = scenario.workload {
+            let rate = fixed_rate(&runs, &scenarios, &peers, size) * fraction;
+            eprintln!("load: {}: {rate:.0} msg/s", scenario.name);
+            rates.insert(scenario.name.clone(), rate);
+        }
+        let mine: Vec<&Peer> = peers
+            .iter()
+            .filter(|p| p.protocol == scenario.protocol)
+            .collect();
+        for round in 0..o.rounds {
+            // Interleave: each round starts with a different server, so
+            // drift in the machine's load spreads over all of them.
+            for i in 0..mine.len() {
+                let peer = mine[(i + round) % mine.len()];
+                let m = run_one(o, &paths, peer, scenario, &pin, rates.get(&scenario.name));
+                eprintln!(
+                    "load: {:<22} {:<9} round {round}: {}",
+                    scenario.name,
+                    peer.name,
+                    brief(&m)
+                );
+                runs.push(Run {
+                    scenario: scenario.name.clone(),
+                    peer: peer.name,
+                    round,
+                    m,
+                });
+            }
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let report = Report {
+        options: o,
+        peers: &peers,
+        scenarios: &scenarios,
+        runs: &runs,
+        rates: &rates,
+        machine,
+        pinned: pin.is_some(),
+        elapsed,
+    };
+    let table = report.text_table();
+    println!("{table}");
+    write_file(&paths.out.join("report.md"), &report.markdown())?;
+    write_file(&paths.out.join("report.json"), &report.json())?;
+    for chart in report.charts(&paths.out) {
+        if let Err(e) = chart {
+            eprintln!("load: chart: {e}");
+        }
+    }
+    eprintln!(
+        "load: done in {elapsed:.0}s; report in {}",
+        paths.out.join("report.md").display()
+    );
+    Ok(())
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn locate() -> Result<Paths, String> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            if dir.is_relative() {
+                manifest.join(dir)
+            } else {
+                dir
+            }
+        }
+        None => manifest.join("target"),
+    };
+    Ok(Paths {
+        examples: target.join("release").join("examples"),
+        out: target.join("load"),
+    })
+}
+
+/// Builds the servers and the load generator. Cargo has released its lock
+/// on the target directory by the time a bench runs, so this does not wait
+/// on the `cargo bench` that started us; it is a no-op when up to date.
+fn build_examples() -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("load: {cargo} build --release --examples");
+    let status = Command::new(&cargo)
+        .args(["build", "--release", "--examples"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .map_err(|e| format!("cannot run {cargo}: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build --release --examples failed: {status}"));
+    }
+    Ok(())
+}
+
+/// Compiles the C peer; `None` (the peer is skipped) without a C compiler.
+fn compile_c(paths: &Paths) -> Option<PathBuf> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/c/epoll_echo.c");
+    let binary = paths.out.join("epoll_echo");
+    let result = Command::new("cc")
+        .args(["-O2", "-Wall", "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .status();
+    match result {
+        Ok(status) if status.success() => Some(binary),
+        Ok(status) => {
+            eprintln!("load: cc failed ({status}); skipping the C peer");
+            None
+        }
+        Err(e) => {
+            eprintln!("load: no C compiler ({e}); skipping the C peer");
+            None
+        }
+    }
+}
+
+/// CPUs for (server, loadgen), when pinning is possible.
+fn placement() -> Option<(usize, usize)> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let taskset = Command::new("taskset")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    (cpus >= 2 && taskset).then_some((0, 1))
+}
+
+/// The hard descriptor limit, which children may raise their soft limit to.
+fn hard_fd_limit() -> usize {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024)
+}
+
+/// A one-line summary of the machine for the report.
+fn machine() -> String {
+    let nproc = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("unknown CPU")
+        .trim()
+        .to_string();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "{nproc} CPUs, {model}, Linux {}, load average at start {}",
+        kernel.trim(),
+        load.join(" ")
+    )
+}
+
+/// A child process killed (and reaped) when dropped.
+struct Guard {
+    /// The process, if it still needs killing.
+    child: Option<Child>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `sh -c 'ulimit -n HARD; exec [taskset -c CPU] PROGRAM ARGS'`: raise the
+/// soft descriptor limit to the hard one and pin, keeping one PID (every
+/// step execs), so `/proc/PID` is the program's own.
+fn pinned_command(program: &Path, args: &[String], cpu: Option<usize>) -> Command {
+    let mut c = Command::new("sh");
+    let pin = cpu.map_or(String::new(), |cpu| format!("taskset -c {cpu} "));
+    c.arg("-c")
+        .arg(format!(
+            "ulimit -n $(ulimit -Hn) 2>/dev/null; exec {pin}\"$0\" \"$@\""
+        ))
+        .arg(program)
+        .args(args);
+    c
+}
+
+/// Starts `peer`'s server and waits for its address.
+fn start_server(
+    paths: &Paths,
+    peer: &Peer,
+    cpu: Option<usize>,
+) -> Result<(Guard, u32, String, mpsc::Receiver<String>), String> {
+    let program = match &peer.launch {
+        Launch::Example(name) => paths.examples.join(name),
+        Launch::Command(path) => path.clone(),
+    };
+    let args = vec!["--addr".to_string(), "127.0.0.1:0".to_string()];
+    let mut child = pinned_command(&program, &args, cpu)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+    let pid = child.id();
+    let stderr = child.stderr.take().expect("piped");
+    let guard = Guard { child: Some(child) };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .map_err(|_| format!("{} printed no 'listening on' line", peer.name))?;
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+            return Ok((guard, pid, addr, rx));
+        }
+    }
+}
+
+/// utime + stime of `pid` in seconds (ticks of 1/100 s).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of proc(5); `rest` starts at field 3.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// Resident memory of `pid` in bytes (VmRSS).
+fn rss_bytes(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024.0)
+}
+
+/// Descriptors `pid` holds.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Runs one server through one scenario; failures are recorded, not fatal.
+fn run_one(
+    o: &Options,
+    paths: &Paths,
+    peer: &Peer,
+    scenario: &Scenario,
+    pin: &Option<(usize, usize)>,
+    rate: Option<&f64>,
+) -> Measured {
+    let result =
+        start_server(paths, peer, pin.map(|p| p.0)).and_then(|(guard, pid, addr, _log)| {
+            let m = run_load(
+                o,
+                paths,
+                scenario,
+                pid,
+                &addr,
+                pin.map(|p| p.1),
+                rate.copied(),
+            );
+            drop(guard);
+            m
+        });
+    result.unwrap_or_else(|e| Measured {
+        failure: Some(e),
+        ..Measured::default()
+    })
+}
+
+/// Samples the server at the load generator's window markers.
+#[derive(Default)]
+struct Window {
+    /// Server CPU seconds and time at "loadgen: measuring".
+    start: Option<(f64, Instant)>,
+    /// Same at "loadgen: measured".
+    end: Option<(f64, Instant)>,
+    /// Idle scenario: server RSS once every connection was accepted.
+    rss_loaded: Option<f64>,
+}
+
+/// Runs the protocol's load tool against a started server. This is where
+/// another protocol's tool (wrk, redis-benchmark) would plug in.
+fn run_load(
+    o: &Options,
+    paths: &Paths,
+    scenario: &Scenario,
+    pid: u32,
+    addr: &str,
+    cpu: Option<usize>,
+    rate: Option<f64>,
+) -> Result<Measured, String> {
+    let Protocol::Echo = scenario.protocol;
+    let (conns, size, depth, idle) = match scenario.workload {
+        Workload::Throughput { conns, size, depth } => (conns, size, depth, false),
+        Workload::FixedRate {
+            conns, size, depth, ..
+        } => (conns, size, depth, false),
+        Workload::Idle { conns } => (conns, 64, 0, true),
+    };
+    let mut args: Vec<String> = vec![
+        "--addr".into(),
+        addr.into(),
+        "--connections".into(),
+        conns.to_string(),
+        "--size".into(),
+        size.to_string(),
+        "--depth".into(),
+        depth.to_string(),
+        "--warmup".into(),
+        o.warmup.to_string(),
+        "--duration".into(),
+        if idle {
+            "1".into()
+        } else {
+            o.duration.to_string()
+        },
+        "--json".into(),
+    ];
+    if let Some(rate) = rate {
+        args.push("--rate".into());
+        args.push(format!("{rate:.0}"));
+    }
+    let rss_before = rss_bytes(pid);
+    let mut child = pinned_command(&paths.examples.join("loadgen"), &args, cpu)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start loadgen: {e}"))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let guard = Guard { child: Some(child) };
+    let window = Arc::new(Mutex::new(Window::default()));
+    let marks = Arc::clone(&window);
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log_writer = Arc::clone(&log);
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line == "loadgen: measuring" {
+                if idle {
+                    // Connected is not accepted: wait (bounded) until the
+                    // server holds a descriptor per connection.
+                    let until = Instant::now() + Duration::from_secs(5);
+                    while open_fds(pid) < conns && Instant::now() < until {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                    marks.lock().unwrap().rss_loaded = rss_bytes(pid);
+                }
+                let cpu = cpu_seconds(pid).unwrap_or(0.0);
+                marks.lock().unwrap().start = Some((cpu, Instant::now()));
+            } else if line == "loadgen: measured" {
+                let cpu = cpu_seconds(pid).unwrap_or(0.0);
+                marks.lock().unwrap().end = Some((cpu, Instant::now()));
+            } else {
+                log_writer.lock().unwrap().push(line);
+            }
+        }
+    });
+    // Every run is bounded: connects, warm-up, window, drain, and slack.
+    let limit = Duration::from_secs_f64(o.warmup + o.duration + 30.0);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = stdout.read_to_string(&mut out);
+        let _ = tx.send(out);
+    });
+    let out = rx
+        .recv_timeout(limit)
+        .map_err(|_| format!("loadgen did not finish within {limit:?}"))?;
+    drop(guard);
+    let _ = reader.join();
+    let json = out.lines().find(|l| l.starts_with('{')).ok_or_else(|| {
+        let log = log.lock().unwrap();
+        let tail: Vec<&String> = log.iter().rev().take(3).collect();
+        format!("loadgen printed no result ({tail:?})")
+    })?;
+    let num = |key: &str| json_number(json, key).unwrap_or(0.0);
+    let w = window.lock().unwrap();
+    let mut m = Measured {
+        msgs_per_sec: num("messages_per_sec"),
+        mib_per_sec: num("mib_per_sec"),
+        latency_us: [num("p50"), num("p90"), num("p99"), num("p999"), num("max")],
+        loadgen_cpu_s: num("cpu_seconds"),
+        errors: num("errors") as u64,
+        mismatched_bytes: num("mismatched_bytes") as u64,
+        established: num("established") as u64,
+        requested: num("requested") as u64,
+        ..Measured::default()
+    };
+    if let (Some((c0, t0)), Some((c1, t1))) = (w.start, w.end) {
+        m.server_cpu_s = c1 - c0;
+        m.window_s = t1.duration_since(t0).as_secs_f64();
+        let messages = m.msgs_per_sec * num("duration_s");
+        if messages > 0.0 {
+            m.server_us_per_msg = m.server_cpu_s * 1e6 / messages;
+        }
+    }
+    if idle {
+        if let (Some(before), Some(after)) = (rss_before, w.rss_loaded) {
+            m.rss_per_conn = Some((after - before) / m.established.max(1) as f64);
+        }
+    }
+    if m.established < m.requested {
+        m.failure = Some(format!(
+            "{} of {} connections established",
+            m.established, m.requested
+        ));
+    } else if m.errors > 0 {
+        m.failure = Some(format!("{} errors", m.errors));
+    }
+    Ok(m)
+}
+
+/// The number after `"key":` in a flat-enough JSON text (loadgen's keys
+/// are unique, so nesting needs no parser).
+fn json_number(json: &str, key: &str) -> Option<f64> {
+    let at = json.find(&format!("\"{key}\":"))? + key.len() + 3;
+    let rest = &json[at..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '-' | 'e' | 'E' | '+')))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+fn brief(m: &Measured) -> String {
+    if let Some(rss) = m.rss_per_conn {
+        return format!("{rss:.0} B/conn RSS");
+    }
+    let mut s = format!(
+        "{:.0} msg/s, p99 {:.0} us, server {:.2} us/msg at {:.0}% CPU, loadgen {:.0}%",
+        m.msgs_per_sec,
+        m.latency_us[2],
+        m.server_us_per_msg,
+        m.server_util() * 100.0,
+        if m.window_s > 0.0 {
+            m.loadgen_cpu_s / m.window_s * 100.0
+        } else {
+            0.0
+        }
+    );
+    if let Some(f) = &m.failure {
+        let _ = write!(s, "  FAILED: {f}");
+    }
+    s
+}
+
+/// The open-loop rate's base: over the throughput scenarios with `size`
+/// bytes, the slowest server's median; the best such scenario. Falls back
+/// to 10 000 msg/s when none ran (filtered out).
+fn fixed_rate(runs: &[Run], scenarios: &[Scenario], peers: &[Peer], size: usize) -> f64 {
+    let mut best: f64 = 0.0;
+    for s in scenarios {
+        let Workload::Throughput { size: sz, .. } = s.workload else {
+            continue;
+        };
+        if sz != size {
+            continue;
+        }
+        let slowest = peers
+            .iter()
+            .filter_map(|p| {
+                let v = values(runs, &s.name, p.name, |m| Some(m.msgs_per_sec));
+                median(&v)
+            })
+            .fold(f64::INFINITY, f64::min);
+        if slowest.is_finite() {
+            best = best.max(slowest);
+        }
+    }
+    if best > 0.0 {
+        best
+    } else {
+        10_000.0
+    }
+}
+
+/// Figures `f` of the successful runs of `peer` in `scenario`.
+fn values(
+    runs: &[Run],
+    scenario: &str,
+    peer: &str,
+    f: impl Fn(&Measured) -> Option<f64>,
+) -> Vec<f64> {
+    runs.iter()
+        .filter(|r| r.scenario == scenario && r.peer == peer && r.m.failure.is_none())
+        .filter_map(|r| f(&r.m))
+        .collect()
+}
+
+fn median(v: &[f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let n = s.len();
+    Some(if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    })
+}
+
+/// Median with min–max, for the tables.
+struct Spread {
+    /// Median.
+    median: f64,
+    /// Smallest.
+    min: f64,
+    /// Largest.
+    max: f64,
+}
+
+fn spread(v: &[f64]) -> Option<Spread> {
+    Some(Spread {
+        median: median(v)?,
+        min: v.iter().copied().fold(f64::INFINITY, f64::min),
+        max: v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    })
+}
+
+/// Everything the report needs.
+struct Report<'a> {
+    /// How the bench was invoked.
+    options: &'a Options,
+    /// Peers that ran.
+    peers: &'a [Peer],
+    /// Scenarios that ran, in order.
+    scenarios: &'a [Scenario],
+    /// Every run.
+    runs: &'a [Run],
+    /// Open-loop rate per fixed-rate scenario.
+    rates: &'a BTreeMap<String, f64>,
+    /// Machine summary.
+    machine: String,
+    /// Whether server and loadgen were pinned to separate CPUs.
+    pinned: bool,
+    /// Seconds the whole bench took.
+    elapsed: f64,
+}
+
+/// One row of the summary: a peer in a scenario, medians over rounds.
+struct Row {
+    /// Scenario name.
+    scenario: String,
+    /// Peer name.
+    peer: &'static str,
+    /// Messages per second.
+    rate: Option<Spread>,
+    /// Server CPU µs per message.
+    cpu: Option<Spread>,
+    /// Latency percentiles in µs (medians).
+    latency: [Option<f64>; 5],
+    /// Median server CPU share of the window.
+    util: Option<f64>,
+    /// Median loadgen CPU share of the window.
+    loadgen_util: Option<f64>,
+    /// Idle: RSS bytes per connection.
+    rss: Option<Spread>,
+    /// Failed runs out of all runs.
+    failed: usize,
+    /// Runs.
+    total: usize,
+    /// First failure message, if any.
+    failure: Option<String>,
+}
+
+impl Report<'_> {
+    fn rows(&self) -> Vec<Row> {
+        let mut rows = Vec::new();
+        for s in self.scenarios {
+            for p in self.peers.iter().filter(|p| p.protocol == s.protocol) {
+                let v =
+                    |f: &dyn Fn(&Measured) -> Option<f64>| values(self.runs, &s.name, p.name, f);
+                let mine: Vec<&Run> = self
+                    .runs
+                    .iter()
+                    .filter(|r| r.scenario == s.name && r.peer == p.name)
+                    .collect();
+                let idle = matches!(s.workload, Workload::Idle { .. });
+                let mut latency = [None; 5];
+                for (i, slot) in latency.iter_mut().enumerate() {
+                    *slot = median(&v(&|m| Some(m.latency_us[i])));
+                }
+                rows.push(Row {
+                    scenario: s.name.clone(),
+                    peer: p.name,
+                    rate: if idle {
+                        None
+                    } else {
+                        spread(&v(&|m| Some(m.msgs_per_sec)))
+                    },
+                    cpu: if idle {
+                        None
+                    } else {
+                        spread(&v(&|m| {
+                            (m.server_us_per_msg > 0.0).then_some(m.server_us_per_msg)
+                        }))
+                    },
+                    latency: if idle { [None; 5] } else { latency },
+                    util: median(&v(&|m| Some(m.server_util()))),
+                    loadgen_util: median(&v(&|m| {
+                        (m.window_s > 0.0).then(|| m.loadgen_cpu_s / m.window_s)
+                    })),
+                    rss: spread(&v(&|m| m.rss_per_conn)),
+                    failed: mine.iter().filter(|r| r.m.failure.is_some()).count(),
+                    total: mine.len(),
+                    failure: mine.iter().find_map(|r| r.m.failure.clone()),
+                });
+            }
+        }
+        rows
+    }
+
+    /// Project ÷ peer per scenario: median of per-round ratios of
+    /// throughput and of server CPU per message.
+    fn ratios(&self) -> Vec<(String, &'static str, Option<f64>, Option<f64>)> {
+        let Some(project) = self.peers.iter().find(|p| p.is_project) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for s in self.scenarios {
+            if matches!(s.workload, Workload::Idle { .. }) {
+                continue;
+            }
+            for p in self
+                .peers
+                .iter()
+                .filter(|p| !p.is_project && p.protocol == s.protocol)
+            {
+                let per_round = |f: &dyn Fn(&Measured) -> f64| {
+                    let mut ratios = Vec::new();
+                    for round in 0..self.options.rounds {
+                        let find = |name: &str| {
+                            self.runs.iter().find(|r| {
+                                r.scenario == s.name
+                                    && r.peer == name
+                                    && r.round == round
+                                    && r.m.failure.is_none()
+                            })
+                        };
+                        if let (Some(a), Some(b)) = (find(project.name), find(p.name)) {
+                            let (x, y) = (f(&a.m), f(&b.m));
+                            if x > 0.0 && y > 0.0 {
+                                ratios.push(x / y);
+                            }
+                        }
+                    }
+                    median(&ratios)
+                };
+                out.push((
+                    s.name.clone(),
+                    p.name,
+                    per_round(&|m| m.msgs_per_sec),
+                    per_round(&|m| m.server_us_per_msg),
+                ));
+            }
+        }
+        out
+    }
+
+    fn warnings(row: &Row) -> String {
+        let mut w = Vec::new();
+        if row.failed > 0 {
+            w.push(format!(
+                "{}/{} runs failed: {}",
+                row.failed,
+                row.total,
+                row.failure.as_deref().unwrap_or("")
+            ));
+        }
+        if row.rss.is_none() {
+            if let Some(u) = row.util {
+                if u < 0.9 {
+                    w.push(format!(
+                        "server at {:.0}% CPU: client/round-trip bound",
+                        u * 100.0
+                    ));
+                }
+            }
+        }
+        w.join("; ")
+    }
+
+    fn text_table(&self) -> String {
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "\n{:<22} {:<9} {:>28} {:>24} {:>9} {:>9} {:>5} {:>5}  notes",
+            "scenario",
+            "server",
+            "msg/s median [min-max]",
+            "srv us/msg [min-max]",
+            "p50 us",
+            "p99 us",
+            "srv%",
+            "gen%"
+        );
+        for row in self.rows() {
+            if let Some(rss) = &row.rss {
+                let _ = writeln!(
+                    t,
+                    "{:<22} {:<9} {:>28} {:>24} {:>9} {:>9} {:>5} {:>5}  {}",
+                    row.scenario,
+                    row.peer,
+                    format!("{:.0} B/conn [{:.0}-{:.0}]", rss.median, rss.min, rss.max),
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    Self::warnings(&row)
+                );
+                continue;
+            }
+            let _ = writeln!(
+                t,
+                "{:<22} {:<9} {:>28} {:>24} {:>9} {:>9} {:>5} {:>5}  {}",
+                row.scenario,
+                row.peer,
+                row.rate.as_ref().map_or("-".into(), |r| format!(
+                    "{:.0} [{:.0}-{:.0}]",
+                    r.median, r.min, r.max
+                )),
+                row.cpu.as_ref().map_or("-".into(), |r| format!(
+                    "{:.2} [{:.2}-{:.2}]",
+                    r.median, r.min, r.max
+                )),
+                row.latency[0].map_or("-".into(), |v| format!("{v:.0}")),
+                row.latency[2].map_or("-".into(), |v| format!("{v:.0}")),
+                row.util.map_or("-".into(), |v| format!("{:.0}", v * 100.0)),
+                row.loadgen_util
+                    .map_or("-".into(), |v| format!("{:.0}", v * 100.0)),
+                Self::warnings(&row)
+            );
+        }
+        let _ = writeln!(t, "\nreactor / peer (median of per-round ratios): throughput (higher is better), server CPU per message (lower is better)");
+        for (scenario, peer, rate, cpu) in self.ratios() {
+            let _ = writeln!(
+                t,
+                "{scenario:<22} vs {peer:<9} throughput x{:<6} cpu/msg x{}",
+                rate.map_or("-".into(), |v| format!("{v:.2}")),
+                cpu.map_or("-".into(), |v| format!("{v:.2}"))
+            );
+        }
+        t
+    }
+
+    fn markdown(&self) -> String {
+        let o = self.options;
+        let mut md = String::new();
+        let _ = writeln!(md, "# Echo load comparison\n");
+        let _ = writeln!(
+            md,
+            "Generated by `cargo bench --bench load{}` in {:.0} s.\n",
+            if o.quick { " -- --quick" } else { "" },
+            self.elapsed
+        );
+        let _ = writeln!(md, "* Machine: {}", self.machine);
+        let _ = writeln!(
+            md,
+            "* Placement: {}",
+            if self.pinned {
+                "server pinned to CPU 0, loadgen to CPU 1 (taskset)"
+            } else {
+                "not pinned"
+            }
+        );
+        let _ = writeln!(
+            md,
+            "* {} rounds per scenario, servers interleaved; {} s measured after {} s warm-up; medians with [min–max].",
+            o.rounds, o.duration, o.warmup
+        );
+        let _ = writeln!(md, "* Server CPU per message: utime+stime of the server process across the measured window (10 ms ticks) ÷ messages echoed. Steadier than msg/s on a shared machine.");
+        let _ = writeln!(md, "* `srv%` under 90: the server was not saturated (client- or round-trip-bound); msg/s then measures latency, not capacity.");
+        for (name, rate) in self.rates {
+            let _ = writeln!(md, "* `{name}`: open loop at {rate:.0} msg/s (50% of the slowest server's best 64 B throughput); latency from intended send times.");
+        }
+        let _ = writeln!(md, "\n## Servers\n");
+        for p in self.peers {
+            let _ = writeln!(md, "* **{}**: {}", p.name, p.note);
+        }
+        let _ = writeln!(md, "\n## Results\n");
+        let _ = writeln!(md, "| scenario | server | msg/s | server µs/msg | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | srv% | gen% | notes |");
+        let _ = writeln!(
+            md,
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        );
+        let f0 = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.0}"));
+        for row in self.rows() {
+            if let Some(rss) = &row.rss {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | idle: **{:.0} B/conn** RSS [{:.0}–{:.0}] | | | | | | | | | {} |",
+                    row.scenario,
+                    row.peer,
+                    rss.median,
+                    rss.min,
+                    rss.max,
+                    Self::warnings(&row)
+                );
+                continue;
+            }
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                row.scenario,
+                row.peer,
+                row.rate.as_ref().map_or("–".into(), |r| format!(
+                    "{:.0} [{:.0}–{:.0}]",
+                    r.median, r.min, r.max
+                )),
+                row.cpu.as_ref().map_or("–".into(), |r| format!(
+                    "{:.2} [{:.2}–{:.2}]",
+                    r.median, r.min, r.max
+                )),
+                f0(row.latency[0]),
+                f0(row.latency[1]),
+                f0(row.latency[2]),
+                f0(row.latency[3]),
+                f0(row.latency[4]),
+                row.util.map_or("–".into(), |v| format!("{:.0}", v * 100.0)),
+                row.loadgen_util
+                    .map_or("–".into(), |v| format!("{:.0}", v * 100.0)),
+                Self::warnings(&row)
+            );
+        }
+        let _ = writeln!(md, "\n## reactor ÷ peer\n\nMedian of per-round ratios. Throughput: above 1 the reactor is faster. CPU per message: below 1 the reactor is cheaper.\n");
+        let _ = writeln!(md, "| scenario | peer | throughput × | CPU/msg × |");
+        let _ = writeln!(md, "|---|---|---:|---:|");
+        for (scenario, peer, rate, cpu) in self.ratios() {
+            let _ = writeln!(
+                md,
+                "| {scenario} | {peer} | {} | {} |",
+                rate.map_or("–".into(), |v| format!("{v:.2}")),
+                cpu.map_or("–".into(), |v| format!("{v:.2}"))
+            );
+        }
+        let _ = writeln!(md, "\n## Charts\n\n![throughput](throughput.svg)\n\n![CPU per message](cpu_per_message.svg)\n\n![latency](latency.svg)");
+        md
+    }
+
+    fn json(&self) -> String {
+        let mut j = String::new();
+        let o = self.options;
+        let _ = write!(
+            j,
+            "{{\"machine\":{},\"pinned\":{},\"quick\":{},\"rounds\":{},\"duration_s\":{},\"warmup_s\":{},\"elapsed_s\":{:.1},\"rates\":{{",
+            json_string(&self.machine),
+            self.pinned,
+            o.quick,
+            o.rounds,
+            o.duration,
+            o.warmup,
+            self.elapsed
+        );
+        let rates: Vec<String> = self
+            .rates
+            .iter()
+            .map(|(k, v)| format!("{}:{v:.1}", json_string(k)))
+            .collect();
+        let _ = write!(j, "{}}},\"runs\":[", rates.join(","));
+        let runs: Vec<String> = self
+            .runs
+            .iter()
+            .map(|r| {
+                let m = &r.m;
+                format!(
+                    concat!(
+                        "{{\"scenario\":{},\"server\":{},\"round\":{},\"messages_per_sec\":{:.1},",
+                        "\"mib_per_sec\":{:.3},\"latency_us\":{{\"p50\":{:.2},\"p90\":{:.2},",
+                        "\"p99\":{:.2},\"p999\":{:.2},\"max\":{:.2}}},\"server_cpu_s\":{:.3},",
+                        "\"window_s\":{:.3},\"server_cpu_us_per_msg\":{:.4},\"server_util\":{:.3},",
+                        "\"loadgen_cpu_s\":{:.3},\"errors\":{},\"mismatched_bytes\":{},",
+                        "\"connections\":{{\"requested\":{},\"established\":{}}},",
+                        "\"rss_bytes_per_conn\":{},\"failure\":{}}}"
+                    ),
+                    json_string(&r.scenario),
+                    json_string(r.peer),
+                    r.round,
+                    m.msgs_per_sec,
+                    m.mib_per_sec,
+                    m.latency_us[0],
+                    m.latency_us[1],
+                    m.latency_us[2],
+                    m.latency_us[3],
+                    m.latency_us[4],
+                    m.server_cpu_s,
+                    m.window_s,
+                    m.server_us_per_msg,
+                    m.server_util(),
+                    m.loadgen_cpu_s,
+                    m.errors,
+                    m.mismatched_bytes,
+                    m.requested,
+                    m.established,
+                    m.rss_per_conn.map_or("null".into(), |v| format!("{v:.1}")),
+                    m.failure.as_deref().map_or("null".into(), json_string)
+                )
+            })
+            .collect();
+        let _ = write!(j, "{}],\"ratios\":[", runs.join(","));
+        let ratios: Vec<String> = self
+            .ratios()
+            .into_iter()
+            .map(|(s, p, rate, cpu)| {
+                format!(
+                    "{{\"scenario\":{},\"peer\":{},\"throughput\":{},\"cpu_per_msg\":{}}}",
+                    json_string(&s),
+                    json_string(p),
+                    rate.map_or("null".into(), |v| format!("{v:.4}")),
+                    cpu.map_or("null".into(), |v| format!("{v:.4}"))
+                )
+            })
+            .collect();
+        let _ = writeln!(j, "{}]}}", ratios.join(","));
+        j
+    }
+
+    /// Writes the three charts; one result per chart.
+    fn charts(&self, out: &Path) -> Vec<Result<(), String>> {
+        vec![
+            self.throughput_chart(&out.join("throughput.svg")),
+            self.cpu_chart(&out.join("cpu_per_message.svg")),
+            self.latency_chart(&out.join("latency.svg")),
+        ]
+    }
+
+    /// Median msg/s against connections, one line per server and
+    /// (size, depth) pair; log-log.
+    fn throughput_chart(&self, path: &Path) -> Result<(), String> {
+        let mut series: BTreeMap<(String, usize, usize), Vec<(f64, f64)>> = BTreeMap::new();
+        for s in self.scenarios {
+            let Workload::Throughput { conns, size, depth } = s.workload else {
+                continue;
+            };
+            for p in self.peers {
+                if let Some(m) = median(&values(self.runs, &s.name, p.name, |m| {
+                    Some(m.msgs_per_sec)
+                })) {
+                    series
+                        .entry((p.name.to_string(), size, depth))
+                        .or_default()
+                        .push((conns as f64, m));
+                }
+            }
+        }
+        let points: Vec<(f64, f64)> = series.values().flatten().copied().collect();
+        if points.is_empty() {
+            return Ok(());
+        }
+        let (x0, x1) = bounds(points.iter().map(|p| p.0));
+        let (y0, y1) = bounds(points.iter().map(|p| p.1));
+        let root = SVGBackend::new(path, (960, 600)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "Echo throughput vs connections (median msg/s)",
+                ("sans-serif", 22),
+            )
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(80)
+            .build_cartesian_2d(
+                (x0 / 2.0..x1 * 2.0).log_scale(),
+                (y0 / 2.0..y1 * 2.0).log_scale(),
+            )
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("connections")
+            .y_desc("messages per second")
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, ((peer, size, depth), mut pts)) in series.into_iter().enumerate() {
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let color = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(format!("{peer} {size} B depth {depth}"))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())
+    }
+
+    /// Median server CPU µs per message for every throughput scenario.
+    fn cpu_chart(&self, path: &Path) -> Result<(), String> {
+        let names: Vec<&Scenario> = self
+            .scenarios
+            .iter()
+            .filter(|s| !matches!(s.workload, Workload::Idle { .. }))
+            .collect();
+        if names.is_empty() {
+            return Ok(());
+        }
+        let mut top: f64 = 0.0;
+        let mut lines = Vec::new();
+        for p in self.peers {
+            let pts: Vec<(f64, f64)> = names
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| {
+                    let v = values(self.runs, &s.name, p.name, |m| {
+                        (m.server_us_per_msg > 0.0).then_some(m.server_us_per_msg)
+                    });
+                    median(&v).map(|m| (i as f64, m))
+                })
+                .collect();
+            top = pts.iter().map(|p| p.1).fold(top, f64::max);
+            lines.push((p.name, pts));
+        }
+        let root = SVGBackend::new(path, (1200, 600)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let labels: Vec<String> = names.iter().map(|s| s.name.clone()).collect();
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "Server CPU per message (median µs, lower is better)",
+                ("sans-serif", 22),
+            )
+            .margin(12)
+            .x_label_area_size(60)
+            .y_label_area_size(60)
+            .build_cartesian_2d(-0.5..names.len() as f64 - 0.5, 0.0..top.max(1.0) * 1.15)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_labels(names.len())
+            .x_label_formatter(&|x: &f64| {
+                let i = x.round();
+                if (x - i).abs() < 0.01 && i >= 0.0 {
+                    labels.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .y_desc("server CPU µs per message")
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, (name, pts)) in lines.into_iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())
+    }
+
+    /// Latency percentiles of the fixed-rate scenarios, one line per server.
+    fn latency_chart(&self, path: &Path) -> Result<(), String> {
+        let Some(s) = self
+            .scenarios
+            .iter()
+            .find(|s| matches!(s.workload, Workload::FixedRate { .. }))
+        else {
+            return Ok(());
+        };
+        let mut lines = Vec::new();
+        for p in self.peers {
+            let pts: Vec<(f64, f64)> = (0..5)
+                .filter_map(|i| {
+                    median(&values(self.runs, &s.name, p.name, |m| {
+                        Some(m.latency_us[i])
+                    }))
+                    .filter(|v| *v > 0.0)
+                    .map(|v| (i as f64, v))
+                })
+                .collect();
+            if !pts.is_empty() {
+                lines.push((p.name, pts));
+            }
+        }
+        let all: Vec<f64> = lines.iter().flat_map(|l| l.1.iter().map(|p| p.1)).collect();
+        if all.is_empty() {
+            return Ok(());
+        }
+        let (y0, y1) = bounds(all.into_iter());
+        let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let names = ["p50", "p90", "p99", "p99.9", "max"];
+        let rate = self.rates.get(&s.name).copied().unwrap_or(0.0);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("Latency at a fixed {rate:.0} msg/s ({}), µs", s.name),
+                ("sans-serif", 20),
+            )
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(-0.5..4.5, (y0 / 2.0..y1 * 2.0).log_scale())
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_labels(5)
+            .x_label_formatter(&|x: &f64| {
+                let i = x.round();
+                if (x - i).abs() < 0.01 && (0.0..5.0).contains(&i) {
+                    names[i as usize].to_string()
+                } else {
+                    String::new()
+                }
+            })
+            .y_desc("latency µs (from intended send time)")
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, (name, pts)) in lines.into_iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())
+    }
+}
+
+/// Smallest and largest positive values (for log axes).
+fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, 0.0f64);
+    for v in values.filter(|v| *v > 0.0) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if lo.is_finite() {
+        (lo, hi)
+    } else {
+        (1.0, 10.0)
+    }
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

@@ -1,0 +1,67 @@
+//! A tokio echo server on one current-thread runtime: the peer the load
+//! benchmark (`benches/load.rs`) compares the reactor's `echo_server` with.
+//!
+//! Written the way a tokio user would: one task per connection, a 64 KiB
+//! buffer per task, `read` then `write_all`, TCP_NODELAY on every socket. A
+//! current-thread runtime keeps the comparison one thread against one thread.
+//!
+//! ```text
+//! cargo run --release --example tokio_echo -- --addr 127.0.0.1:0
+//! ```
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// Command-line flags.
+#[derive(Parser, Debug)]
+#[command(about = "tokio current-thread echo server")]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:65432")]
+    addr: SocketAddr,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    let socket = if args.addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(args.addr)?;
+    // Same backlog as the reactor's default, so bursts of connects compare.
+    let listener = socket.listen(1024)?;
+    eprintln!("tokio_echo listening on {}", listener.local_addr()?);
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(echo(stream));
+            }
+            // EMFILE and friends: back off instead of spinning.
+            Err(e) => {
+                eprintln!("tokio_echo: accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+async fn echo(mut stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if stream.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
