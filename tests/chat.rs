@@ -132,7 +132,8 @@ fn nick_who_broadcast_in_order_and_quit() {
     for client in [&mut a, &mut b, &mut c] {
         client.expect(&renamed);
     }
-    c.send("/who");
+    // telnet ends its lines with "\r\n".
+    c.writer.write_all(b"/who\r\n").unwrap();
     c.expect(&format!("* 3 online: alice, bob, {}", c.name));
 
     // Every line reaches every other member, in order, prefixed with the
