@@ -184,6 +184,13 @@ impl<H: Handler> Driver<'_, H> {
             }
         }
         self.core.scratch = scratch;
+        // A full read leaves `readable` set, so the flush after it cannot
+        // call the connection idle; if the next read then finds the socket
+        // drained, this is the moment it becomes idle, and no later flush
+        // (there is nothing left to write) would notice. Without this check
+        // a shutdown left such a connection open until its deadline
+        // (tests/shutdown.rs, drained read during shutdown).
+        self.close_if_idle_in_shutdown(id);
     }
 
     /// Hands `fresh` bytes (plus any leftovers) to the handler and keeps what
@@ -296,10 +303,26 @@ impl<H: Handler> Driver<'_, H> {
         if conn.output.is_empty() {
             if conn.state == ConnState::Closing {
                 self.finish_closing(id);
-            } else if shutting_down && conn.is_idle() {
-                core.close_after_flush(id, CloseReason::Shutdown);
-                self.finish_closing(id);
+            } else if shutting_down {
+                self.close_if_idle_in_shutdown(id);
             }
+        }
+    }
+
+    /// During a graceful shutdown, closes `id` (after flush, so with a FIN)
+    /// once it is idle: nothing queued either way and no readiness left.
+    /// Called wherever a connection can become idle: after a flush empties
+    /// its queue, and after a read finds its socket drained.
+    fn close_if_idle_in_shutdown(&mut self, id: ConnId) {
+        if !self.core.is_shutting_down() {
+            return;
+        }
+        let Some(conn) = self.core.conn(id) else {
+            return;
+        };
+        if matches!(conn.state, ConnState::Open | ConnState::ReadClosed) && conn.is_idle() {
+            self.core.close_after_flush(id, CloseReason::Shutdown);
+            self.finish_closing(id);
         }
     }
 

@@ -257,3 +257,50 @@ fn partial_lines_are_kept_and_many_small_chunks_are_written_in_order() {
     assert_eq!(stats.bytes_in, len as u64);
     assert_eq!(stats.bytes_out, len as u64);
 }
+
+/// Tiny budgets (one 4 KiB read per connection per turn, one accept per
+/// listener per turn) force every connection and the listener through the
+/// ready queue over and over: a readiness flag dropped when a budget runs
+/// out would stall a client forever (caught by the read timeouts).
+#[test]
+fn tiny_budgets_yield_without_losing_readiness() {
+    const CLIENTS: usize = 40;
+    const LEN: usize = 512 * 1024;
+    let config = Config {
+        read_buffer_size: 4096,
+        read_budget_reads: 1,
+        read_budget_bytes: 4096,
+        accepts_per_turn: 1,
+        ..Config::default()
+    };
+    let server = common::start_echo(config);
+    let addr = server.addr;
+    let barrier = Arc::new(Barrier::new(CLIENTS));
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                // Connect all at once: the accept budget of 1 leaves most
+                // of them waiting on the listener's ready-queue entry.
+                barrier.wait();
+                let mut stream = common::client(addr);
+                let data = Prng(i as u64 + 1000).bytes(LEN);
+                let mut reader = stream.try_clone().unwrap();
+                let reader = thread::spawn(move || {
+                    let mut got = vec![0; LEN];
+                    reader.read_exact(&mut got).unwrap();
+                    got
+                });
+                stream.write_all(&data).unwrap();
+                assert!(reader.join().unwrap() == data, "client {i}: echo differs");
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let stats = server.handle.stats();
+    assert_eq!(stats.accepted, CLIENTS as u64);
+    assert_eq!(stats.bytes_out, (CLIENTS * LEN) as u64);
+    assert!(stats.budget_yields > 0, "{stats:?}");
+}

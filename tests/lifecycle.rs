@@ -553,3 +553,97 @@ fn a_panicking_callback_closes_only_its_connection() {
     let reactor = server.stop();
     assert_eq!(reactor.stats().handler_panics, 4);
 }
+
+// ---------------------------------------------------------------------------
+// Stale ids
+
+/// Remembers the first connection's id; on `old`, acts on that id (which by
+/// then names a closed connection whose slot was reused): write, close,
+/// state queries and a bound timer must all leave the newcomer alone.
+#[derive(Default)]
+struct Keeper {
+    ids: Arc<Mutex<Vec<ConnId>>>,
+    results: Arc<Mutex<Vec<String>>>,
+}
+
+impl Handler for Keeper {
+    type State = ();
+    type Message = ();
+
+    fn opened(&mut self, _: &mut Context<'_, Self>, conn: ConnId, _: SocketAddr) {
+        self.ids.lock().unwrap().push(conn);
+    }
+
+    fn data(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        conn: ConnId,
+        _: &mut (),
+        input: &[u8],
+    ) -> usize {
+        if input == b"old" {
+            let old = self.ids.lock().unwrap()[0];
+            let mut results = self.results.lock().unwrap();
+            results.push(format!("write: {:?}", ctx.write(old, b"ghost")));
+            results.push(format!("state: {:?}", ctx.conn_state(old)));
+            results.push(format!("queued: {:?}", ctx.queued_output(old)));
+            ctx.start_conn_timer(old, Duration::from_millis(1), 9);
+            ctx.close(old);
+            ctx.close_after_flush(old);
+            ctx.set_idle_timeout(old, Some(Duration::from_millis(1)));
+        }
+        let _ = ctx.write(conn, input);
+        input.len()
+    }
+
+    fn timer(&mut self, _: &mut Context<'_, Self>, fired: Fired) {
+        self.results
+            .lock()
+            .unwrap()
+            .push(format!("timer fired for {:?}", fired.conn));
+    }
+}
+
+/// A `ConnId` kept after its connection closed never reaches the
+/// connection that reuses its slot (the generation tells them apart).
+#[test]
+fn a_stale_conn_id_never_reaches_the_slot_s_next_connection() {
+    let keeper = Keeper::default();
+    let (ids, results) = (Arc::clone(&keeper.ids), Arc::clone(&keeper.results));
+    let server = common::start(keeper, Config::default());
+    let first = common::client(server.addr);
+    common::wait_until("first accept", Duration::from_secs(5), || {
+        ids.lock().unwrap().len() == 1
+    });
+    drop(first);
+    server.wait_for("first close", Duration::from_secs(5), |s| {
+        s.closed_total() == 1
+    });
+    let mut second = common::client(server.addr);
+    second.write_all(b"old").unwrap();
+    let mut echo = [0; 3];
+    second.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"old");
+    // Give the bound timer and the idle timeout time to (not) fire.
+    thread::sleep(Duration::from_millis(50));
+    second.write_all(b"again").unwrap();
+    let mut echo = [0; 5];
+    second.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"again", "the newcomer received the ghost write");
+
+    let ids = ids.lock().unwrap().clone();
+    assert_eq!(
+        ids[0].slot(),
+        ids[1].slot(),
+        "precondition: the slab reuses the freed slot"
+    );
+    assert_ne!(ids[0], ids[1]);
+    assert_eq!(
+        *results.lock().unwrap(),
+        ["write: Err(Gone)", "state: None", "queued: None"]
+    );
+    let stats = server.handle.stats();
+    assert_eq!(stats.open_connections, 1);
+    assert_eq!(stats.closed_total(), 1);
+    assert_eq!(stats.timers_fired, 0);
+}

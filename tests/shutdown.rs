@@ -217,3 +217,66 @@ fn echo_server_example_drains_in_flight_data_on_sigterm() {
     // A new connection is refused once the process is gone.
     assert!(TcpStream::connect(server.addr).is_err());
 }
+
+/// Echoes; the first byte `S` it sees starts a graceful shutdown from inside
+/// the callback (so it begins in the very turn that read it).
+struct ShutdownOnS;
+
+impl Handler for ShutdownOnS {
+    type State = ();
+    type Message = ();
+
+    fn opened(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: SocketAddr) {}
+
+    fn data(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        conn: ConnId,
+        _: &mut (),
+        input: &[u8],
+    ) -> usize {
+        if input.first() == Some(&b'S') && !ctx.is_shutting_down() {
+            ctx.shutdown(Duration::from_secs(60));
+        }
+        let _ = ctx.write(conn, input);
+        input.len()
+    }
+}
+
+/// A connection that still had unread input when the shutdown began, and
+/// whose last read filled the buffer, becomes idle only when a later read
+/// returns `WouldBlock` with nothing left to write: it must be closed then,
+/// not left open until the (here 60 s) deadline.
+#[test]
+fn a_connection_that_goes_idle_on_a_drained_read_during_shutdown_is_closed() {
+    let config = Config {
+        read_buffer_size: 4096,
+        read_budget_reads: 1,
+        read_budget_bytes: 4096,
+        ..Config::default()
+    };
+    let server = common::start(ShutdownOnS, config);
+    let mut client = common::client(server.addr);
+    // Exactly two full reads: each leaves `readable` set (a full read does
+    // not prove the socket drained), and the budget of one read per turn
+    // spreads them over two turns, the first of which starts the shutdown.
+    let mut data = vec![b'x'; 8192];
+    data[0] = b'S';
+    client.write_all(&data).unwrap();
+    // The echo, then EOF: within the read timeout (10 s), far below the
+    // 60 s grace period that would otherwise close it.
+    let echoed = common::read_to_eof(&mut client, data.len()).expect("EOF after the echo");
+    assert!(echoed == data);
+    drop(client);
+    let thread = {
+        let mut server = server;
+        server.thread.take().unwrap()
+    };
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || tx.send(thread.join()).unwrap());
+    let reactor = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("run() did not return")
+        .expect("loop thread panicked");
+    assert_eq!(reactor.stats().closed(CloseReason::Shutdown), 1);
+}
