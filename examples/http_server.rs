@@ -24,7 +24,9 @@
 //!   closes unless `Connection: keep-alive`;
 //! * a head not complete within `--header-timeout` seconds of the wait for
 //!   it beginning (connection open, or previous request done) closes the
-//!   connection: slowloris protection that doubles as a keep-alive timeout;
+//!   connection: slowloris protection that doubles as a keep-alive timeout.
+//!   A body that stalls for as long (no bytes for `--header-timeout`) is cut
+//!   off the same way;
 //! * SIGINT/SIGTERM drain: listeners close, responses from then on carry
 //!   `Connection: close`, idle keep-alive connections are closed by the
 //!   reactor, and the process exits 0. A second signal stops at once.
@@ -57,7 +59,7 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
     /// Seconds a client has to complete a request head (slowloris cut-off;
-    /// also the keep-alive idle limit).
+    /// also the keep-alive idle limit and the longest pause inside a body).
     #[arg(long, default_value_t = 10.0)]
     header_timeout: f64,
     /// Seconds a graceful shutdown waits before force-closing connections.
@@ -69,18 +71,21 @@ struct Args {
 }
 
 /// One connection's place in the request stream.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct HttpConn {
     /// Bytes of the current request's body not yet received. While non-zero
     /// the input is body, not a head, and is discarded as it arrives.
     body_left: u64,
-    /// When the wait for the next request head began; `None` while a body
-    /// is being read. The header timeout counts from here.
-    head_since: Option<Instant>,
-    /// The armed header timer. Invariant: `Some` whenever `head_since` is,
-    /// with a deadline no later than `head_since + header_timeout`; it
-    /// re-arms itself for the remainder instead of being reset per request,
-    /// so a busy keep-alive connection costs no timer work.
+    /// The instant the request timeout counts from. While a head is awaited:
+    /// when the wait for it began (connection opened or previous request
+    /// done), so trickling header bytes does not extend it. While a body is
+    /// read: when body bytes last arrived, so a body must keep flowing.
+    waiting_since: Instant,
+    /// The armed request timer. Invariant: `Some` while the connection is
+    /// open, with a deadline no later than `waiting_since + header_timeout`.
+    /// It re-arms itself for the remainder when it fires early instead of
+    /// being reset per request, so a busy keep-alive connection costs no
+    /// timer work.
     timer: Option<TimerId>,
 }
 
@@ -194,14 +199,6 @@ impl HttpServer {
             out.extend_from_slice(reply.body);
         }
     }
-
-    /// The wait for a request head begins now; make sure a timer watches it.
-    fn await_head(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, st: &mut HttpConn) {
-        st.head_since = Some(ctx.now());
-        if st.timer.is_none() {
-            st.timer = Some(ctx.start_conn_timer(conn, self.header_timeout, 0));
-        }
-    }
 }
 
 impl Handler for HttpServer {
@@ -209,9 +206,11 @@ impl Handler for HttpServer {
     type Message = ();
 
     fn opened(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, _: SocketAddr) -> HttpConn {
-        let mut st = HttpConn::default();
-        self.await_head(ctx, conn, &mut st);
-        st
+        HttpConn {
+            body_left: 0,
+            waiting_since: ctx.now(),
+            timer: Some(ctx.start_conn_timer(conn, self.header_timeout, 0)),
+        }
     }
 
     fn data(
@@ -221,7 +220,8 @@ impl Handler for HttpServer {
         st: &mut HttpConn,
         input: &[u8],
     ) -> usize {
-        self.refresh_date(ctx.now());
+        let now = ctx.now();
+        self.refresh_date(now);
         let mut pos = 0;
         let mut close = false;
         loop {
@@ -229,10 +229,12 @@ impl Handler for HttpServer {
                 let take = st.body_left.min((input.len() - pos) as u64);
                 pos += take as usize;
                 st.body_left -= take;
+                // Body progress (or its end, when the next head's wait
+                // begins) restarts the clock.
+                st.waiting_since = now;
                 if st.body_left > 0 {
                     break;
                 }
-                self.await_head(ctx, conn, st);
             }
             if pos == input.len() {
                 break;
@@ -279,11 +281,7 @@ impl Handler for HttpServer {
                 break;
             }
             st.body_left = head.content_length;
-            if st.body_left == 0 {
-                st.head_since = Some(ctx.now());
-            } else {
-                st.head_since = None;
-            }
+            st.waiting_since = now;
         }
         if !self.out.is_empty() {
             // An output-limit error already closed the connection.
@@ -311,13 +309,9 @@ impl Handler for HttpServer {
             return;
         }
         st.timer = None;
-        let Some(since) = st.head_since else {
-            // Reading a body; the next head re-arms the timer.
-            return;
-        };
-        let deadline = since + timeout;
+        let deadline = st.waiting_since + timeout;
         if deadline <= now {
-            log::debug!("{conn}: no complete request head within {timeout:?}");
+            log::debug!("{conn}: request not received within {timeout:?}");
             if queued > 0 {
                 // A client that does not read could hold a flush forever.
                 ctx.close(conn);

@@ -555,3 +555,21 @@ fn structured_garbage_from_http_fragments_never_panics() {
         }
     }
 }
+
+#[test]
+fn a_stalled_body_is_cut_off_too() {
+    let server = server(&["--header-timeout", "1"]);
+    let mut stream = connect(&server);
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
+        .unwrap();
+    let start = Instant::now();
+    let mut reader = BufReader::new(stream);
+    assert_eq!(read_response(&mut reader, false).status, 405);
+    assert_eof(&mut reader);
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        "closed after {waited:?}"
+    );
+}
