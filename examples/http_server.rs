@@ -377,9 +377,10 @@ fn serve(args: &Args) -> std::io::Result<()> {
     eprintln!("http_server listening on {}", reactor.local_addr(listener)?);
     reactor.run()?;
     let stats = reactor.stats();
+    // The write count lets tests check that pipelined responses were batched.
     eprintln!(
-        "http_server stopped: {} accepted, {} bytes out",
-        stats.accepted, stats.bytes_out
+        "http_server stopped: {} accepted, {} bytes out, {} writes",
+        stats.accepted, stats.bytes_out, stats.write_syscalls
     );
     Ok(())
 }

@@ -524,10 +524,12 @@ fn serve(args: &Args) -> std::io::Result<()> {
     eprintln!("resp_server listening on {}", reactor.local_addr(listener)?);
     reactor.run()?;
     let stats = reactor.stats();
+    // The write count lets tests check that pipelined replies were batched.
     eprintln!(
-        "resp_server stopped: {} accepted, {} keys",
+        "resp_server stopped: {} accepted, {} keys, {} writes",
         stats.accepted,
-        reactor.handler().store.map.len()
+        reactor.handler().store.map.len(),
+        stats.write_syscalls
     );
     Ok(())
 }

@@ -573,3 +573,33 @@ fn a_stalled_body_is_cut_off_too() {
         "closed after {waited:?}"
     );
 }
+
+/// The write count the server reports when it stops.
+fn writes_reported(server: &mut ChildServer) -> u64 {
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(5)), Some(0));
+    let line = server
+        .stderr
+        .iter()
+        .find(|l| l.contains("stopped:"))
+        .expect("exit report");
+    let before = line.split(" writes").next().unwrap();
+    before.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_pipelined_batch_is_answered_in_one_write() {
+    let mut server = server(&[]);
+    let mut stream = connect(&server);
+    stream
+        .write_all(&b"GET / HTTP/1.1\r\nHost: t\r\n\r\n".repeat(16))
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    for _ in 0..16 {
+        assert_eq!(read_response(&mut reader, false).status, 200);
+    }
+    // Closing first spares the server's linger wait for our FIN.
+    drop(reader);
+    // 16 requests arrived in one read; their responses left in one send.
+    assert_eq!(writes_reported(&mut server), 1);
+}

@@ -598,3 +598,33 @@ fn structured_garbage_from_resp_fragments_never_panics() {
         let _ = feed(&input, &chunks);
     }
 }
+
+#[test]
+fn a_pipelined_batch_is_answered_in_one_write() {
+    let mut server = server(&[]);
+    let mut c = Client::new(&server);
+    let batch: Vec<u8> = (0..100)
+        .flat_map(|i| encode(&[b"ECHO".to_vec(), format!("m{i}").into_bytes()]))
+        .collect();
+    c.send_raw(&batch);
+    for i in 0..100 {
+        assert_eq!(c.read(), bulk(&format!("m{i}")));
+    }
+    // Closing first spares the server's linger wait for our FIN.
+    drop(c);
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(5)), Some(0));
+    let line = server
+        .stderr
+        .iter()
+        .find(|l| l.contains("stopped:"))
+        .expect("exit report");
+    let writes: u64 = line
+        .split(" writes")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("write count");
+    // 100 commands arrived in one read; their replies left in one send.
+    assert_eq!(writes, 1, "{line}");
+}
