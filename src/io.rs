@@ -348,6 +348,18 @@ impl<H: Handler> Driver<'_, H> {
     /// in our receive buffer do not turn our close into a reset.
     fn discard_input(&mut self, id: ConnId) {
         let mut scratch = std::mem::take(&mut self.core.scratch);
+        if scratch.is_empty() {
+            // The scratch buffer is lent to `read_input`: this close began in
+            // a `data` callback. Reading into an empty buffer would return 0,
+            // mistaken for the peer's FIN, and closing with input unread
+            // sends a reset that can destroy our reply in flight. Drain on
+            // the next turn instead (readiness is kept, so it is queued).
+            self.core.scratch = scratch;
+            if self.core.conn(id).is_some_and(|c| c.readable) {
+                self.core.push_ready(Ready::Conn(id));
+            }
+            return;
+        }
         for _ in 0..self.core.config.read_budget_reads {
             let core = &mut *self.core;
             let Some(conn) = live(&mut core.conns, id) else {

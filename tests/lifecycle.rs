@@ -647,3 +647,59 @@ fn a_stale_conn_id_never_reaches_the_slot_s_next_connection() {
     assert_eq!(stats.closed_total(), 1);
     assert_eq!(stats.timers_fired, 0);
 }
+
+// ---------------------------------------------------------------------------
+// Lingering with input waiting
+
+/// On input starting with `bye`: replies `ok` and closes after flush.
+struct ByeCloser;
+
+impl Handler for ByeCloser {
+    type State = ();
+    type Message = ();
+
+    fn opened(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: SocketAddr) {}
+
+    fn data(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        conn: ConnId,
+        _: &mut (),
+        input: &[u8],
+    ) -> usize {
+        if input.starts_with(b"bye") {
+            let _ = ctx.write(conn, b"ok");
+            ctx.close_after_flush(conn);
+        }
+        input.len()
+    }
+}
+
+/// `close_after_flush` from `data` while more input waits in the socket
+/// (the read filled the buffer): the connection must linger, discarding
+/// that input, so the peer sees our reply and a clean EOF, not a reset
+/// caused by closing with unread data.
+#[test]
+fn close_after_flush_with_unread_input_lingers_instead_of_resetting() {
+    let config = Config {
+        read_buffer_size: 4096,
+        ..Config::default()
+    };
+    let server = common::start(ByeCloser, config);
+    let mut client = common::client(server.addr);
+    let mut request = vec![b'.'; 8192];
+    request[..3].copy_from_slice(b"bye");
+    client.write_all(&request).unwrap();
+    let reply = common::read_to_eof(&mut client, 2).expect("the reply, then a clean EOF");
+    assert_eq!(reply, b"ok");
+    // The server lingers until our FIN, discarding the rest of the request.
+    let stats = server.wait_for("lingering", Duration::from_secs(5), |s| {
+        s.bytes_in == request.len() as u64
+    });
+    assert_eq!(stats.open_connections, 1, "closed before our FIN");
+    client.shutdown(Shutdown::Write).unwrap();
+    let stats = server.wait_for("the close", Duration::from_secs(5), |s| {
+        s.closed_total() == 1
+    });
+    assert_eq!(stats.closed(CloseReason::ClosedLocally), 1);
+}
