@@ -404,8 +404,14 @@ fn run(o: &Options) -> Result<(), String> {
     let mut rates: BTreeMap<String, f64> = BTreeMap::new();
     for scenario in &scenarios {
         // Open-loop rates come from what the throughput scenarios measured.
-        if let Workload::FixedRate { size, fraction, .. } = scenario.workload {
-            let rate = fixed_rate(&runs, &scenarios, &peers, size) * fraction;
+        if let Workload::FixedRate {
+            conns,
+            size,
+            fraction,
+            ..
+        } = scenario.workload
+        {
+            let rate = fixed_rate(&runs, &scenarios, &peers, conns, size) * fraction;
             eprintln!("load: {}: {rate:.0} msg/s", scenario.name);
             rates.insert(scenario.name.clone(), rate);
         }
@@ -871,33 +877,54 @@ fn brief(m: &Measured) -> String {
     s
 }
 
-/// The open-loop rate's base: over the throughput scenarios with `size`
-/// bytes, the slowest server's median; the best such scenario. Falls back
-/// to 10 000 msg/s when none ran (filtered out).
-fn fixed_rate(runs: &[Run], scenarios: &[Scenario], peers: &[Peer], size: usize) -> f64 {
+/// The open-loop rate's base: the slowest server's median in the closed-loop
+/// scenario with the same connections and size at depth 1.
+///
+/// Why depth 1 and not the pipelined maximum: the open loop sends each
+/// message as it falls due, one write per message unless several fall due
+/// together, so a server cannot batch the way it does at depth 16; half the
+/// pipelined maximum would overload every server and measure the queue. When
+/// that scenario did not run (filtered out), the best of any same-size
+/// scenario is used, and failing that 10 000 msg/s.
+fn fixed_rate(
+    runs: &[Run],
+    scenarios: &[Scenario],
+    peers: &[Peer],
+    conns: usize,
+    size: usize,
+) -> f64 {
+    let slowest = |s: &Scenario| {
+        let v = peers
+            .iter()
+            .filter_map(|p| median(&values(runs, &s.name, p.name, |m| Some(m.msgs_per_sec))))
+            .fold(f64::INFINITY, f64::min);
+        v.is_finite().then_some(v)
+    };
+    let mut exact = None;
     let mut best: f64 = 0.0;
     for s in scenarios {
-        let Workload::Throughput { size: sz, .. } = s.workload else {
+        let Workload::Throughput {
+            conns: c,
+            size: sz,
+            depth,
+        } = s.workload
+        else {
             continue;
         };
         if sz != size {
             continue;
         }
-        let slowest = peers
-            .iter()
-            .filter_map(|p| {
-                let v = values(runs, &s.name, p.name, |m| Some(m.msgs_per_sec));
-                median(&v)
-            })
-            .fold(f64::INFINITY, f64::min);
-        if slowest.is_finite() {
-            best = best.max(slowest);
+        if let Some(v) = slowest(s) {
+            if c == conns && depth == 1 {
+                exact = Some(v);
+            }
+            best = best.max(v);
         }
     }
-    if best > 0.0 {
-        best
-    } else {
-        10_000.0
+    match exact {
+        Some(v) => v,
+        None if best > 0.0 => best,
+        None => 10_000.0,
     }
 }
 
@@ -1201,7 +1228,7 @@ impl Report<'_> {
         let _ = writeln!(md, "* Server CPU per message: utime+stime of the server process across the measured window (10 ms ticks) ÷ messages echoed. Steadier than msg/s on a shared machine.");
         let _ = writeln!(md, "* `srv%` under 90: the server was not saturated (client- or round-trip-bound); msg/s then measures latency, not capacity.");
         for (name, rate) in self.rates {
-            let _ = writeln!(md, "* `{name}`: open loop at {rate:.0} msg/s (50% of the slowest server's best 64 B throughput); latency from intended send times.");
+            let _ = writeln!(md, "* `{name}`: open loop at {rate:.0} msg/s (half the slowest server's closed-loop depth-1 throughput at the same connections and size); latency from intended send times.");
         }
         let _ = writeln!(md, "\n## Servers\n");
         for p in self.peers {
