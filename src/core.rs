@@ -232,6 +232,12 @@ impl<H: Handler> Core<H> {
                 // The flush phase finishes the close even with nothing queued.
                 self.mark_dirty(id);
             }
+            ConnState::Connecting if !conn.output.is_empty() => {
+                // Output queued while connecting is owed to the peer: record
+                // the decision and let `finish_connect` close after flushing
+                // once connected (a failed connect still closes at once).
+                conn.close_reason.get_or_insert(reason);
+            }
             ConnState::Connecting => self.close_now(id, reason),
             ConnState::Closing | ConnState::Lingering | ConnState::Closed => {}
         }

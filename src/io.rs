@@ -426,6 +426,11 @@ impl<H: Handler> Driver<'_, H> {
         self.call_with_state(id, "connected", |handler, ctx, state| {
             handler.connected(ctx, id, state)
         });
+        // `close_after_flush` while connecting, with output queued, was
+        // deferred until now (see `Core::close_after_flush`).
+        if let Some(reason) = self.core.conn(id).and_then(|c| c.close_reason) {
+            self.core.close_after_flush(id, reason);
+        }
         self.flush(id);
         self.read_input(id);
     }

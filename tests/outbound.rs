@@ -207,3 +207,51 @@ fn connect_that_never_completes_times_out() {
     assert_eq!(log.closes, [(id, CloseReason::ConnectTimeout)]);
     drop(fillers);
 }
+
+/// Connects, queues a request and asks to close after flush, all before the
+/// connect completes (fire and forget).
+#[derive(Default)]
+struct FireAndForget {
+    closes: Arc<Mutex<Vec<CloseReason>>>,
+}
+
+impl Handler for FireAndForget {
+    type State = ();
+    type Message = SocketAddr;
+
+    fn opened(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: SocketAddr) {}
+
+    fn data(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: &mut (), input: &[u8]) -> usize {
+        input.len()
+    }
+
+    fn message(&mut self, ctx: &mut Context<'_, Self>, addr: SocketAddr) {
+        let conn = ctx.connect(addr, Some(Duration::from_secs(5)), ()).unwrap();
+        ctx.write(conn, b"hello").unwrap();
+        ctx.close_after_flush(conn);
+    }
+
+    fn closed(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: (), reason: CloseReason) {
+        self.closes.lock().unwrap().push(reason);
+    }
+}
+
+/// Output queued while connecting is owed to the peer even if the handler
+/// already asked to close after flush: the connect completes, the bytes are
+/// sent, then the connection closes cleanly.
+#[test]
+fn close_after_flush_while_connecting_still_sends_the_queued_output() {
+    let echo = common::start_echo(Config::default());
+    let handler = FireAndForget::default();
+    let closes = Arc::clone(&handler.closes);
+    let dialer = common::start(handler, Config::default());
+    dialer.handle.send(echo.addr).unwrap();
+    let stats = echo.wait_for("the request and the close", Duration::from_secs(5), |s| {
+        s.closed_total() == 1
+    });
+    assert_eq!(stats.bytes_in, 5, "the queued request was dropped");
+    common::wait_until("the dialer's close", Duration::from_secs(5), || {
+        !closes.lock().unwrap().is_empty()
+    });
+    assert_eq!(*closes.lock().unwrap(), [CloseReason::ClosedLocally]);
+}
