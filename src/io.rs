@@ -514,8 +514,14 @@ impl<H: Handler> Driver<'_, H> {
         }
         match self.call("opened", |handler, ctx| handler.opened(ctx, id, peer)) {
             Some(state) => {
-                if let Some(conn) = self.core.conn_mut(id) {
-                    conn.user = Some(state);
+                // Store the state even if `opened` closed the connection
+                // itself: its slot lives until the end of the turn, and
+                // `report_closed` hands the state to `closed`, so every
+                // `opened` is matched by one `closed`.
+                if let Some(conn) = self.core.conns.get_mut(id.slot()) {
+                    if conn.id == id {
+                        conn.user = Some(state);
+                    }
                 }
             }
             None => self.core.close_now(id, CloseReason::HandlerPanic),

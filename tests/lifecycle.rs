@@ -703,3 +703,73 @@ fn close_after_flush_with_unread_input_lingers_instead_of_resetting() {
     });
     assert_eq!(stats.closed(CloseReason::ClosedLocally), 1);
 }
+
+// ---------------------------------------------------------------------------
+// Closing from `opened`
+
+/// Turns every connection away from `opened` (a blocklist would), counting
+/// the callbacks each connection gets.
+#[derive(Default)]
+struct Bouncer {
+    counts: Arc<Mutex<(u32, u32, Vec<CloseReason>)>>,
+}
+
+impl Handler for Bouncer {
+    /// Marks the state as the one `opened` returned.
+    type State = &'static str;
+    type Message = ();
+
+    fn opened(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, _: SocketAddr) -> &'static str {
+        self.counts.lock().unwrap().0 += 1;
+        ctx.close(conn);
+        "from opened"
+    }
+
+    fn data(
+        &mut self,
+        _: &mut Context<'_, Self>,
+        _: ConnId,
+        _: &mut &'static str,
+        input: &[u8],
+    ) -> usize {
+        input.len()
+    }
+
+    fn closed(
+        &mut self,
+        _: &mut Context<'_, Self>,
+        _: ConnId,
+        state: &'static str,
+        reason: CloseReason,
+    ) {
+        assert_eq!(state, "from opened");
+        let mut counts = self.counts.lock().unwrap();
+        counts.1 += 1;
+        counts.2.push(reason);
+    }
+}
+
+/// A connection the handler closes from `opened` still gets its `closed`
+/// callback, with the state `opened` returned: every `opened` is matched by
+/// one `closed` (a handler counting connections would otherwise leak).
+#[test]
+fn a_connection_closed_from_opened_still_gets_closed() {
+    let bouncer = Bouncer::default();
+    let counts = Arc::clone(&bouncer.counts);
+    let server = common::start(bouncer, Config::default());
+    for _ in 0..3 {
+        let mut client = common::client(server.addr);
+        assert!(expect_closed(&mut client, 0).is_empty());
+    }
+    server.wait_for("three closes", Duration::from_secs(5), |s| {
+        s.closed_total() == 3
+    });
+    drop(server.stop());
+    let counts = counts.lock().unwrap();
+    assert_eq!(counts.0, 3);
+    assert_eq!(
+        counts.1, 3,
+        "closed() missing for connections closed in opened()"
+    );
+    assert_eq!(counts.2, [CloseReason::ClosedLocally; 3]);
+}
