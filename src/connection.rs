@@ -36,6 +36,9 @@ pub(crate) struct Connection<S> {
     /// The last event hinted at the peer's FIN; a short read then does not
     /// clear `readable`, so the `read() == 0` that follows is not missed.
     pub(crate) read_closed_hint: bool,
+    /// The last event reported a socket error (`EPOLLERR`). States that no
+    /// longer read (after the peer's FIN) collect it with `take_error`.
+    pub(crate) error_hint: bool,
     /// Queued on the ready queue (budget ran out with readiness left).
     /// Invariant: the connection appears on the queue at most once.
     pub(crate) in_ready_queue: bool,
@@ -79,6 +82,7 @@ impl<S> Connection<S> {
             readable: false,
             writable: false,
             read_closed_hint: false,
+            error_hint: false,
             in_ready_queue: false,
             in_dirty_list: false,
             backpressured: false,

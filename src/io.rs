@@ -106,6 +106,7 @@ impl<H: Handler> Driver<'_, H> {
                     self.flush(id);
                 }
                 self.read_input(id);
+                self.collect_error(id);
             }
             ConnState::Lingering => self.discard_input(id),
             ConnState::Closed => {}
@@ -191,6 +192,25 @@ impl<H: Handler> Driver<'_, H> {
         // a shutdown left such a connection open until its deadline
         // (tests/shutdown.rs, drained read during shutdown).
         self.close_if_idle_in_shutdown(id);
+    }
+
+    /// A connection that no longer reads (the peer sent FIN) and has nothing
+    /// to write never makes the system call that would report a reset: the
+    /// peer's RST after its FIN (`EPIPE` in CLOSE_WAIT) went unnoticed and the
+    /// connection stayed open for good. When an event reported an error,
+    /// fetch it with `SO_ERROR` and close.
+    fn collect_error(&mut self, id: ConnId) {
+        let Some(conn) = self.core.conn_mut(id) else {
+            return;
+        };
+        if !std::mem::take(&mut conn.error_hint) || conn.state.reads_input() {
+            return;
+        }
+        let socket = conn.socket.as_ref().expect("open connection has a socket");
+        if let Ok(Some(e)) | Err(e) = socket.take_error() {
+            debug!("conn {id}: socket error after FIN: {e}");
+            self.core.close_now(id, CloseReason::from_io(&e));
+        }
     }
 
     /// Hands `fresh` bytes (plus any leftovers) to the handler and keeps what
@@ -573,6 +593,9 @@ pub(crate) fn note_readiness<S>(conn: &mut Connection<S>, event: &mio::event::Ev
     }
     if event.is_read_closed() || event.is_error() {
         conn.read_closed_hint = true;
+    }
+    if event.is_error() {
+        conn.error_hint = true;
     }
     if event.is_writable() || event.is_write_closed() || event.is_error() {
         conn.writable = true;

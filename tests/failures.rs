@@ -204,3 +204,56 @@ fn every_kind_of_close_releases_its_descriptor() {
     drop(server.stop());
     wait_for_fds(baseline, "after the reactor stopped");
 }
+
+/// Keeps a half-closed connection open without writing (a server that
+/// answers later, from a timer or another connection).
+#[derive(Default)]
+struct Patient {
+    closes: Arc<Mutex<Vec<CloseReason>>>,
+}
+
+impl Handler for Patient {
+    type State = ();
+    type Message = ();
+
+    fn opened(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: SocketAddr) {}
+
+    fn data(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: &mut (), input: &[u8]) -> usize {
+        input.len()
+    }
+
+    fn read_closed(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: &mut ()) {
+        // Stay in ReadClosed: the reply is not ready yet.
+    }
+
+    fn closed(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: (), reason: CloseReason) {
+        self.closes.lock().unwrap().push(reason);
+    }
+}
+
+/// A peer that half-closes and then resets, while the server holds the
+/// connection in ReadClosed with nothing to write: no read or write will
+/// report the reset, yet the connection must close (with `Reset`) and give
+/// its descriptor back instead of staying open forever.
+#[test]
+fn reset_after_fin_is_noticed_with_nothing_to_write() {
+    let _serial = serial();
+    let handler = Patient::default();
+    let closes = Arc::clone(&handler.closes);
+    let server = common::start(handler, Config::default());
+    let serving = common::open_fds();
+    let mut client = common::client(server.addr);
+    client.write_all(b"request").unwrap();
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    // Wait until the server has seen the FIN (it read 0 after 7 bytes).
+    server.wait_for("the request", Duration::from_secs(5), |s| {
+        s.bytes_in == 7 && s.read_syscalls >= 2
+    });
+    reset(client);
+    server.wait_for("the reset close", Duration::from_secs(5), |s| {
+        s.closed_total() == 1
+    });
+    assert_eq!(*closes.lock().unwrap(), [CloseReason::Reset]);
+    wait_for_fds(serving, "after the reset");
+    drop(server.stop());
+}
