@@ -362,7 +362,7 @@ fn events_of_a_connection_closed_earlier_in_the_batch_are_dropped() {
     let mut b = common::client(server.addr);
     opened(2);
 
-    server.handle.send(Duration::from_millis(500)).unwrap();
+    server.handle.send(Duration::from_millis(1500)).unwrap();
     common::wait_until("the loop to block", Duration::from_secs(5), || {
         log.lock().unwrap().blocking
     });

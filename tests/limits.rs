@@ -174,8 +174,10 @@ fn slow_reader_pauses_reading_and_resumes_after_draining() {
         }
         thread::sleep(Duration::from_millis(200));
         let stats = server.handle.stats();
-        // Stable for 200 ms while we could not write any more: paused.
-        if stats.bytes_in == last_bytes_in {
+        // Nothing read for 200 ms while we could not write any more, with
+        // the queue at the high-water mark: paused by backpressure (not
+        // merely a loop thread that was slow to run).
+        if stats.bytes_in == last_bytes_in && stats.queued_output_bytes >= high_water as u64 {
             break stats;
         }
         last_bytes_in = stats.bytes_in;
@@ -354,7 +356,7 @@ fn max_connections_rejects_the_extra_connection_at_once() {
 /// the limit for one connection.
 #[test]
 fn idle_timeout_closes_only_idle_connections() {
-    let idle = Duration::from_millis(600);
+    let idle = Duration::from_millis(1000);
     let config = Config {
         idle_timeout: Some(idle),
         ..Config::default()
