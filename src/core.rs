@@ -85,6 +85,10 @@ pub(crate) struct Core<H: Handler> {
     pub(crate) sources: Vec<bool>,
     /// Every timer: idle, connect, linger, accept retry, handler.
     pub(crate) timers: TimerWheel<TimerKind>,
+    /// Timers the wheel handed over this turn that have not fired yet.
+    /// Cancelling one of these (from an earlier timer's callback in the same
+    /// turn) removes it here, so it never fires.
+    pub(crate) firing: VecDeque<(TimerId, TimerKind)>,
     /// Work to resume next turn. Entries may be stale (closed connections).
     pub(crate) ready: VecDeque<Ready>,
     /// Connections with output queued outside their own callback, to flush
@@ -126,6 +130,7 @@ impl<H: Handler> Core<H> {
             conns: Slab::new(),
             listeners: Vec::new(),
             sources: Vec::new(),
+            firing: VecDeque::new(),
             ready: VecDeque::new(),
             dirty: Vec::new(),
             unreported: VecDeque::new(),
@@ -303,9 +308,19 @@ impl<H: Handler> Core<H> {
         }
     }
 
-    /// Cancels a handler timer.
+    /// Cancels a handler timer, even one already expired this turn whose
+    /// callback has not run yet (it then never runs).
     pub(crate) fn cancel_timer(&mut self, timer: TimerId) -> bool {
-        self.timers.cancel(timer).is_some()
+        if self.timers.cancel(timer).is_some() {
+            return true;
+        }
+        match self.firing.iter().position(|&(id, _)| id == timer) {
+            Some(index) => {
+                self.firing.remove(index);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Frees the slots of connections closed and reported this turn.

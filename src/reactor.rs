@@ -251,8 +251,11 @@ impl<H: Handler> Reactor<H> {
         driver.report_closed();
 
         // 6. Expire timers.
+        //    They fire one by one from `Core::firing`, where a callback
+        //    cancelling a timer due in this same turn can still reach it.
         driver.core.timers.expire(driver.core.now, &mut self.fired);
-        for (timer, kind) in self.fired.drain(..) {
+        driver.core.firing.extend(self.fired.drain(..));
+        while let Some((timer, kind)) = driver.core.firing.pop_front() {
             fire_timer(&mut driver, timer, kind);
         }
         driver.report_closed();

@@ -773,3 +773,56 @@ fn a_connection_closed_from_opened_still_gets_closed() {
     );
     assert_eq!(counts.2, [CloseReason::ClosedLocally; 3]);
 }
+
+// ---------------------------------------------------------------------------
+// Timers due together
+
+/// On a message, arms two timers for the same instant; the first to fire
+/// cancels the second.
+#[derive(Default)]
+struct Twins {
+    second: Option<reactor::TimerId>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Handler for Twins {
+    type State = ();
+    type Message = ();
+
+    fn opened(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: SocketAddr) {}
+
+    fn data(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: &mut (), input: &[u8]) -> usize {
+        input.len()
+    }
+
+    fn message(&mut self, ctx: &mut Context<'_, Self>, _: ()) {
+        ctx.start_timer(Duration::from_millis(20), 1);
+        self.second = Some(ctx.start_timer(Duration::from_millis(20), 2));
+    }
+
+    fn timer(&mut self, ctx: &mut Context<'_, Self>, fired: Fired) {
+        let mut log = self.log.lock().unwrap();
+        log.push(format!("fired {}", fired.tag));
+        if let Some(second) = self.second.take() {
+            log.push(format!("cancel: {}", ctx.cancel_timer(second)));
+        }
+    }
+}
+
+/// Two timers expire in the same turn and the first one's callback cancels
+/// the second: the cancel succeeds and the second never fires (it had not
+/// been delivered yet, even though the wheel had already handed it over).
+#[test]
+fn a_timer_cancelled_by_a_timer_due_in_the_same_turn_does_not_fire() {
+    let twins = Twins::default();
+    let log = Arc::clone(&twins.log);
+    let server = common::start(twins, Config::default());
+    server.handle.send(()).unwrap();
+    server.wait_for("a timer", Duration::from_secs(5), |s| s.timers_fired >= 1);
+    // Leave the second timer ample time to (wrongly) fire.
+    thread::sleep(Duration::from_millis(100));
+    let stats = server.handle.stats();
+    drop(server.stop());
+    assert_eq!(*log.lock().unwrap(), ["fired 1", "cancel: true"]);
+    assert_eq!(stats.timers_fired, 1);
+}
