@@ -304,3 +304,29 @@ fn tiny_budgets_yield_without_losing_readiness() {
     assert_eq!(stats.bytes_out, (CLIENTS * LEN) as u64);
     assert!(stats.budget_yields > 0, "{stats:?}");
 }
+
+/// Request/response echo costs exactly one read and one write per message:
+/// a short read proves the socket drained (no read just to see
+/// `WouldBlock`), and the reply leaves straight after the callback.
+#[test]
+fn ping_pong_costs_one_read_and_one_write_per_message() {
+    const MESSAGES: u64 = 200;
+    let server = common::start_echo(Config::default());
+    let mut stream = common::client(server.addr);
+    for i in 0..MESSAGES {
+        let message = format!("ping {i:05}");
+        stream.write_all(message.as_bytes()).unwrap();
+        let mut echo = vec![0; message.len()];
+        stream.read_exact(&mut echo).unwrap();
+        assert_eq!(echo, message.as_bytes());
+    }
+    drop(stream);
+    let stats = server.wait_for("the close", Duration::from_secs(5), |s| {
+        s.closed_total() == 1
+    });
+    // One read per message, plus the read that returns 0 at the end.
+    assert_eq!(stats.read_syscalls, MESSAGES + 1, "{stats:?}");
+    assert_eq!(stats.write_syscalls, MESSAGES, "{stats:?}");
+    assert_eq!(stats.would_blocks, 0, "{stats:?}");
+    assert!(stats.poll_calls >= MESSAGES, "{stats:?}");
+}
