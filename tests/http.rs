@@ -501,7 +501,10 @@ fn a_half_closed_client_still_gets_its_answer() {
 
 /// A tiny xorshift generator: proptest's per-byte value trees are slow in
 /// debug builds, and this test wants volume more than shrinking.
-struct XorShift(u64);
+struct XorShift(
+    /// The state. Invariant: never zero (zero is a fixed point).
+    u64,
+);
 
 impl XorShift {
     fn next(&mut self) -> u64 {

@@ -28,10 +28,15 @@ fn server(extra: &[&str]) -> ChildServer {
 /// A RESP2 reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Reply {
+    /// `+text`
     Simple(String),
+    /// `-text`
     Error(String),
+    /// `:n`
     Int(i64),
+    /// `$n` and its bytes; `None` for the null bulk `$-1`.
     Bulk(Option<Vec<u8>>),
+    /// `*n` and its elements.
     Array(Vec<Reply>),
 }
 
@@ -49,7 +54,9 @@ fn err(s: &str) -> Reply {
 
 /// A client connection with a reply reader.
 struct Client {
+    /// The socket, for writing (and for the non-blocking probe).
     stream: TcpStream,
+    /// A clone of the socket, buffered for reading replies.
     reader: BufReader<TcpStream>,
 }
 
@@ -549,7 +556,10 @@ proptest! {
 
 /// A tiny xorshift generator: proptest's per-byte value trees are slow in
 /// debug builds, and this test wants volume more than shrinking.
-struct XorShift(u64);
+struct XorShift(
+    /// The state. Invariant: never zero (zero is a fixed point).
+    u64,
+);
 
 impl XorShift {
     fn next(&mut self) -> u64 {
