@@ -826,3 +826,66 @@ fn a_timer_cancelled_by_a_timer_due_in_the_same_turn_does_not_fire() {
     assert_eq!(*log.lock().unwrap(), ["fired 1", "cancel: true"]);
     assert_eq!(stats.timers_fired, 1);
 }
+
+// ---------------------------------------------------------------------------
+// Stopping and resuming the loop
+
+/// Echoes; `stop` makes `run` return after this turn.
+struct Stopper;
+
+impl Handler for Stopper {
+    type State = ();
+    type Message = ();
+
+    fn opened(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: SocketAddr) {}
+
+    fn data(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        conn: ConnId,
+        _: &mut (),
+        input: &[u8],
+    ) -> usize {
+        if input == b"stop" {
+            ctx.stop();
+        }
+        let _ = ctx.write(conn, input);
+        input.len()
+    }
+}
+
+/// `Context::stop` makes `run` return with connections still open (the
+/// reply written in that turn still leaves); running the same reactor again
+/// serves them where they left off.
+#[test]
+fn stop_returns_from_run_and_run_again_resumes_the_same_connections() {
+    let mut server = common::start(Stopper, Config::default());
+    let mut client = common::client(server.addr);
+    echo_once(&mut client, b"before");
+    echo_once(&mut client, b"stop");
+    let mut reactor = server
+        .thread
+        .take()
+        .unwrap()
+        .join()
+        .expect("loop thread panicked");
+    assert_eq!(reactor.connection_count(), 1);
+    // Sent while nobody runs the loop: waits in the socket.
+    client.write_all(b"while stopped").unwrap();
+    let handle = reactor.handle();
+    let thread = thread::spawn(move || {
+        reactor.run().unwrap();
+        reactor
+    });
+    let mut echo = [0; 13];
+    client.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"while stopped");
+    echo_once(&mut client, b"after");
+    drop(client);
+    common::wait_for_stats(&handle, "the close", Duration::from_secs(5), |s| {
+        s.closed_total() == 1
+    });
+    handle.stop();
+    let reactor = thread.join().unwrap();
+    assert_eq!(reactor.stats().closed(CloseReason::PeerClosed), 1);
+}
