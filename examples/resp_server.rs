@@ -357,9 +357,12 @@ fn incr(store: &mut Store, out: &mut Vec<u8>, key: &[u8], now: Instant) {
     let Some(next) = current.checked_add(1) else {
         return error(out, "ERR increment or decrement would overflow");
     };
-    let mut digits = Vec::with_capacity(20);
-    let _ = write!(digits, "{next}");
-    store.set(key, &digits, expires_at);
+    // Formatted on the stack: an i64 needs at most 20 bytes.
+    let mut digits = [0u8; 20];
+    let mut rest = &mut digits[..];
+    let _ = write!(rest, "{next}");
+    let len = 20 - rest.len();
+    store.set(key, &digits[..len], expires_at);
     integer(out, next);
 }
 

@@ -606,3 +606,20 @@ fn a_pipelined_batch_is_answered_in_one_write() {
     // 16 requests arrived in one read; their responses left in one send.
     assert_eq!(writes_reported(&mut server), 1);
 }
+
+#[test]
+fn the_date_moves_on() {
+    let server = server(&[]);
+    let mut stream = connect(&server);
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut dates = Vec::new();
+    for _ in 0..2 {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let r = read_response(&mut reader, false);
+        dates.push(r.header("date").unwrap().to_string());
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    assert_ne!(dates[0], dates[1], "the cached Date was refreshed");
+}
