@@ -863,12 +863,7 @@ fn stop_returns_from_run_and_run_again_resumes_the_same_connections() {
     let mut client = common::client(server.addr);
     echo_once(&mut client, b"before");
     echo_once(&mut client, b"stop");
-    let mut reactor = server
-        .thread
-        .take()
-        .unwrap()
-        .join()
-        .expect("loop thread panicked");
+    let mut reactor = common::join_within(server.thread.take().unwrap(), Duration::from_secs(10));
     assert_eq!(reactor.connection_count(), 1);
     // Sent while nobody runs the loop: waits in the socket.
     client.write_all(b"while stopped").unwrap();
@@ -886,6 +881,6 @@ fn stop_returns_from_run_and_run_again_resumes_the_same_connections() {
         s.closed_total() == 1
     });
     handle.stop();
-    let reactor = thread.join().unwrap();
+    let reactor = common::join_within(thread, Duration::from_secs(10));
     assert_eq!(reactor.stats().closed(CloseReason::PeerClosed), 1);
 }

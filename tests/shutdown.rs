@@ -10,7 +10,7 @@ mod common;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -144,13 +144,10 @@ fn graceful_shutdown_flushes_refuses_closes_idle_and_force_closes_at_the_deadlin
 
     // The stuck client never reads: only the deadline ends it, and then
     // `run()` returns.
-    let thread = server.thread.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || tx.send(thread.join()).unwrap());
-    let reactor = rx
-        .recv_timeout(grace + Duration::from_secs(10))
-        .expect("run() did not return after the grace period")
-        .expect("loop thread panicked");
+    let reactor = common::join_within(
+        server.thread.take().unwrap(),
+        grace + Duration::from_secs(10),
+    );
     assert!(
         started.elapsed() >= grace,
         "the stuck client was not given its grace"
@@ -274,11 +271,6 @@ fn a_connection_that_goes_idle_on_a_drained_read_during_shutdown_is_closed() {
         let mut server = server;
         server.thread.take().unwrap()
     };
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || tx.send(thread.join()).unwrap());
-    let reactor = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("run() did not return")
-        .expect("loop thread panicked");
+    let reactor = common::join_within(thread, Duration::from_secs(10));
     assert_eq!(reactor.stats().closed(CloseReason::Shutdown), 1);
 }
