@@ -328,3 +328,15 @@ pub fn read_to_eof(stream: &mut std::net::TcpStream, limit: usize) -> std::io::R
         assert!(out.len() <= limit, "read more than {limit} bytes");
     }
 }
+
+/// Joins `thread`, panicking if it has not finished within `limit` (a loop
+/// that never returns from `run` fails the test instead of hanging it).
+pub fn join_within<T: Send + 'static>(thread: JoinHandle<T>, limit: Duration) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(thread.join());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("thread still running after {limit:?}"))
+        .expect("thread panicked")
+}
