@@ -638,3 +638,32 @@ fn a_pipelined_batch_is_answered_in_one_write() {
     // 100 commands arrived in one read; their replies left in one send.
     assert_eq!(writes, 1, "{line}");
 }
+
+#[test]
+fn a_client_that_does_not_read_is_cut_off_at_max_output() {
+    let server = server(&["--max-output", "1048576"]);
+    let mut c = Client::new(&server);
+    let value = "v".repeat(100_000);
+    assert_eq!(c.call(&["SET", "big", &value]), simple("OK"));
+    // 100 GETs of 100 KB each in one batch, never read: 10 MB of replies
+    // against a 1 MiB cap.
+    let batch: Vec<u8> = (0..100)
+        .flat_map(|_| encode(&[b"GET".to_vec(), b"big".to_vec()]))
+        .collect();
+    c.send_raw(&batch);
+    let mut probe = Client::new(&server);
+    assert_eq!(probe.call(&["PING"]), simple("PONG"));
+    // Draining what did get queued ends in EOF or a reset, well short of
+    // 10 MB.
+    let mut received = 0;
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        match c.reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => received += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(received < 2 * 1024 * 1024, "{received} bytes arrived");
+}
