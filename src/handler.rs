@@ -121,6 +121,23 @@ pub trait Handler: Sized {
         let _ = ctx;
     }
 
+    /// Whether the protocol is between messages on a connection, so that a
+    /// graceful shutdown may close it once nothing is queued in either
+    /// direction. The default, `true`, suits byte streams. A protocol that
+    /// consumes a message as it arrives (an HTTP body read and discarded
+    /// piece by piece) has nothing buffered mid-message, so the loop cannot
+    /// see the message is unfinished: return `false` while one is, and the
+    /// shutdown waits for it (up to the grace period).
+    ///
+    /// Asked only during a shutdown, whenever the connection's buffers have
+    /// just emptied (after a flush, after a read found the socket drained).
+    /// Keep it a cheap look at `state` that does not panic: it runs outside
+    /// the panic guard of the other callbacks.
+    fn is_idle(&self, state: &Self::State) -> bool {
+        let _ = state;
+        true
+    }
+
     /// Runs once per turn, after all pending output was written and before
     /// the loop sleeps in `poll` (Redis's `beforeSleep`).
     fn before_sleep(&mut self, ctx: &mut Context<'_, Self>) {

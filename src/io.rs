@@ -330,7 +330,8 @@ impl<H: Handler> Driver<'_, H> {
     }
 
     /// During a graceful shutdown, closes `id` (after flush, so with a FIN)
-    /// once it is idle: nothing queued either way and no readiness left.
+    /// once it is idle: nothing queued either way, no readiness left, and
+    /// the handler's [`Handler::is_idle`] agrees.
     /// Called wherever a connection can become idle: after a flush empties
     /// its queue, and after a read finds its socket drained.
     fn close_if_idle_in_shutdown(&mut self, id: ConnId) {
@@ -340,7 +341,16 @@ impl<H: Handler> Driver<'_, H> {
         let Some(conn) = self.core.conn(id) else {
             return;
         };
-        if matches!(conn.state, ConnState::Open | ConnState::ReadClosed) && conn.is_idle() {
+        // The state is lent out only during a callback, never here; were it
+        // missing, the transport's view alone decides.
+        let between_messages = match conn.user.as_ref() {
+            Some(state) => self.handler.is_idle(state),
+            None => true,
+        };
+        if matches!(conn.state, ConnState::Open | ConnState::ReadClosed)
+            && conn.is_idle()
+            && between_messages
+        {
             self.core.close_after_flush(id, CloseReason::Shutdown);
             self.finish_closing(id);
         }
