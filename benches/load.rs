@@ -1017,6 +1017,24 @@ struct Row {
     total: usize,
     /// First failure message, if any.
     failure: Option<String>,
+    /// A fixed-rate scenario: the server is meant to be partly idle.
+    open_loop: bool,
+}
+
+/// The project against one peer in one scenario: medians of per-round
+/// ratios, project ÷ peer.
+struct Ratio {
+    /// Scenario name.
+    scenario: String,
+    /// The peer.
+    peer: &'static str,
+    /// Messages per second (above 1: the project is faster). `None` for
+    /// fixed-rate scenarios, where every server is given the same rate.
+    throughput: Option<f64>,
+    /// Server CPU per message (below 1: the project is cheaper).
+    cpu: Option<f64>,
+    /// p99 latency (below 1: the project answers sooner).
+    p99: Option<f64>,
 }
 
 impl Report<'_> {
@@ -1060,6 +1078,7 @@ impl Report<'_> {
                     failed: mine.iter().filter(|r| r.m.failure.is_some()).count(),
                     total: mine.len(),
                     failure: mine.iter().find_map(|r| r.m.failure.clone()),
+                    open_loop: matches!(s.workload, Workload::FixedRate { .. }),
                 });
             }
         }
@@ -1068,7 +1087,7 @@ impl Report<'_> {
 
     /// Project ÷ peer per scenario: median of per-round ratios of
     /// throughput and of server CPU per message.
-    fn ratios(&self) -> Vec<(String, &'static str, Option<f64>, Option<f64>)> {
+    fn ratios(&self) -> Vec<Ratio> {
         let Some(project) = self.peers.iter().find(|p| p.is_project) else {
             return Vec::new();
         };
@@ -1102,12 +1121,18 @@ impl Report<'_> {
                     }
                     median(&ratios)
                 };
-                out.push((
-                    s.name.clone(),
-                    p.name,
-                    per_round(&|m| m.msgs_per_sec),
-                    per_round(&|m| m.server_us_per_msg),
-                ));
+                let open_loop = matches!(s.workload, Workload::FixedRate { .. });
+                out.push(Ratio {
+                    scenario: s.name.clone(),
+                    peer: p.name,
+                    throughput: if open_loop {
+                        None
+                    } else {
+                        per_round(&|m| m.msgs_per_sec)
+                    },
+                    cpu: per_round(&|m| m.server_us_per_msg),
+                    p99: per_round(&|m| m.latency_us[2]),
+                });
             }
         }
         out
@@ -1123,14 +1148,18 @@ impl Report<'_> {
                 row.failure.as_deref().unwrap_or("")
             ));
         }
-        if row.rss.is_none() {
+        // A fixed-rate run is meant to leave the server partly idle.
+        if row.rss.is_none() && !row.open_loop {
             if let Some(u) = row.util {
                 if u < 0.9 {
                     w.push(format!(
-                        "server at {:.0}% CPU: client/round-trip bound",
+                        "server at {:.0}% CPU: not saturated (client, round trip, or other load on the machine)",
                         u * 100.0
                     ));
                 }
+            }
+            if row.loadgen_util.is_some_and(|u| u >= 0.9) {
+                w.push("loadgen saturated: client-bound".into());
             }
         }
         w.join("; ")
@@ -1188,13 +1217,16 @@ impl Report<'_> {
                 Self::warnings(&row)
             );
         }
-        let _ = writeln!(t, "\nreactor / peer (median of per-round ratios): throughput (higher is better), server CPU per message (lower is better)");
-        for (scenario, peer, rate, cpu) in self.ratios() {
+        let _ = writeln!(t, "\nreactor / peer (median of per-round ratios): throughput (higher is better), server CPU per message and p99 latency (lower is better)");
+        for r in self.ratios() {
             let _ = writeln!(
                 t,
-                "{scenario:<22} vs {peer:<9} throughput x{:<6} cpu/msg x{}",
-                rate.map_or("-".into(), |v| format!("{v:.2}")),
-                cpu.map_or("-".into(), |v| format!("{v:.2}"))
+                "{:<22} vs {:<9} throughput x{:<6} cpu/msg x{:<6} p99 x{}",
+                r.scenario,
+                r.peer,
+                fmt2(r.throughput),
+                fmt2(r.cpu),
+                fmt2(r.p99)
             );
         }
         t
@@ -1279,15 +1311,18 @@ impl Report<'_> {
                 Self::warnings(&row)
             );
         }
-        let _ = writeln!(md, "\n## reactor ÷ peer\n\nMedian of per-round ratios. Throughput: above 1 the reactor is faster. CPU per message: below 1 the reactor is cheaper.\n");
-        let _ = writeln!(md, "| scenario | peer | throughput × | CPU/msg × |");
-        let _ = writeln!(md, "|---|---|---:|---:|");
-        for (scenario, peer, rate, cpu) in self.ratios() {
+        let _ = writeln!(md, "\n## reactor ÷ peer\n\nMedian of per-round ratios. Throughput: above 1 the reactor is faster. CPU per message and p99: below 1 the reactor is cheaper / answers sooner. Fixed-rate scenarios have no throughput ratio: every server gets the same rate.\n");
+        let _ = writeln!(md, "| scenario | peer | throughput × | CPU/msg × | p99 × |");
+        let _ = writeln!(md, "|---|---|---:|---:|---:|");
+        for r in self.ratios() {
             let _ = writeln!(
                 md,
-                "| {scenario} | {peer} | {} | {} |",
-                rate.map_or("–".into(), |v| format!("{v:.2}")),
-                cpu.map_or("–".into(), |v| format!("{v:.2}"))
+                "| {} | {} | {} | {} | {} |",
+                r.scenario,
+                r.peer,
+                fmt2(r.throughput),
+                fmt2(r.cpu),
+                fmt2(r.p99)
             );
         }
         let _ = writeln!(md, "\n## Charts\n\n![throughput](throughput.svg)\n\n![CPU per message](cpu_per_message.svg)\n\n![latency](latency.svg)");
@@ -1357,13 +1392,15 @@ impl Report<'_> {
         let ratios: Vec<String> = self
             .ratios()
             .into_iter()
-            .map(|(s, p, rate, cpu)| {
+            .map(|r| {
+                let num = |v: Option<f64>| v.map_or("null".into(), |v| format!("{v:.4}"));
                 format!(
-                    "{{\"scenario\":{},\"peer\":{},\"throughput\":{},\"cpu_per_msg\":{}}}",
-                    json_string(&s),
-                    json_string(p),
-                    rate.map_or("null".into(), |v| format!("{v:.4}")),
-                    cpu.map_or("null".into(), |v| format!("{v:.4}"))
+                    "{{\"scenario\":{},\"peer\":{},\"throughput\":{},\"cpu_per_msg\":{},\"p99\":{}}}",
+                    json_string(&r.scenario),
+                    json_string(r.peer),
+                    num(r.throughput),
+                    num(r.cpu),
+                    num(r.p99)
                 )
             })
             .collect();
@@ -1618,6 +1655,11 @@ fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     } else {
         (1.0, 10.0)
     }
+}
+
+/// A ratio with two decimals, or a dash.
+fn fmt2(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.2}"))
 }
 
 fn json_string(s: &str) -> String {
