@@ -15,11 +15,13 @@
 //!   every complete request in one `data` call is answered, in order, into one
 //!   buffer that leaves in one write;
 //! * a head over 8 KiB gets `431`, a malformed one `400`, a version other
-//!   than 1.0/1.1 `505`, a `Transfer-Encoding` (chunked) body `501`, a
-//!   `Content-Length` over 1 MiB `413`; each of those closes the connection
-//!   after the response is flushed;
-//! * a body within the limit is read and discarded as it arrives (never
-//!   buffered), so the next pipelined request is found after it;
+//!   than 1.0/1.1 `505`, a transfer coding other than `chunked` `501`, a
+//!   body over 1 MiB `413`; each of those closes the connection after the
+//!   response is flushed;
+//! * a body within the limit, `Content-Length` or chunked, is read and
+//!   discarded as it arrives (never buffered), so the next pipelined request
+//!   is found after it. A chunked request is answered when its body ends,
+//!   since only then is its size known;
 //! * HTTP/1.1 keeps the connection open unless `Connection: close`; HTTP/1.0
 //!   closes unless `Connection: keep-alive`;
 //! * a head not complete within `--header-timeout` seconds of the wait for
@@ -29,7 +31,9 @@
 //!   off the same way;
 //! * SIGINT/SIGTERM drain: listeners close, responses from then on carry
 //!   `Connection: close`, idle keep-alive connections are closed by the
-//!   reactor, and the process exits 0. A second signal stops at once.
+//!   reactor, a request whose body is still arriving is let finish
+//!   (`Handler::is_idle`), and the process exits 0. A second signal stops
+//!   at once.
 
 #[path = "http_server/parse.rs"]
 mod parse;
@@ -46,7 +50,7 @@ use reactor::{
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
-use parse::{HeadError, HTTP_DATE_LEN};
+use parse::{ChunkError, HeadError, HTTP_DATE_LEN};
 
 /// Largest request body read (and discarded); larger ones get `413`.
 const MAX_BODY: u64 = 1024 * 1024;
@@ -70,12 +74,40 @@ struct Args {
     max_connections: Option<usize>,
 }
 
+/// What the bytes after the current head are.
+#[derive(Debug)]
+enum Body {
+    /// No body in progress: the next bytes start a request head.
+    None,
+    /// A `Content-Length` body: this many bytes are still to come and are
+    /// discarded as they arrive. Invariant: non-zero. Its response was
+    /// already written when the head was read (the length was checked then).
+    Length(u64),
+    /// A chunked body being discarded, and the response to write when it
+    /// ends. The response waits because only the end can tell a body over
+    /// the limit (`413`) from one within it; order is kept because no later
+    /// request is parsed before the body ends.
+    Chunked(parse::Chunked, Pending),
+}
+
+/// A response decided but not yet written.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    /// What to answer.
+    reply: &'static Reply,
+    /// Not a HEAD request.
+    send_body: bool,
+    /// The client asked to keep the connection (before any drain began).
+    keep_alive: bool,
+    /// The request's minor version.
+    minor: u8,
+}
+
 /// One connection's place in the request stream.
 #[derive(Debug)]
 struct HttpConn {
-    /// Bytes of the current request's body not yet received. While non-zero
-    /// the input is body, not a head, and is discarded as it arrives.
-    body_left: u64,
+    /// Whether body bytes are expected before the next head.
+    body: Body,
     /// The instant the request timeout counts from. While a head is awaited:
     /// when the wait for it began (connection opened or previous request
     /// done), so trickling header bytes does not extend it. While a body is
@@ -111,6 +143,7 @@ struct HttpServer {
 }
 
 /// What to answer: status line text and body.
+#[derive(Debug)]
 struct Reply {
     /// Code and reason phrase, e.g. `200 OK`.
     status: &'static str,
@@ -152,7 +185,7 @@ const BODY_TOO_LARGE: Reply = Reply {
 };
 const NOT_IMPLEMENTED: Reply = Reply {
     status: "501 Not Implemented",
-    body: b"Transfer-Encoding is not supported; send Content-Length\n",
+    body: b"Only the chunked transfer coding is supported\n",
     extra: "",
 };
 const BAD_VERSION: Reply = Reply {
@@ -207,7 +240,7 @@ impl Handler for HttpServer {
 
     fn opened(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, _: SocketAddr) -> HttpConn {
         HttpConn {
-            body_left: 0,
+            body: Body::None,
             waiting_since: ctx.now(),
             timer: Some(ctx.start_conn_timer(conn, self.header_timeout, 0)),
         }
@@ -225,16 +258,51 @@ impl Handler for HttpServer {
         let mut pos = 0;
         let mut close = false;
         loop {
-            if st.body_left > 0 {
-                let take = st.body_left.min((input.len() - pos) as u64);
-                pos += take as usize;
-                st.body_left -= take;
-                // Body progress (or its end, when the next head's wait
-                // begins) restarts the clock.
-                st.waiting_since = now;
-                if st.body_left > 0 {
-                    break;
+            match &mut st.body {
+                Body::None => {}
+                Body::Length(left) => {
+                    let take = (*left).min((input.len() - pos) as u64);
+                    pos += take as usize;
+                    *left -= take;
+                    // Body progress (or its end, when the next head's wait
+                    // begins) restarts the clock.
+                    st.waiting_since = now;
+                    if *left > 0 {
+                        break;
+                    }
+                    st.body = Body::None;
                 }
+                Body::Chunked(chunks, pending) => match chunks.feed(&input[pos..], MAX_BODY) {
+                    Ok((used, done)) => {
+                        pos += used;
+                        if used > 0 {
+                            st.waiting_since = now;
+                        }
+                        if !done {
+                            break;
+                        }
+                        let pending = *pending;
+                        st.body = Body::None;
+                        let keep_alive = pending.keep_alive && !self.draining;
+                        self.respond(pending.reply, pending.send_body, keep_alive, pending.minor);
+                        if !keep_alive {
+                            close = true;
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let reply = match e {
+                            ChunkError::TooLarge => &BODY_TOO_LARGE,
+                            ChunkError::Malformed(why) => {
+                                log::debug!("{conn}: 400: {why}");
+                                &BAD_REQUEST
+                            }
+                        };
+                        self.respond(reply, pending.send_body, false, pending.minor);
+                        close = true;
+                        break;
+                    }
+                },
             }
             if pos == input.len() {
                 break;
@@ -257,8 +325,9 @@ impl Handler for HttpServer {
                 }
             };
             pos += head.len;
+            st.waiting_since = now;
             let send_body = head.method != b"HEAD";
-            if head.transfer_encoding {
+            if head.transfer_encoding && !head.chunked {
                 self.respond(&NOT_IMPLEMENTED, send_body, false, head.minor);
                 close = true;
                 break;
@@ -274,14 +343,25 @@ impl Handler for HttpServer {
                 (b"/", _) => &METHOD_NOT_ALLOWED,
                 _ => &NOT_FOUND,
             };
+            if head.chunked {
+                let pending = Pending {
+                    reply,
+                    send_body,
+                    keep_alive: head.keep_alive,
+                    minor: head.minor,
+                };
+                st.body = Body::Chunked(parse::Chunked::default(), pending);
+                continue;
+            }
             let keep_alive = head.keep_alive && !self.draining;
             self.respond(reply, send_body, keep_alive, head.minor);
             if !keep_alive {
                 close = true;
                 break;
             }
-            st.body_left = head.content_length;
-            st.waiting_since = now;
+            if head.content_length > 0 {
+                st.body = Body::Length(head.content_length);
+            }
         }
         if !self.out.is_empty() {
             // An output-limit error already closed the connection.
@@ -328,6 +408,12 @@ impl Handler for HttpServer {
 
     fn shutdown_started(&mut self, _: &mut Context<'_, Self>) {
         self.draining = true;
+    }
+
+    /// A body being discarded leaves nothing buffered, so only this tells
+    /// the drain that a request is still arriving: let it finish.
+    fn is_idle(&self, st: &HttpConn) -> bool {
+        matches!(st.body, Body::None)
     }
 
     fn source_ready(&mut self, ctx: &mut Context<'_, Self>, _: SourceId, _: &Event) {

@@ -1,5 +1,5 @@
 //! The `http_server` example, end to end and in parts: responses, keep-alive,
-//! HTTP/1.0, pipelining, the 400/413/431/501/505 limits, the slowloris
+//! HTTP/1.0, pipelining, chunked bodies, the 400/413/431/501/505 limits, the slowloris
 //! cut-off and the SIGTERM drain against the running binary; the head parser
 //! and the `Date` formatter on their own, on generated and hostile input;
 //! and curl and wrk when they are installed.
@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{spawn_example, ChildServer};
-use parse::{parse_head, HeadError, MAX_HEAD};
+use parse::{parse_head, ChunkError, Chunked, HeadError, MAX_CHUNK_LINE, MAX_HEAD};
 use proptest::prelude::*;
 
 fn server(extra: &[&str]) -> ChildServer {
@@ -255,7 +255,7 @@ fn bad_requests_get_their_status_and_a_close() {
             400,
         ),
         (
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
             501,
         ),
         (b"GET / HTTP/2.0\r\n\r\n", 505),
@@ -622,4 +622,150 @@ fn the_date_moves_on() {
         std::thread::sleep(Duration::from_millis(1100));
     }
     assert_ne!(dates[0], dates[1], "the cached Date was refreshed");
+}
+
+#[test]
+fn chunked_bodies_are_consumed_and_answered_at_their_end() {
+    let server = server(&[]);
+    let mut stream = connect(&server);
+    stream
+        .write_all(
+            b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
+              5\r\nhello\r\n3;name=value\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n\
+              GET /next HTTP/1.1\r\nHost: t\r\n\r\n",
+        )
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    assert_eq!(read_response(&mut reader, false).status, 200);
+    assert_eq!(read_response(&mut reader, false).status, 404);
+
+    // A large chunk across many reads; no answer until the last chunk.
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n80000\r\n")
+        .unwrap();
+    let piece = vec![b'x'; 64 * 1024];
+    for _ in 0..8 {
+        stream.write_all(&piece).unwrap();
+    }
+    stream.write_all(b"\r\n0\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut reader, false).status, 405);
+}
+
+#[test]
+fn chunked_bodies_over_the_limit_or_malformed_are_refused() {
+    let server = server(&[]);
+    for (chunks, status) in [
+        (&b"100001\r\n"[..], 413),
+        (b"zz\r\n", 400),
+        (b"3\r\nabcX", 400),
+    ] {
+        let mut request =
+            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        request.extend_from_slice(chunks);
+        let (r, mut reader) = exchange(&server, &request);
+        assert_eq!(r.status, status, "{}", String::from_utf8_lossy(chunks));
+        assert_eq!(r.header("connection"), Some("close"));
+        assert_eof(&mut reader);
+    }
+}
+
+#[test]
+fn sigterm_lets_a_body_in_flight_finish() {
+    let mut server = server(&[]);
+    let mut stream = connect(&server);
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nsome\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    server.signal("TERM");
+    std::thread::sleep(Duration::from_millis(200));
+    // Nothing of it is buffered, yet the drain waits for the rest.
+    stream.write_all(b"4\r\nmore\r\n0\r\n\r\n").unwrap();
+    let mut reader = BufReader::new(stream);
+    let r = read_response(&mut reader, false);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eof(&mut reader);
+    assert_eq!(server.wait_exit(Duration::from_secs(5)), Some(0));
+}
+
+/// Chunked encoding of `pieces`, with a trailer when `trailer` is set.
+fn encode_chunked(pieces: &[Vec<u8>], trailer: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for piece in pieces.iter().filter(|p| !p.is_empty()) {
+        out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        out.extend_from_slice(piece);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n");
+    if trailer {
+        out.extend_from_slice(b"X-Sum: 1\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// Feeds `input` to a decoder the way the server does: each call sees what
+/// earlier calls left plus the next `step` bytes. Returns (bytes consumed,
+/// ended) or the error; checks nothing unconsumed grows past a line.
+fn feed_chunked(input: &[u8], step: usize, limit: u64) -> Result<(usize, bool), ChunkError> {
+    let mut decoder = Chunked::default();
+    let (mut consumed, mut available) = (0, 0);
+    while available < input.len() {
+        available = (available + step.max(1)).min(input.len());
+        let (used, done) = decoder.feed(&input[consumed..available], limit)?;
+        consumed += used;
+        assert!(consumed <= available);
+        if done {
+            return Ok((consumed, true));
+        }
+        assert!(available - consumed <= MAX_CHUNK_LINE + 2, "holds too much");
+    }
+    Ok((consumed, false))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn chunked_bodies_end_exactly_at_their_end(
+        pieces in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..6),
+        trailer in any::<bool>(),
+        step in 1usize..200,
+        tail in proptest::collection::vec(any::<u8>(), 0..20),
+    ) {
+        let body = encode_chunked(&pieces, trailer);
+        let mut input = body.clone();
+        input.extend_from_slice(&tail);
+        prop_assert_eq!(feed_chunked(&input, step, 1 << 20), Ok((body.len(), true)));
+        let total: usize = pieces.iter().map(Vec::len).sum();
+        if total > 0 {
+            prop_assert_eq!(feed_chunked(&input, step, total as u64 - 1), Err(ChunkError::TooLarge));
+        }
+    }
+
+    #[test]
+    fn chunked_garbage_never_panics(input in proptest::collection::vec(any::<u8>(), 0..600), step in 1usize..64) {
+        let _ = feed_chunked(&input, step, 1 << 20);
+    }
+
+    #[test]
+    fn huge_chunk_sizes_are_just_numbers(digits in "[0-9a-fA-F]{1,30}") {
+        let input = format!("{digits}\r\n");
+        let mut decoder = Chunked::default();
+        match decoder.feed(input.as_bytes(), u64::MAX) {
+            Ok((used, false)) => prop_assert_eq!(used, input.len()),
+            Err(ChunkError::Malformed(_)) => prop_assert!(digits.len() > 15),
+            other => prop_assert!(false, "{:?}", other),
+        }
+    }
+}
+
+#[test]
+fn endless_chunk_lines_are_refused() {
+    let line = vec![b'1'; MAX_CHUNK_LINE + 10];
+    assert!(matches!(
+        Chunked::default().feed(&line, u64::MAX),
+        Err(ChunkError::Malformed(_))
+    ));
 }
