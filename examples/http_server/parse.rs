@@ -1,4 +1,5 @@
-//! HTTP/1.x request heads and `Date` values for the `http_server` example.
+//! HTTP/1.x request heads, chunked request bodies and `Date` values for the
+//! `http_server` example.
 //!
 //! This file is a module of the example (`examples/http_server.rs`) and is
 //! also included by `tests/http.rs`, so the parser can be fuzzed on its own
@@ -11,7 +12,9 @@
 //! on (`Connection`, `Content-Length`, `Transfer-Encoding`, `Host`) are
 //! interpreted; the rest are validated and skipped. Parsing is stateless:
 //! an incomplete head is parsed again from its start when more bytes arrive,
-//! which the 8 KiB head cap keeps cheap.
+//! which the 8 KiB head cap keeps cheap. Chunked bodies, which can be long,
+//! are instead walked incrementally by [`Chunked`], which skips their data
+//! without copying it.
 
 /// Largest request head accepted (request line, headers and the blank line).
 /// Larger heads are answered with `431`, like nginx's default buffers.
@@ -47,7 +50,7 @@ pub struct Head<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeadError {
     /// Syntax or semantics violate RFC 9112: `400 Bad Request`. The text says
-    /// what was wrong, for the log and the response body.
+    /// what was wrong, for the log.
     Malformed(&'static str),
     /// The head is longer than [`MAX_HEAD`]: `431`.
     TooLarge,
