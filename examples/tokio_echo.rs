@@ -60,7 +60,10 @@ async fn echo(stream: TcpStream) {
         if stream.readable().await.is_err() {
             return;
         }
-        if buf.is_empty() {
+        // The first readiness of a fresh socket can be spurious; keep the
+        // buffer only once a read has returned data.
+        let fresh = buf.is_empty();
+        if fresh {
             buf = vec![0u8; 64 * 1024];
         }
         match stream.try_read(&mut buf) {
@@ -70,7 +73,11 @@ async fn echo(stream: TcpStream) {
                     return;
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if fresh {
+                    buf = Vec::new();
+                }
+            }
             Err(_) => return,
         }
     }
