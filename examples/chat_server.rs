@@ -44,12 +44,12 @@ use std::time::Duration;
 
 use clap::Parser;
 use reactor::codec::{Decoder, LineCodec};
-use reactor::{
-    CloseReason, Config, ConnId, Context, Event, Handler, Interest, Limit, Reactor, SourceId,
-};
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook_mio::v1_0::Signals;
+use reactor::{CloseReason, Config, ConnId, Context, Event, Handler, Limit, Reactor, SourceId};
 use slab::Slab;
+
+#[path = "support/signals.rs"]
+mod signals;
+use signals::ShutdownSignals;
 
 /// Longest line a client may send, terminator excluded.
 const MAX_LINE: usize = 1024;
@@ -95,10 +95,8 @@ struct Member {
 
 /// The room.
 struct ChatServer {
-    /// SIGINT/SIGTERM, delivered through a self-pipe registered with the loop.
-    signals: Signals,
-    /// Grace period for shutdown.
-    grace: Duration,
+    /// SIGINT/SIGTERM: the first starts a graceful shutdown, a second stops.
+    shutdown: ShutdownSignals,
     /// Connections in the room. Invariant: a connection is here exactly when
     /// its `Member::slot` is `Some(key)` with this key. A slab, so joining
     /// and leaving cost O(1) and a broadcast walks a dense list.
@@ -403,19 +401,8 @@ impl Handler for ChatServer {
         self.announce(ctx, None, "* server shutting down");
     }
 
-    fn source_ready(&mut self, ctx: &mut Context<'_, Self>, _: SourceId, _: &Event) {
-        for signal in self.signals.pending() {
-            if ctx.is_shutting_down() {
-                log::warn!("signal {signal} again: stopping now");
-                ctx.stop();
-            } else {
-                log::warn!(
-                    "signal {signal}: graceful shutdown ({:?} grace)",
-                    self.grace
-                );
-                ctx.shutdown(self.grace);
-            }
-        }
+    fn source_ready(&mut self, ctx: &mut Context<'_, Self>, source: SourceId, _: &Event) {
+        self.shutdown.on_ready(ctx, source);
     }
 }
 
@@ -446,8 +433,7 @@ fn serve(args: &Args) -> std::io::Result<()> {
         ..Config::default()
     };
     let handler = ChatServer {
-        signals: Signals::new([SIGINT, SIGTERM])?,
-        grace: Duration::from_secs_f64(args.grace),
+        shutdown: ShutdownSignals::new(Duration::from_secs_f64(args.grace))?,
         members: Slab::new(),
         input: LineCodec::new(MAX_LINE),
         output: LineCodec::new(MAX_OUT_LINE),
@@ -458,9 +444,7 @@ fn serve(args: &Args) -> std::io::Result<()> {
         wire: Vec::new(),
     };
     let mut reactor = Reactor::new(handler, config)?;
-    reactor.with_context(|handler, ctx| {
-        ctx.register_source(&mut handler.signals, Interest::READABLE)
-    })?;
+    reactor.with_context(|handler, ctx| handler.shutdown.register(ctx))?;
     let listener = reactor.listen(args.addr)?;
     eprintln!("chat_server listening on {}", reactor.local_addr(listener)?);
     reactor.run()?;

@@ -15,9 +15,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use reactor::{CloseReason, Config, ConnId, Context, Event, Handler, Interest, Reactor, SourceId};
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook_mio::v1_0::Signals;
+use reactor::{CloseReason, Config, ConnId, Context, Event, Handler, Reactor, SourceId};
+
+#[path = "support/signals.rs"]
+mod signals;
+use signals::ShutdownSignals;
 
 /// Command-line flags.
 #[derive(Parser, Debug)]
@@ -39,10 +41,8 @@ struct Args {
 
 /// Echoes input and turns signals into a graceful shutdown.
 struct EchoServer {
-    /// SIGINT/SIGTERM, delivered through a self-pipe registered with the loop.
-    signals: Signals,
-    /// Grace period for shutdown.
-    grace: Duration,
+    /// SIGINT/SIGTERM: the first starts a graceful shutdown, a second stops.
+    shutdown: ShutdownSignals,
 }
 
 impl Handler for EchoServer {
@@ -69,19 +69,8 @@ impl Handler for EchoServer {
         log::info!("{conn} closed: {reason}");
     }
 
-    fn source_ready(&mut self, ctx: &mut Context<'_, Self>, _: SourceId, _: &Event) {
-        for signal in self.signals.pending() {
-            if ctx.is_shutting_down() {
-                log::warn!("signal {signal} again: stopping now");
-                ctx.stop();
-            } else {
-                log::warn!(
-                    "signal {signal}: graceful shutdown ({:?} grace)",
-                    self.grace
-                );
-                ctx.shutdown(self.grace);
-            }
-        }
+    fn source_ready(&mut self, ctx: &mut Context<'_, Self>, source: SourceId, _: &Event) {
+        self.shutdown.on_ready(ctx, source);
     }
 }
 
@@ -104,13 +93,10 @@ fn serve(args: &Args) -> std::io::Result<()> {
     }
     config.idle_timeout = args.idle_timeout.map(Duration::from_secs_f64);
     let handler = EchoServer {
-        signals: Signals::new([SIGINT, SIGTERM])?,
-        grace: Duration::from_secs_f64(args.grace),
+        shutdown: ShutdownSignals::new(Duration::from_secs_f64(args.grace))?,
     };
     let mut reactor = Reactor::new(handler, config)?;
-    reactor.with_context(|handler, ctx| {
-        ctx.register_source(&mut handler.signals, Interest::READABLE)
-    })?;
+    reactor.with_context(|handler, ctx| handler.shutdown.register(ctx))?;
     let listener = reactor.listen(args.addr)?;
     eprintln!("echo_server listening on {}", reactor.local_addr(listener)?);
     reactor.run()?;

@@ -44,11 +44,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
-use reactor::{
-    Config, ConnId, Context, Event, Fired, Handler, Interest, Reactor, SourceId, TimerId,
-};
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook_mio::v1_0::Signals;
+use reactor::{Config, ConnId, Context, Event, Fired, Handler, Reactor, SourceId, TimerId};
+
+#[path = "support/signals.rs"]
+mod signals;
+use signals::ShutdownSignals;
 
 use parse::{ChunkError, HeadError, HTTP_DATE_LEN};
 
@@ -123,10 +123,8 @@ struct HttpConn {
 
 /// Answers requests and turns signals into a graceful shutdown.
 struct HttpServer {
-    /// SIGINT/SIGTERM, delivered through a self-pipe registered with the loop.
-    signals: Signals,
-    /// Grace period for shutdown.
-    grace: Duration,
+    /// SIGINT/SIGTERM: the first starts a graceful shutdown, a second stops.
+    shutdown: ShutdownSignals,
     /// How long a request head may take.
     header_timeout: Duration,
     /// Set by `shutdown_started`: every response from then on says
@@ -416,16 +414,8 @@ impl Handler for HttpServer {
         matches!(st.body, Body::None)
     }
 
-    fn source_ready(&mut self, ctx: &mut Context<'_, Self>, _: SourceId, _: &Event) {
-        for signal in self.signals.pending() {
-            if ctx.is_shutting_down() {
-                log::warn!("signal {signal} again: stopping now");
-                ctx.stop();
-            } else {
-                log::warn!("signal {signal}: draining ({:?} grace)", self.grace);
-                ctx.shutdown(self.grace);
-            }
-        }
+    fn source_ready(&mut self, ctx: &mut Context<'_, Self>, source: SourceId, _: &Event) {
+        self.shutdown.on_ready(ctx, source);
     }
 }
 
@@ -447,8 +437,7 @@ fn serve(args: &Args) -> std::io::Result<()> {
         config.max_connections = max;
     }
     let handler = HttpServer {
-        signals: Signals::new([SIGINT, SIGTERM])?,
-        grace: Duration::from_secs_f64(args.grace),
+        shutdown: ShutdownSignals::new(Duration::from_secs_f64(args.grace))?,
         header_timeout: Duration::from_secs_f64(args.header_timeout),
         draining: false,
         date: parse::http_date(0),
@@ -456,9 +445,7 @@ fn serve(args: &Args) -> std::io::Result<()> {
         out: Vec::with_capacity(16 * 1024),
     };
     let mut reactor = Reactor::new(handler, config)?;
-    reactor.with_context(|handler, ctx| {
-        ctx.register_source(&mut handler.signals, Interest::READABLE)
-    })?;
+    reactor.with_context(|handler, ctx| handler.shutdown.register(ctx))?;
     let listener = reactor.listen(args.addr)?;
     eprintln!("http_server listening on {}", reactor.local_addr(listener)?);
     reactor.run()?;

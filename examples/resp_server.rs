@@ -31,9 +31,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser as _;
-use reactor::{Config, ConnId, Context, Event, Handler, Interest, Reactor, SourceId};
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook_mio::v1_0::Signals;
+use reactor::{Config, ConnId, Context, Event, Handler, Reactor, SourceId};
+
+#[path = "support/signals.rs"]
+mod signals;
+use signals::ShutdownSignals;
 
 use parse::{parse_int, Parsed, Parser};
 
@@ -121,10 +123,8 @@ struct RespServer {
     /// Replies produced by one `data` call. Invariant: empty between
     /// callbacks; its capacity is reused.
     out: Vec<u8>,
-    /// SIGINT/SIGTERM, delivered through a self-pipe registered with the loop.
-    signals: Signals,
-    /// Grace period for shutdown.
-    grace: Duration,
+    /// SIGINT/SIGTERM: the first starts a graceful shutdown, a second stops.
+    shutdown: ShutdownSignals,
 }
 
 /// Per-connection state: where the parser is in the command being received.
@@ -476,19 +476,8 @@ impl Handler for RespServer {
         consumed
     }
 
-    fn source_ready(&mut self, ctx: &mut Context<'_, Self>, _: SourceId, _: &Event) {
-        for signal in self.signals.pending() {
-            if ctx.is_shutting_down() {
-                log::warn!("signal {signal} again: stopping now");
-                ctx.stop();
-            } else {
-                log::warn!(
-                    "signal {signal}: graceful shutdown ({:?} grace)",
-                    self.grace
-                );
-                ctx.shutdown(self.grace);
-            }
-        }
+    fn source_ready(&mut self, ctx: &mut Context<'_, Self>, source: SourceId, _: &Event) {
+        self.shutdown.on_ready(ctx, source);
     }
 }
 
@@ -516,13 +505,10 @@ fn serve(args: &Args) -> std::io::Result<()> {
     let handler = RespServer {
         store: Store::default(),
         out: Vec::with_capacity(HANDOFF_AT),
-        signals: Signals::new([SIGINT, SIGTERM])?,
-        grace: Duration::from_secs_f64(args.grace),
+        shutdown: ShutdownSignals::new(Duration::from_secs_f64(args.grace))?,
     };
     let mut reactor = Reactor::new(handler, config)?;
-    reactor.with_context(|handler, ctx| {
-        ctx.register_source(&mut handler.signals, Interest::READABLE)
-    })?;
+    reactor.with_context(|handler, ctx| handler.shutdown.register(ctx))?;
     let listener = reactor.listen(args.addr)?;
     eprintln!("resp_server listening on {}", reactor.local_addr(listener)?);
     reactor.run()?;

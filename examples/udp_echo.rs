@@ -47,8 +47,10 @@ use std::time::Duration;
 use clap::Parser;
 use mio::net::UdpSocket;
 use reactor::{Config, Context, Event, Fired, Handler, Interest, Reactor, SourceId, TimerId};
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook_mio::v1_0::Signals;
+
+#[path = "support/signals.rs"]
+mod signals;
+use signals::ShutdownSignals;
 
 /// Command-line flags.
 #[derive(Parser, Debug)]
@@ -86,8 +88,8 @@ struct Counts {
 
 /// The echo server.
 struct UdpEcho {
-    /// SIGINT/SIGTERM, delivered through a self-pipe registered with the loop.
-    signals: Signals,
+    /// SIGINT/SIGTERM: the first starts a graceful shutdown, a second stops.
+    shutdown: ShutdownSignals,
     /// The echo socket, non-blocking, registered READABLE | WRITABLE.
     socket: UdpSocket,
     /// The socket's id as a source, to tell its events from the signals'.
@@ -207,10 +209,7 @@ impl Handler for UdpEcho {
             }
             return;
         }
-        for signal in self.signals.pending() {
-            log::warn!("signal {signal}: stopping");
-            ctx.stop();
-        }
+        self.shutdown.on_ready(ctx, source);
     }
 
     fn timer(&mut self, ctx: &mut Context<'_, Self>, fired: Fired) {
@@ -248,7 +247,8 @@ fn main() -> ExitCode {
 
 fn serve(args: &Args) -> io::Result<()> {
     let handler = UdpEcho {
-        signals: Signals::new([SIGINT, SIGTERM])?,
+        // No connections to drain: a signal ends the loop at once.
+        shutdown: ShutdownSignals::new(Duration::ZERO)?,
         socket: bind(args.addr, args.recv_buffer)?,
         socket_id: None,
         buf: vec![0; 64 * 1024],
@@ -260,7 +260,7 @@ fn serve(args: &Args) -> io::Result<()> {
     };
     let mut reactor = Reactor::new(handler, Config::default())?;
     reactor.with_context(|handler, ctx| -> io::Result<()> {
-        ctx.register_source(&mut handler.signals, Interest::READABLE)?;
+        handler.shutdown.register(ctx)?;
         let id =
             ctx.register_source(&mut handler.socket, Interest::READABLE | Interest::WRITABLE)?;
         handler.socket_id = Some(id);

@@ -1,0 +1,63 @@
+//! SIGINT and SIGTERM as ordinary events in the loop, shared by the example
+//! servers (included with `#[path = "support/signals.rs"] mod signals;`;
+//! a folder without `main.rs` is not an example of its own).
+//!
+//! signal-hook-mio turns a signal into a byte on a pipe registered with the
+//! reactor like any socket, so no global flag is polled and the loop sleeps
+//! until something happens. The first signal starts a graceful shutdown; a
+//! second one stops the loop at once, for an operator who will not wait.
+
+use std::io;
+use std::time::Duration;
+
+use reactor::{Context, Handler, Interest, SourceId};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+
+/// The signal pipe and what a signal means for this server.
+pub struct ShutdownSignals {
+    /// SIGINT/SIGTERM, readable when one arrived.
+    signals: Signals,
+    /// Grace period for the graceful shutdown a first signal starts.
+    grace: Duration,
+    /// Id of the pipe in the loop; `None` until `register` ran.
+    source: Option<SourceId>,
+}
+
+impl ShutdownSignals {
+    /// Catches SIGINT and SIGTERM from now on (they no longer kill the process).
+    pub fn new(grace: Duration) -> io::Result<Self> {
+        Ok(ShutdownSignals {
+            signals: Signals::new([SIGINT, SIGTERM])?,
+            grace,
+            source: None,
+        })
+    }
+
+    /// Registers the signal pipe with the loop.
+    pub fn register<H: Handler>(&mut self, ctx: &mut Context<'_, H>) -> io::Result<()> {
+        self.source = Some(ctx.register_source(&mut self.signals, Interest::READABLE)?);
+        Ok(())
+    }
+
+    /// Handles the event if `source` is the signal pipe; returns whether it
+    /// was (so a handler with other sources knows to look elsewhere).
+    pub fn on_ready<H: Handler>(&mut self, ctx: &mut Context<'_, H>, source: SourceId) -> bool {
+        if self.source != Some(source) {
+            return false;
+        }
+        for signal in self.signals.pending() {
+            if ctx.is_shutting_down() {
+                log::warn!("signal {signal} again: stopping now");
+                ctx.stop();
+            } else {
+                log::warn!(
+                    "signal {signal}: graceful shutdown ({:?} grace)",
+                    self.grace
+                );
+                ctx.shutdown(self.grace);
+            }
+        }
+        true
+    }
+}
