@@ -120,3 +120,18 @@ impl<S> Connection<S> {
         self.output.is_empty() && self.input.is_empty() && !self.readable
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_connection_record_is_small() {
+        // The slab stores this struct inline; with buffers allocated lazily it
+        // is all the user-space memory an idle connection costs (plus slab
+        // slack), so it must stay well under the 1 KiB budget.
+        let size = std::mem::size_of::<Connection<()>>();
+        eprintln!("Connection<()> is {size} bytes");
+        assert!(size < 512, "Connection<()> grew to {size} bytes");
+    }
+}
