@@ -49,6 +49,10 @@ use plotters::prelude::*;
 enum Protocol {
     /// Raw byte echo over TCP, driven by `loadgen`.
     Echo,
+    /// HTTP/1.1 `GET /` with keep-alive, driven by `wrk`.
+    Http,
+    /// Redis protocol `GET`, driven by `redis-benchmark`.
+    Resp,
 }
 
 /// How to start a server. Every server takes `--addr 127.0.0.1:0` and
@@ -59,6 +63,10 @@ enum Launch {
     Example(&'static str),
     /// A program compiled by this bench (the C peer): path once built.
     Command(PathBuf),
+    /// nginx with `benches/nginx.conf` (one worker) on a port picked here.
+    Nginx,
+    /// `redis-server` without persistence on a port picked here.
+    Redis,
 }
 
 /// One server under comparison.
@@ -70,7 +78,8 @@ struct Peer {
     protocol: Protocol,
     /// How to start it.
     launch: Launch,
-    /// The project's own server: ratios are computed against it.
+    /// The project's own server for its protocol: ratios are computed
+    /// against it. One per protocol.
     is_project: bool,
     /// Remark shown in the report (threads, buffering model).
     note: &'static str,
@@ -105,6 +114,19 @@ enum Workload {
         depth: usize,
         /// Share of the slowest server's measured maximum.
         fraction: f64,
+    },
+    /// `wrk -c conns`: keep-alive HTTP requests, one in flight per
+    /// connection.
+    Http {
+        /// Connections.
+        conns: usize,
+    },
+    /// `redis-benchmark -t get -c conns -P pipeline`.
+    Resp {
+        /// Connections.
+        conns: usize,
+        /// Requests in flight per connection.
+        pipeline: usize,
     },
 }
 
@@ -312,7 +334,67 @@ fn peers(c_binary: Option<PathBuf>) -> Vec<Peer> {
             note: "benches/c/epoll_echo.c: cc -O2, one thread, edge-triggered",
         });
     }
+    // HTTP and RESP compare only when the tools are installed; without them
+    // the peers are left out with a note, never a failure.
+    if has_program("wrk") {
+        peers.push(Peer {
+            name: "reactor-http",
+            protocol: Protocol::Http,
+            launch: Launch::Example("http_server"),
+            is_project: true,
+            note: "examples/http_server.rs: this crate, one thread",
+        });
+        if has_program("nginx") {
+            peers.push(Peer {
+                name: "nginx",
+                protocol: Protocol::Http,
+                launch: Launch::Nginx,
+                is_project: false,
+                note: "nginx, benches/nginx.conf: one worker, access log off, `return 200`",
+            });
+        } else {
+            eprintln!("load: nginx not installed; HTTP has no peer");
+        }
+    } else {
+        eprintln!("load: wrk not installed; skipping HTTP");
+    }
+    if has_program("redis-benchmark") {
+        peers.push(Peer {
+            name: "reactor-resp",
+            protocol: Protocol::Resp,
+            launch: Launch::Example("resp_server"),
+            is_project: true,
+            note: "examples/resp_server.rs: this crate, one thread",
+        });
+        if has_program("redis-server") {
+            peers.push(Peer {
+                name: "redis",
+                protocol: Protocol::Resp,
+                launch: Launch::Redis,
+                is_project: false,
+                note: "redis-server: no persistence, io-threads 1",
+            });
+        } else {
+            eprintln!("load: redis-server not installed; RESP has no peer");
+        }
+    } else {
+        eprintln!("load: redis-benchmark not installed; skipping RESP");
+    }
     peers
+}
+
+/// Where `program` is: on the PATH, or in an sbin directory (nginx lives
+/// in /usr/sbin, which a non-root PATH may lack).
+fn find_program(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+fn has_program(program: &str) -> bool {
+    find_program(program).is_some()
 }
 
 /// Most bytes the generator may keep in flight in one scenario: beyond it
@@ -354,6 +436,25 @@ fn scenarios(o: &Options, fd_limit: usize) -> Vec<Scenario> {
         protocol: Protocol::Echo,
         workload: Workload::Idle { conns: idle },
     });
+    let http: &[usize] = if o.quick { &[50] } else { &[50, 1000] };
+    for &conns in http {
+        list.push(Scenario {
+            name: format!("http-c{conns}"),
+            protocol: Protocol::Http,
+            workload: Workload::Http { conns },
+        });
+    }
+    let resp: &[usize] = if o.quick { &[16] } else { &[1, 16] };
+    for &pipeline in resp {
+        list.push(Scenario {
+            name: format!("resp-get-c50-p{pipeline}"),
+            protocol: Protocol::Resp,
+            workload: Workload::Resp {
+                conns: 50,
+                pipeline,
+            },
+        });
+    }
     list.push(Scenario {
         name: "rate-c100-s64-d16".into(),
         protocol: Protocol::Echo,
@@ -580,11 +681,28 @@ struct Guard {
 }
 
 impl Drop for Guard {
+    /// SIGTERM first, SIGKILL after two seconds: nginx's master stops its
+    /// worker only when asked politely; killed outright, it leaves the
+    /// worker running (and holding the port and a CPU).
     fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
+        let Some(child) = &mut self.child else {
+            return;
+        };
+        if let Ok(None) = child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .stderr(Stdio::null())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
@@ -609,11 +727,60 @@ fn start_server(
     peer: &Peer,
     cpu: Option<usize>,
 ) -> Result<(Guard, u32, String, mpsc::Receiver<String>), String> {
-    let program = match &peer.launch {
-        Launch::Example(name) => paths.examples.join(name),
-        Launch::Command(path) => path.clone(),
+    let (program, args, fixed) = match &peer.launch {
+        Launch::Example(name) => (paths.examples.join(name), vec![], None),
+        Launch::Command(path) => (path.clone(), vec![], None),
+        Launch::Nginx => {
+            let port = free_port()?;
+            let prefix = paths.out.join("nginx");
+            std::fs::create_dir_all(&prefix).map_err(|e| format!("{}: {e}", prefix.display()))?;
+            let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/nginx.conf");
+            let conf = std::fs::read_to_string(&template)
+                .map_err(|e| format!("{}: {e}", template.display()))?
+                .replace("@PORT@", &port.to_string())
+                .replace("@PREFIX@", &prefix.display().to_string());
+            write_file(&prefix.join("nginx.conf"), &conf)?;
+            let args = vec![
+                "-p".to_string(),
+                prefix.display().to_string(),
+                "-c".to_string(),
+                prefix.join("nginx.conf").display().to_string(),
+            ];
+            let nginx = find_program("nginx").unwrap_or_else(|| "nginx".into());
+            (nginx, args, Some(port))
+        }
+        Launch::Redis => {
+            let port = free_port()?;
+            let args = [
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "no",
+                "--maxclients",
+                "10000",
+                "--logfile",
+                "",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let redis = find_program("redis-server").unwrap_or_else(|| "redis-server".into());
+            (redis, args, Some(port))
+        }
     };
-    let args = vec!["--addr".to_string(), "127.0.0.1:0".to_string()];
+    let args = if fixed.is_some() {
+        args
+    } else {
+        vec!["--addr".to_string(), "127.0.0.1:0".to_string()]
+    };
     let mut child = pinned_command(&program, &args, cpu)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -633,6 +800,17 @@ fn start_server(
         }
     });
     let deadline = Instant::now() + Duration::from_secs(10);
+    if let Some(port) = fixed {
+        // Peers that print no address: wait until the port accepts.
+        let addr = format!("127.0.0.1:{port}");
+        while std::net::TcpStream::connect(&addr).is_err() {
+            if Instant::now() > deadline {
+                return Err(format!("{} did not listen on {addr}", peer.name));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        return Ok((guard, pid, addr, rx));
+    }
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = rx
@@ -654,6 +832,42 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) / 100.0)
+}
+
+/// `cpu_seconds` of `pid` and its children: nginx's worker does the work
+/// while its master sleeps, and a child's time reaches the parent's stat
+/// only once the child exits.
+fn tree_cpu_seconds(pid: u32) -> Option<f64> {
+    let mut total = cpu_seconds(pid)?;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // Field 4 of proc(5), the first after the command name, is the parent.
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if parent == Some(pid) {
+            total += cpu_seconds(child).unwrap_or(0.0);
+        }
+    }
+    Some(total)
+}
+
+/// A port free right now on 127.0.0.1, for servers that cannot take port 0
+/// and report it. (Below the ephemeral range it would be safer, but any
+/// fixed choice could be taken; asking the kernel is the reliable way.)
+fn free_port() -> Result<u16, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
 }
 
 /// Resident memory of `pid` in bytes (VmRSS).
@@ -720,13 +934,20 @@ fn run_load(
     cpu: Option<usize>,
     rate: Option<f64>,
 ) -> Result<Measured, String> {
-    let Protocol::Echo = scenario.protocol;
+    match scenario.workload {
+        Workload::Http { conns } => return run_wrk(o, pid, addr, cpu, conns),
+        Workload::Resp { conns, pipeline } => {
+            return run_redis_benchmark(o, pid, addr, cpu, conns, pipeline)
+        }
+        _ => {}
+    }
     let (conns, size, depth, idle) = match scenario.workload {
         Workload::Throughput { conns, size, depth } => (conns, size, depth, false),
         Workload::FixedRate {
             conns, size, depth, ..
         } => (conns, size, depth, false),
         Workload::Idle { conns } => (conns, 64, 0, true),
+        Workload::Http { .. } | Workload::Resp { .. } => unreachable!("handled above"),
     };
     let mut args: Vec<String> = vec![
         "--addr".into(),
@@ -840,6 +1061,195 @@ fn run_load(
         ));
     } else if m.errors > 0 {
         m.failure = Some(format!("{} errors", m.errors));
+    }
+    Ok(m)
+}
+
+/// Runs `tool` pinned to `cpu` for at most `limit`, sampling the server's
+/// CPU (process tree) as it starts and ends; returns stdout and the sample.
+fn run_tool(
+    tool: &str,
+    args: &[String],
+    pid: u32,
+    cpu: Option<usize>,
+    limit: Duration,
+) -> Result<(String, f64, f64), String> {
+    let start = tree_cpu_seconds(pid).unwrap_or(0.0);
+    let t0 = Instant::now();
+    let program = find_program(tool).unwrap_or_else(|| tool.into());
+    let mut child = pinned_command(&program, args, cpu)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {tool}: {e}"))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let guard = Guard { child: Some(child) };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = stdout.read_to_string(&mut out);
+        let _ = tx.send(out);
+    });
+    let out = rx
+        .recv_timeout(limit)
+        .map_err(|_| format!("{tool} did not finish within {limit:?}"))?;
+    let end = tree_cpu_seconds(pid).unwrap_or(0.0);
+    let window = t0.elapsed().as_secs_f64();
+    drop(guard);
+    Ok((out, end - start, window))
+}
+
+/// HTTP: `wrk -t1 -cN -dS --latency`. wrk has no warm-up, so its whole run
+/// is the window (connection set-up included: small at these counts).
+fn run_wrk(
+    o: &Options,
+    pid: u32,
+    addr: &str,
+    cpu: Option<usize>,
+    conns: usize,
+) -> Result<Measured, String> {
+    let seconds = (o.duration + o.warmup).ceil().max(1.0) as u64;
+    let args: Vec<String> = vec![
+        "-t1".into(),
+        format!("-c{conns}"),
+        format!("-d{seconds}s"),
+        "--latency".into(),
+        format!("http://{addr}/"),
+    ];
+    let limit = Duration::from_secs(seconds + 30);
+    let (out, server_cpu, window) = run_tool("wrk", &args, pid, cpu, limit)?;
+    // "Requests/sec:  12345.67"; "Latency   1.00ms  2.00ms  30.00ms  90%";
+    // "50%  1.00ms" ... "99%  3.00ms"; "Non-2xx or 3xx responses: N";
+    // "Socket errors: connect 0, read 0, write 0, timeout 0".
+    let rate = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .ok_or_else(|| format!("wrk printed no Requests/sec: {out}"))?;
+    let percentile = |p: &str| {
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix(p))
+            .and_then(|v| wrk_duration_us(v.trim()))
+            .unwrap_or(0.0)
+    };
+    let max = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("Latency") && !l.contains("Distribution"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(wrk_duration_us)
+        .unwrap_or(0.0);
+    let mut errors = 0u64;
+    for line in out.lines().map(str::trim) {
+        if let Some(n) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            errors += n.trim().parse::<u64>().unwrap_or(0);
+        }
+        if let Some(rest) = line.strip_prefix("Socket errors:") {
+            errors += rest
+                .split(',')
+                .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+    }
+    let mut m = Measured {
+        msgs_per_sec: rate,
+        latency_us: [
+            percentile("50%"),
+            percentile("90%"),
+            percentile("99%"),
+            0.0,
+            max,
+        ],
+        server_cpu_s: server_cpu,
+        window_s: window,
+        errors,
+        established: conns as u64,
+        requested: conns as u64,
+        ..Measured::default()
+    };
+    if rate > 0.0 {
+        m.server_us_per_msg = server_cpu * 1e6 / (rate * seconds as f64);
+    }
+    if errors > 0 {
+        m.failure = Some(format!("{errors} wrk errors"));
+    }
+    Ok(m)
+}
+
+/// "1.50ms", "830.00us", "1.02s" in µs.
+fn wrk_duration_us(text: &str) -> Option<f64> {
+    let (number, scale) = if let Some(v) = text.strip_suffix("us") {
+        (v, 1.0)
+    } else if let Some(v) = text.strip_suffix("ms") {
+        (v, 1e3)
+    } else if let Some(v) = text.strip_suffix('m') {
+        (v, 60e6)
+    } else if let Some(v) = text.strip_suffix('s') {
+        (v, 1e6)
+    } else {
+        return None;
+    };
+    number.parse::<f64>().ok().map(|v| v * scale)
+}
+
+/// RESP: `redis-benchmark -t get -c N -P P -n REQUESTS --csv`. It runs a
+/// request count, not a duration, so the count is sized for about
+/// `--duration` seconds at a rate every server here reaches.
+fn run_redis_benchmark(
+    o: &Options,
+    pid: u32,
+    addr: &str,
+    cpu: Option<usize>,
+    conns: usize,
+    pipeline: usize,
+) -> Result<Measured, String> {
+    let (host, port) = addr.rsplit_once(':').ok_or("bad address")?;
+    let per_second = if pipeline > 1 { 400_000.0 } else { 40_000.0 };
+    let requests = ((o.duration + o.warmup) * per_second) as u64;
+    let args: Vec<String> = vec![
+        "-h".into(),
+        host.into(),
+        "-p".into(),
+        port.into(),
+        "-t".into(),
+        "get".into(),
+        "-c".into(),
+        conns.to_string(),
+        "-P".into(),
+        pipeline.to_string(),
+        "-n".into(),
+        requests.to_string(),
+        "--csv".into(),
+    ];
+    let limit = Duration::from_secs_f64(o.duration + o.warmup + 60.0);
+    let (out, server_cpu, window) = run_tool("redis-benchmark", &args, pid, cpu, limit)?;
+    // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",
+    // "p95_latency_ms","p99_latency_ms","max_latency_ms"
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("\"GET\""))
+        .ok_or_else(|| format!("redis-benchmark printed no GET line: {out}"))?;
+    let cols: Vec<f64> = line
+        .split(',')
+        .skip(1)
+        .map(|c| c.trim_matches('"').parse::<f64>().unwrap_or(0.0))
+        .collect();
+    let col = |i: usize| cols.get(i).copied().unwrap_or(0.0);
+    let rate = col(0);
+    let mut m = Measured {
+        msgs_per_sec: rate,
+        latency_us: [col(3) * 1e3, col(4) * 1e3, col(5) * 1e3, 0.0, col(6) * 1e3],
+        server_cpu_s: server_cpu,
+        window_s: window,
+        established: conns as u64,
+        requested: conns as u64,
+        ..Measured::default()
+    };
+    if requests > 0 {
+        m.server_us_per_msg = server_cpu * 1e6 / requests as f64;
+    }
+    if rate <= 0.0 {
+        m.failure = Some("no requests completed".into());
     }
     Ok(m)
 }
@@ -1088,14 +1498,18 @@ impl Report<'_> {
     /// Project ÷ peer per scenario: median of per-round ratios of
     /// throughput and of server CPU per message.
     fn ratios(&self) -> Vec<Ratio> {
-        let Some(project) = self.peers.iter().find(|p| p.is_project) else {
-            return Vec::new();
-        };
         let mut out = Vec::new();
         for s in self.scenarios {
             if matches!(s.workload, Workload::Idle { .. }) {
                 continue;
             }
+            let Some(project) = self
+                .peers
+                .iter()
+                .find(|p| p.is_project && p.protocol == s.protocol)
+            else {
+                continue;
+            };
             for p in self
                 .peers
                 .iter()
@@ -1262,6 +1676,8 @@ impl Report<'_> {
         for (name, rate) in self.rates {
             let _ = writeln!(md, "* `{name}`: open loop at {rate:.0} msg/s (half the slowest server's closed-loop depth-1 throughput at the same connections and size); latency from intended send times.");
         }
+        let _ = writeln!(md, "* HTTP rows (`http-*`, wrk `-t1 --latency`): msg/s is requests/s; wrk reports p50/p75/p90/p99 and max, so p99.9 is blank; the window is wrk's whole run (it has no warm-up).");
+        let _ = writeln!(md, "* RESP rows (`resp-*`, redis-benchmark `-t get --csv`): msg/s is requests/s; the p90 column holds redis-benchmark's p95; p99.9 is blank; server µs/msg counts the whole run, connection set-up included.");
         let _ = writeln!(md, "\n## Servers\n");
         for p in self.peers {
             let _ = writeln!(md, "* **{}**: {}", p.name, p.note);
