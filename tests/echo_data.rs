@@ -11,7 +11,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::Shutdown;
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -26,35 +26,29 @@ fn many_concurrent_clients_each_get_their_own_bytes_back() {
     const ROUNDS: usize = 4;
     let server = common::start_echo(Config::default());
     let addr = server.addr;
-    let barrier = Arc::new(Barrier::new(CLIENTS));
-    let threads: Vec<_> = (0..CLIENTS)
-        .map(|i| {
-            let barrier = Arc::clone(&barrier);
-            thread::spawn(move || {
-                let mut stream = common::client(addr);
-                // Everyone connected before anyone sends: the loop serves
-                // 200 live connections at once.
-                barrier.wait();
-                let mut rng = Prng(0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1));
-                let mut total = 0;
-                for _ in 0..ROUNDS {
-                    let len = rng.range(1, 8 * 1024);
-                    let mut message = rng.bytes(len);
-                    message[0] = i as u8; // distinct even if two seeds collided
-                    stream.write_all(&message).unwrap();
-                    let mut echo = vec![0; len];
-                    stream.read_exact(&mut echo).unwrap();
-                    assert_eq!(echo, message, "client {i} got someone else's bytes");
-                    total += len;
-                }
-                stream.shutdown(Shutdown::Write).unwrap();
-                let rest = common::read_to_eof(&mut stream, 0).unwrap();
-                assert!(rest.is_empty());
-                total as u64
-            })
-        })
-        .collect();
-    let sent: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    let totals = common::on_threads_together(CLIENTS, move |i, barrier| {
+        let mut stream = common::client(addr);
+        // Everyone connected before anyone sends: the loop serves 200 live
+        // connections at once.
+        barrier.wait();
+        let mut rng = Prng(0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1));
+        let mut total = 0;
+        for _ in 0..ROUNDS {
+            let len = rng.range(1, 8 * 1024);
+            let mut message = rng.bytes(len);
+            message[0] = i as u8; // distinct even if two seeds collided
+            stream.write_all(&message).unwrap();
+            let mut echo = vec![0; len];
+            stream.read_exact(&mut echo).unwrap();
+            assert_eq!(echo, message, "client {i} got someone else's bytes");
+            total += len;
+        }
+        stream.shutdown(Shutdown::Write).unwrap();
+        let rest = common::read_to_eof(&mut stream, 0).unwrap();
+        assert!(rest.is_empty());
+        total as u64
+    });
+    let sent: u64 = totals.into_iter().sum();
     let stats = server.wait_for("every close", Duration::from_secs(10), |s| {
         s.closed_total() == CLIENTS as u64
     });
@@ -124,12 +118,7 @@ fn half_closed_client_still_receives_everything_then_eof() {
     let data = Prng(7).bytes(LEN);
     // Write from a thread: 1 MiB may exceed what the buffers hold while we
     // are not reading yet.
-    let mut writer = stream.try_clone().unwrap();
-    let to_send = data.clone();
-    let write_thread = thread::spawn(move || {
-        writer.write_all(&to_send).unwrap();
-        writer.shutdown(Shutdown::Write).unwrap();
-    });
+    let write_thread = common::write_then_fin(&stream, data.clone());
     let echoed = common::read_to_eof(&mut stream, LEN).unwrap();
     write_thread.join().unwrap();
     assert_eq!(echoed.len(), LEN);
@@ -275,30 +264,21 @@ fn tiny_budgets_yield_without_losing_readiness() {
     };
     let server = common::start_echo(config);
     let addr = server.addr;
-    let barrier = Arc::new(Barrier::new(CLIENTS));
-    let threads: Vec<_> = (0..CLIENTS)
-        .map(|i| {
-            let barrier = Arc::clone(&barrier);
-            thread::spawn(move || {
-                // Connect all at once: the accept budget of 1 leaves most
-                // of them waiting on the listener's ready-queue entry.
-                barrier.wait();
-                let mut stream = common::client(addr);
-                let data = Prng(i as u64 + 1000).bytes(LEN);
-                let mut reader = stream.try_clone().unwrap();
-                let reader = thread::spawn(move || {
-                    let mut got = vec![0; LEN];
-                    reader.read_exact(&mut got).unwrap();
-                    got
-                });
-                stream.write_all(&data).unwrap();
-                assert!(reader.join().unwrap() == data, "client {i}: echo differs");
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
+    common::on_threads_together(CLIENTS, move |i, barrier| {
+        // Connect all at once: the accept budget of 1 leaves most of them
+        // waiting on the listener's ready-queue entry.
+        barrier.wait();
+        let mut stream = common::client(addr);
+        let data = Prng(i as u64 + 1000).bytes(LEN);
+        let mut reader = stream.try_clone().unwrap();
+        let reader = thread::spawn(move || {
+            let mut got = vec![0; LEN];
+            reader.read_exact(&mut got).unwrap();
+            got
+        });
+        stream.write_all(&data).unwrap();
+        assert!(reader.join().unwrap() == data, "client {i}: echo differs");
+    });
     let stats = server.handle.stats();
     assert_eq!(stats.accepted, CLIENTS as u64);
     assert_eq!(stats.bytes_out, (CLIENTS * LEN) as u64);

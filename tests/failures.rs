@@ -13,8 +13,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use common::{echo_once, reset};
 use reactor::{CloseReason, Config, ConnId, Context, Handler};
-use socket2::SockRef;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -28,7 +28,7 @@ fn serial() -> MutexGuard<'static, ()> {
 /// Echoes; `flood` queues 16 MiB in 16 chunks; `close` closes at once.
 #[derive(Default)]
 struct Flood {
-    closes: Arc<Mutex<Vec<(SocketAddr, CloseReason)>>>,
+    closes: common::PeerCloses,
 }
 
 impl Handler for Flood {
@@ -71,13 +71,6 @@ impl Handler for Flood {
     }
 }
 
-fn echo_once(stream: &mut TcpStream, message: &[u8]) {
-    stream.write_all(message).unwrap();
-    let mut echo = vec![0; message.len()];
-    stream.read_exact(&mut echo).unwrap();
-    assert_eq!(echo, message);
-}
-
 fn wait_for_fds(expected: usize, what: &str) {
     let mut now = 0;
     let ok = (0..1000).any(|_| {
@@ -89,13 +82,6 @@ fn wait_for_fds(expected: usize, what: &str) {
         false
     });
     assert!(ok, "{what}: {now} descriptors open, expected {expected}");
-}
-
-fn reset(stream: TcpStream) {
-    SockRef::from(&stream)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
-    drop(stream);
 }
 
 /// The reset client is closed with `Reset` while its output is being
@@ -129,12 +115,7 @@ fn reset_mid_write_ends_only_that_connection_and_frees_its_descriptor() {
     server.wait_for("the reset close", Duration::from_secs(10), |s| {
         s.closed_total() == 1
     });
-    let reason = closes
-        .lock()
-        .unwrap()
-        .iter()
-        .find(|(peer, _)| *peer == victim_addr)
-        .map(|&(_, r)| r);
+    let reason = common::close_reason_at(&closes, victim_addr);
     assert!(
         matches!(reason, Some(CloseReason::Reset | CloseReason::Error(_))),
         "victim closed with {reason:?}"

@@ -11,9 +11,9 @@ mod parse;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::tools::{have, run_bounded};
 use common::{spawn_example, ChildServer};
 use parse::{parse_head, ChunkError, Chunked, HeadError, MAX_CHUNK_LINE, MAX_HEAD};
 use proptest::prelude::*;
@@ -321,35 +321,6 @@ fn sigterm_drains_and_exits_zero() {
     assert_eof(&mut busy);
     assert_eq!(server.wait_exit(Duration::from_secs(5)), Some(0));
     assert!(TcpStream::connect(server.addr).is_err(), "listener closed");
-}
-
-/// Whether `tool` is on the PATH; prints a note when it is not.
-fn have(tool: &str) -> bool {
-    let found = Command::new("which")
-        .arg(tool)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("note: {tool} is not installed; skipping its check");
-    }
-    found
-}
-
-/// Runs a command with a time limit (coreutils `timeout`).
-fn run_bounded(limit_secs: u32, program: &str, args: &[&str]) -> String {
-    let output = Command::new("timeout")
-        .arg(limit_secs.to_string())
-        .arg(program)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{program} failed: {text}");
-    text
 }
 
 #[test]

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use common::{echo_once, Echo};
 use reactor::{CloseReason, Config, ConnId, ConnState, Context, Fired, Handler};
 
 // ---------------------------------------------------------------------------
@@ -420,7 +421,7 @@ fn events_of_a_connection_closed_earlier_in_the_batch_are_dropped() {
 /// an unbound timer whose callback panics. Anything else echoes.
 struct Fragile {
     panic_next_open: Arc<AtomicBool>,
-    closes: Arc<Mutex<Vec<(SocketAddr, CloseReason)>>>,
+    closes: common::PeerCloses,
 }
 
 impl Handler for Fragile {
@@ -470,13 +471,6 @@ impl Handler for Fragile {
     }
 }
 
-fn echo_once(stream: &mut TcpStream, message: &[u8]) {
-    stream.write_all(message).unwrap();
-    let mut echo = vec![0; message.len()];
-    stream.read_exact(&mut echo).unwrap();
-    assert_eq!(echo, message);
-}
-
 /// The connection ends (EOF or reset) after at most `limit` bytes.
 fn expect_closed(stream: &mut TcpStream, limit: usize) -> Vec<u8> {
     match common::read_to_eof(stream, limit) {
@@ -497,16 +491,7 @@ fn a_panicking_callback_closes_only_its_connection() {
         },
         Config::default(),
     );
-    let reason_of = |stream: &TcpStream| {
-        let me = stream.local_addr().unwrap();
-        let closes: &Mutex<Vec<(SocketAddr, CloseReason)>> = &closes;
-        closes
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|(peer, _)| *peer == me)
-            .map(|&(_, r)| r)
-    };
+    let reason_of = |stream: &TcpStream| common::close_reason_of(&closes, stream);
     let mut good = common::client(server.addr);
     echo_once(&mut good, b"before");
 
@@ -652,26 +637,11 @@ fn a_stale_conn_id_never_reaches_the_slot_s_next_connection() {
 // Lingering with input waiting
 
 /// On input starting with `bye`: replies `ok` and closes after flush.
-struct ByeCloser;
-
-impl Handler for ByeCloser {
-    type State = ();
-    type Message = ();
-
-    fn opened(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: SocketAddr) {}
-
-    fn data(
-        &mut self,
-        ctx: &mut Context<'_, Self>,
-        conn: ConnId,
-        _: &mut (),
-        input: &[u8],
-    ) -> usize {
-        if input.starts_with(b"bye") {
-            let _ = ctx.write(conn, b"ok");
-            ctx.close_after_flush(conn);
-        }
-        input.len()
+/// Any other input is dropped unanswered (this is not an echo).
+fn bye_closes(ctx: &mut Context<'_, Echo>, conn: ConnId, input: &[u8]) {
+    if input.starts_with(b"bye") {
+        let _ = ctx.write(conn, b"ok");
+        ctx.close_after_flush(conn);
     }
 }
 
@@ -685,7 +655,7 @@ fn close_after_flush_with_unread_input_lingers_instead_of_resetting() {
         read_buffer_size: 4096,
         ..Config::default()
     };
-    let server = common::start(ByeCloser, config);
+    let server = common::start(Echo::with(bye_closes), config);
     let mut client = common::client(server.addr);
     let mut request = vec![b'.'; 8192];
     request[..3].copy_from_slice(b"bye");
@@ -831,27 +801,11 @@ fn a_timer_cancelled_by_a_timer_due_in_the_same_turn_does_not_fire() {
 // Stopping and resuming the loop
 
 /// Echoes; `stop` makes `run` return after this turn.
-struct Stopper;
-
-impl Handler for Stopper {
-    type State = ();
-    type Message = ();
-
-    fn opened(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: SocketAddr) {}
-
-    fn data(
-        &mut self,
-        ctx: &mut Context<'_, Self>,
-        conn: ConnId,
-        _: &mut (),
-        input: &[u8],
-    ) -> usize {
-        if input == b"stop" {
-            ctx.stop();
-        }
-        let _ = ctx.write(conn, input);
-        input.len()
+fn echo_and_stop_on_stop(ctx: &mut Context<'_, Echo>, conn: ConnId, input: &[u8]) {
+    if input == b"stop" {
+        ctx.stop();
     }
+    common::echo(ctx, conn, input);
 }
 
 /// `Context::stop` makes `run` return with connections still open (the
@@ -859,7 +813,7 @@ impl Handler for Stopper {
 /// serves them where they left off.
 #[test]
 fn stop_returns_from_run_and_run_again_resumes_the_same_connections() {
-    let mut server = common::start(Stopper, Config::default());
+    let mut server = common::start(Echo::with(echo_and_stop_on_stop), Config::default());
     let mut client = common::client(server.addr);
     echo_once(&mut client, b"before");
     echo_once(&mut client, b"stop");

@@ -13,11 +13,11 @@ mod common;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::Prng;
+use common::{close_reason_of, echo_once, Prng};
 use reactor::{CloseReason, Config, ConnId, Context, Fired, Handler, Limit, WriteError};
 
 /// What the `Lab` handler does with input.
@@ -33,7 +33,7 @@ enum Mode {
 /// close and the largest `queued_output_bytes` seen inside the loop.
 struct Lab {
     mode: Mode,
-    closes: Arc<Mutex<Vec<(SocketAddr, CloseReason)>>>,
+    closes: common::PeerCloses,
     max_queued: Arc<AtomicU64>,
     output_limit_errors: Arc<AtomicU64>,
 }
@@ -116,19 +116,6 @@ impl Handler for Lab {
     ) {
         self.closes.lock().unwrap().push((peer, reason));
     }
-}
-
-fn close_reason_of(
-    closes: &Mutex<Vec<(SocketAddr, CloseReason)>>,
-    client: &TcpStream,
-) -> Option<CloseReason> {
-    let me = client.local_addr().unwrap();
-    closes
-        .lock()
-        .unwrap()
-        .iter()
-        .find(|(peer, _)| *peer == me)
-        .map(|&(_, reason)| reason)
 }
 
 fn small_buffers() -> Config {
@@ -259,10 +246,7 @@ fn output_cap_closes_a_connection_that_never_reads() {
     assert!(max_queued.load(Ordering::SeqCst) <= max_output);
     assert!(max_queued.load(Ordering::SeqCst) > 0);
 
-    bystander.write_all(b"still here").unwrap();
-    let mut echo = [0; 10];
-    bystander.read_exact(&mut echo).unwrap();
-    assert_eq!(&echo, b"still here");
+    echo_once(&mut bystander, b"still here");
     let stats = server.handle.stats();
     assert_eq!(stats.closed(CloseReason::LimitExceeded(Limit::Output)), 1);
     assert_eq!(stats.open_connections, 1);
@@ -328,11 +312,7 @@ fn max_connections_rejects_the_extra_connection_at_once() {
     }
 
     for (i, stream) in first.iter_mut().enumerate() {
-        let message = format!("client {i}");
-        stream.write_all(message.as_bytes()).unwrap();
-        let mut echo = vec![0; message.len()];
-        stream.read_exact(&mut echo).unwrap();
-        assert_eq!(echo, message.as_bytes());
+        echo_once(stream, format!("client {i}").as_bytes());
     }
 
     // Free a place; a newcomer is served.
@@ -341,10 +321,7 @@ fn max_connections_rejects_the_extra_connection_at_once() {
         s.open_connections == 2
     });
     let mut newcomer = common::client(server.addr);
-    newcomer.write_all(b"welcome").unwrap();
-    let mut echo = [0; 7];
-    newcomer.read_exact(&mut echo).unwrap();
-    assert_eq!(&echo, b"welcome");
+    echo_once(&mut newcomer, b"welcome");
     let stats = server.handle.stats();
     assert_eq!(stats.rejected, 1);
     assert_eq!(stats.accepted, 5);
@@ -384,11 +361,7 @@ fn idle_timeout_closes_only_idle_connections() {
     let mut silent_closed_at = None;
     let mut round = 0u32;
     loop {
-        let message = round.to_le_bytes();
-        active.write_all(&message).unwrap();
-        let mut echo = [0; 4];
-        active.read_exact(&mut echo).unwrap();
-        assert_eq!(echo, message);
+        echo_once(&mut active, &round.to_le_bytes());
         round += 1;
         if silent_closed_at.is_none() && close_reason_of(&closes, &silent).is_some() {
             silent_closed_at = Some(Instant::now());
@@ -417,10 +390,7 @@ fn idle_timeout_closes_only_idle_connections() {
     assert!(common::read_to_eof(&mut silent, 0).unwrap().is_empty());
     assert!(common::read_to_eof(&mut short, 0).unwrap().is_empty());
     for stream in [&mut active, &mut exempt] {
-        stream.write_all(b"ok").unwrap();
-        let mut echo = [0; 2];
-        stream.read_exact(&mut echo).unwrap();
-        assert_eq!(&echo, b"ok");
+        echo_once(stream, b"ok");
     }
     assert_eq!(server.handle.stats().closed(CloseReason::IdleTimeout), 2);
 }

@@ -12,9 +12,9 @@ mod parse;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::Duration;
 
+use common::tools::{have, run_bounded};
 use common::{spawn_example, ChildServer};
 use parse::{Parsed, Parser, ProtocolError, ARGV_PREALLOC, MAX_INLINE};
 use proptest::prelude::*;
@@ -373,36 +373,6 @@ fn sigterm_shuts_down_with_status_zero() {
     server.signal("TERM");
     c.assert_closed();
     assert_eq!(server.wait_exit(Duration::from_secs(5)), Some(0));
-}
-
-/// Whether `tool` is on the PATH; prints a note when it is not.
-fn have(tool: &str) -> bool {
-    let found = Command::new("which")
-        .arg(tool)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("note: {tool} is not installed; skipping its check");
-    }
-    found
-}
-
-/// Runs a command with a time limit (coreutils `timeout`); returns its
-/// stdout and stderr together.
-fn run_bounded(limit_secs: u32, program: &str, args: &[&str]) -> String {
-    let output = Command::new("timeout")
-        .arg(limit_secs.to_string())
-        .arg(program)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{program} failed: {text}");
-    text
 }
 
 #[test]

@@ -10,11 +10,11 @@ mod common;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::Prng;
+use common::{Echo, Prng};
 use reactor::{CloseReason, Config, ConnId, Context, Handler};
 
 /// Size of the reply to `big`.
@@ -27,7 +27,7 @@ fn big_reply() -> Vec<u8> {
 /// Echoes; `big` queues a 4 MiB reply. Records closes and the start of
 /// the shutdown.
 struct Drainer {
-    closes: Arc<Mutex<Vec<(SocketAddr, CloseReason)>>>,
+    closes: common::PeerCloses,
     bigs: Arc<AtomicUsize>,
     shutting_down: Arc<AtomicBool>,
 }
@@ -188,24 +188,14 @@ fn graceful_shutdown_flushes_refuses_closes_idle_and_force_closes_at_the_deadlin
 fn echo_server_example_drains_in_flight_data_on_sigterm() {
     const LEN: usize = 256 * 1024;
     let mut server = common::spawn_example("echo_server", &["--addr", "127.0.0.1:0"], None);
-    let mut client = TcpStream::connect(server.addr).unwrap();
-    client
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    client
-        .set_write_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut client = common::client(server.addr);
     let data = Prng(11).bytes(LEN);
     // 256 KiB fit in the socket buffers plus the server's queue below its
     // high-water mark, so the whole request is written (and read by the
     // server) before we read any of the echo.
-    let mut writer = client.try_clone().unwrap();
-    let to_send = data.clone();
-    let write_thread = thread::spawn(move || {
-        writer.write_all(&to_send).unwrap();
-        writer.shutdown(Shutdown::Write).unwrap();
-    });
-    write_thread.join().unwrap();
+    common::write_then_fin(&client, data.clone())
+        .join()
+        .unwrap();
     thread::sleep(Duration::from_millis(100));
 
     server.signal("TERM");
@@ -219,27 +209,11 @@ fn echo_server_example_drains_in_flight_data_on_sigterm() {
 
 /// Echoes; the first byte `S` it sees starts a graceful shutdown from inside
 /// the callback (so it begins in the very turn that read it).
-struct ShutdownOnS;
-
-impl Handler for ShutdownOnS {
-    type State = ();
-    type Message = ();
-
-    fn opened(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: SocketAddr) {}
-
-    fn data(
-        &mut self,
-        ctx: &mut Context<'_, Self>,
-        conn: ConnId,
-        _: &mut (),
-        input: &[u8],
-    ) -> usize {
-        if input.first() == Some(&b'S') && !ctx.is_shutting_down() {
-            ctx.shutdown(Duration::from_secs(60));
-        }
-        let _ = ctx.write(conn, input);
-        input.len()
+fn echo_and_shut_down_on_s(ctx: &mut Context<'_, Echo>, conn: ConnId, input: &[u8]) {
+    if input.first() == Some(&b'S') && !ctx.is_shutting_down() {
+        ctx.shutdown(Duration::from_secs(60));
     }
+    common::echo(ctx, conn, input);
 }
 
 /// A connection that still had unread input when the shutdown began, and
@@ -254,7 +228,7 @@ fn a_connection_that_goes_idle_on_a_drained_read_during_shutdown_is_closed() {
         read_budget_bytes: 4096,
         ..Config::default()
     };
-    let server = common::start(ShutdownOnS, config);
+    let server = common::start(Echo::with(echo_and_shut_down_on_s), config);
     let mut client = common::client(server.addr);
     // Exactly two full reads: each leaves `readable` set (a full read does
     // not prove the socket drained), and the budget of one read per turn

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reactor::{CloseReason, Config, ConnId, Context, Handler};
-use socket2::SockRef;
 
 /// On a request byte, queues 16 MiB: `v`/`V` as 16 chunks of 1 MiB (vectored
 /// writes), `s`/`S` as one 16 MiB chunk (plain send). Lower case floods at
@@ -107,11 +106,7 @@ fn writes_to_reset_peers_never_raise_sigpipe() {
         server.wait_for("output stuck in the queue", Duration::from_secs(10), |s| {
             s.queued_output_bytes > 0
         });
-        // SO_LINGER 0: closing sends RST instead of FIN.
-        SockRef::from(&client)
-            .set_linger(Some(Duration::ZERO))
-            .unwrap();
-        drop(client);
+        common::reset(client);
         server.wait_for("the reset close", Duration::from_secs(10), |s| {
             s.closed_total() == round as u64 + 1
         });

@@ -1,24 +1,60 @@
 //! Helpers shared by the integration tests: an in-process echo reactor on an
-//! ephemeral port, and a way to run the examples as child processes.
+//! ephemeral port, client sockets and what tests do with them, and a way to
+//! run the examples (and, in [`tools`], installed programs) as child
+//! processes.
 //!
 //! Every helper bounds its waits; a test that hangs is a failing test.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use reactor::{CloseReason, Config, ConnId, Context, Handle, Handler, Reactor, Stats};
+use socket2::SockRef;
+
+pub mod tools;
+
+/// What an [`Echo`] does with each input it reads.
+pub type OnInput = fn(&mut Context<'_, Echo>, ConnId, &[u8]);
 
 /// Echoes every byte and records every close reason.
-#[derive(Default)]
+///
+/// [`Echo::with`] replaces the echo with another reaction, so that a test
+/// needing one command on top of the echo (or a canned reply instead of
+/// it) writes that reaction and not a whole `Handler`.
 pub struct Echo {
     /// Close reasons seen, in order.
     pub closes: Vec<CloseReason>,
+    /// Called with each input, which is then consumed whole.
+    pub on_input: OnInput,
+}
+
+impl Default for Echo {
+    fn default() -> Self {
+        Echo::with(echo)
+    }
+}
+
+impl Echo {
+    /// An `Echo` that calls `on_input` with each input instead of echoing it.
+    pub fn with(on_input: OnInput) -> Echo {
+        Echo {
+            closes: Vec::new(),
+            on_input,
+        }
+    }
+}
+
+/// Writes `input` back to `conn`: [`Echo`]'s default reaction, and the last
+/// step of reactions that echo as well. A failed write (a closed
+/// connection, a full queue) is ignored, as a plain echo server would.
+pub fn echo(ctx: &mut Context<'_, Echo>, conn: ConnId, input: &[u8]) {
+    let _ = ctx.write(conn, input);
 }
 
 impl Handler for Echo {
@@ -34,7 +70,7 @@ impl Handler for Echo {
         _: &mut (),
         input: &[u8],
     ) -> usize {
-        let _ = ctx.write(conn, input);
+        (self.on_input)(ctx, conn, input);
         input.len()
     }
 
@@ -263,8 +299,8 @@ pub fn open_fds() -> usize {
 
 /// A client socket connected to `addr` with 10 s read/write timeouts, so a
 /// test that waits for bytes that never come fails instead of hanging.
-pub fn client(addr: SocketAddr) -> std::net::TcpStream {
-    let stream = std::net::TcpStream::connect(addr).expect("connect");
+pub fn client(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -272,6 +308,83 @@ pub fn client(addr: SocketAddr) -> std::net::TcpStream {
         .set_write_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     stream
+}
+
+/// Sends `message` and checks that exactly it comes back: a quick proof
+/// that an echoing connection (and the loop serving it) still works.
+pub fn echo_once(stream: &mut TcpStream, message: &[u8]) {
+    stream.write_all(message).unwrap();
+    let mut echo = vec![0; message.len()];
+    stream.read_exact(&mut echo).unwrap();
+    assert_eq!(echo, message);
+}
+
+/// Writes `data` and then a FIN to `stream` from a new thread, so that the
+/// caller can read the echo meanwhile (a large write would otherwise stall
+/// once the buffers on the path are full of echo nobody reads).
+pub fn write_then_fin(stream: &TcpStream, data: Vec<u8>) -> JoinHandle<()> {
+    let mut writer = stream.try_clone().unwrap();
+    std::thread::spawn(move || {
+        writer.write_all(&data).unwrap();
+        writer.shutdown(std::net::Shutdown::Write).unwrap();
+    })
+}
+
+/// Closes `stream` with a reset instead of a FIN: with SO_LINGER 0 the
+/// kernel sends RST, the way a crashed or impatient peer goes away.
+pub fn reset(stream: TcpStream) {
+    SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(stream);
+}
+
+/// Close reasons by peer address, shared between a handler (which keeps
+/// the peer as its connection state and records it in `closed`) and the
+/// test thread, which asks how one of its clients ended while the loop
+/// still runs.
+pub type PeerCloses = Arc<Mutex<Vec<(SocketAddr, CloseReason)>>>;
+
+/// How the server closed the connection whose client end is bound to
+/// `peer`, if it has; for clients already dropped (by address only).
+pub fn close_reason_at(
+    closes: &Mutex<Vec<(SocketAddr, CloseReason)>>,
+    peer: SocketAddr,
+) -> Option<CloseReason> {
+    closes
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(p, _)| *p == peer)
+        .map(|&(_, reason)| reason)
+}
+
+/// How the server closed `client`'s connection, if it has.
+pub fn close_reason_of(
+    closes: &Mutex<Vec<(SocketAddr, CloseReason)>>,
+    client: &TcpStream,
+) -> Option<CloseReason> {
+    close_reason_at(closes, client.local_addr().unwrap())
+}
+
+/// Runs `body(i, barrier)` on `n` threads at once and returns what each
+/// returned, in order. The barrier is shared by all `n`, so a body can line
+/// every thread up at the step whose concurrency the test is about (all
+/// connected before any sends, or all connecting together).
+pub fn on_threads_together<T, F>(n: usize, body: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(usize, &Barrier) -> T + Send + Sync + 'static,
+{
+    let barrier = Arc::new(Barrier::new(n));
+    let body = Arc::new(body);
+    let threads: Vec<_> = (0..n)
+        .map(|i| {
+            let (barrier, body) = (Arc::clone(&barrier), Arc::clone(&body));
+            std::thread::spawn(move || body(i, &barrier))
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
 }
 
 /// A tiny seeded PRNG (xorshift64*): reproducible random sizes and bytes
@@ -315,8 +428,7 @@ pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) 
 }
 
 /// Reads until EOF (bounded by the socket's read timeout and `limit` bytes).
-pub fn read_to_eof(stream: &mut std::net::TcpStream, limit: usize) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
+pub fn read_to_eof(stream: &mut TcpStream, limit: usize) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut buf = vec![0; 64 * 1024];
     loop {
