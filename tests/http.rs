@@ -14,7 +14,7 @@ use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::tools::{have, run_bounded};
-use common::{spawn_example, ChildServer};
+use common::{spawn_example, writes_in_report, ChildServer, XorShift};
 use parse::{parse_head, ChunkError, Chunked, HeadError, MAX_CHUNK_LINE, MAX_HEAD};
 use proptest::prelude::*;
 
@@ -470,26 +470,6 @@ fn a_half_closed_client_still_gets_its_answer() {
     assert_eof(&mut reader);
 }
 
-/// A tiny xorshift generator: proptest's per-byte value trees are slow in
-/// debug builds, and this test wants volume more than shrinking.
-struct XorShift(
-    /// The state. Invariant: never zero (zero is a fixed point).
-    u64,
-);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 #[test]
 fn structured_garbage_from_http_fragments_never_panics() {
     const FRAGMENTS: [&[u8]; 18] = [
@@ -514,14 +494,7 @@ fn structured_garbage_from_http_fragments_never_panics() {
     ];
     let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
     for _ in 0..5000 {
-        let mut input = Vec::new();
-        for _ in 0..rng.below(30) {
-            if rng.below(8) == 0 {
-                input.push(rng.next() as u8);
-            } else {
-                input.extend_from_slice(FRAGMENTS[rng.below(FRAGMENTS.len())]);
-            }
-        }
+        let input = rng.garbage(&FRAGMENTS, 30);
         match parse_head(&input) {
             Ok(Some(head)) => assert!(head.len <= input.len()),
             Ok(None) => assert!(input.len() < MAX_HEAD),
@@ -548,19 +521,6 @@ fn a_stalled_body_is_cut_off_too() {
     );
 }
 
-/// The write count the server reports when it stops.
-fn writes_reported(server: &mut ChildServer) -> u64 {
-    server.signal("TERM");
-    assert_eq!(server.wait_exit(Duration::from_secs(5)), Some(0));
-    let line = server
-        .stderr
-        .iter()
-        .find(|l| l.contains("stopped:"))
-        .expect("exit report");
-    let before = line.split(" writes").next().unwrap();
-    before.rsplit(' ').next().unwrap().parse().unwrap()
-}
-
 #[test]
 fn a_pipelined_batch_is_answered_in_one_write() {
     let mut server = server(&[]);
@@ -575,7 +535,7 @@ fn a_pipelined_batch_is_answered_in_one_write() {
     // Closing first spares the server's linger wait for our FIN.
     drop(reader);
     // 16 requests arrived in one read; their responses left in one send.
-    assert_eq!(writes_reported(&mut server), 1);
+    assert_eq!(writes_in_report(&server.stop_with_report()), 1);
 }
 
 #[test]

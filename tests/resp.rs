@@ -15,7 +15,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::tools::{have, run_bounded};
-use common::{spawn_example, ChildServer};
+use common::{spawn_example, writes_in_report, ChildServer, XorShift};
 use parse::{Parsed, Parser, ProtocolError, ARGV_PREALLOC, MAX_INLINE};
 use proptest::prelude::*;
 
@@ -524,26 +524,6 @@ proptest! {
     }
 }
 
-/// A tiny xorshift generator: proptest's per-byte value trees are slow in
-/// debug builds, and this test wants volume more than shrinking.
-struct XorShift(
-    /// The state. Invariant: never zero (zero is a fixed point).
-    u64,
-);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 #[test]
 fn structured_garbage_from_resp_fragments_never_panics() {
     const FRAGMENTS: [&[u8]; 16] = [
@@ -566,14 +546,7 @@ fn structured_garbage_from_resp_fragments_never_panics() {
     ];
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     for _ in 0..3000 {
-        let mut input = Vec::new();
-        for _ in 0..rng.below(40) {
-            if rng.below(8) == 0 {
-                input.push(rng.next() as u8);
-            } else {
-                input.extend_from_slice(FRAGMENTS[rng.below(FRAGMENTS.len())]);
-            }
-        }
+        let input = rng.garbage(&FRAGMENTS, 40);
         let chunks: Vec<usize> = (0..rng.below(6)).map(|_| 1 + rng.below(16)).collect();
         let _ = feed(&input, &chunks);
     }
@@ -592,19 +565,8 @@ fn a_pipelined_batch_is_answered_in_one_write() {
     }
     // Closing first spares the server's linger wait for our FIN.
     drop(c);
-    server.signal("TERM");
-    assert_eq!(server.wait_exit(Duration::from_secs(5)), Some(0));
-    let line = server
-        .stderr
-        .iter()
-        .find(|l| l.contains("stopped:"))
-        .expect("exit report");
-    let writes: u64 = line
-        .split(" writes")
-        .next()
-        .and_then(|s| s.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .expect("write count");
+    let line = server.stop_with_report();
+    let writes = writes_in_report(&line);
     // 100 commands arrived in one read; their replies left in one send.
     assert_eq!(writes, 1, "{line}");
 }

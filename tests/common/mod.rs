@@ -206,6 +206,18 @@ impl ChildServer {
         assert!(status.success());
     }
 
+    /// Stops the server with SIGTERM, checks that it exits with status 0
+    /// within 5 s, and returns its exit report (the stderr line with
+    /// `stopped:`), whose counters tell what the whole run cost.
+    pub fn stop_with_report(&mut self) -> String {
+        self.signal("TERM");
+        assert_eq!(self.wait_exit(Duration::from_secs(5)), Some(0));
+        self.stderr
+            .iter()
+            .find(|l| l.contains("stopped:"))
+            .expect("exit report")
+    }
+
     /// Waits for the process to exit, at most `limit`; returns its exit code.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
         let start = Instant::now();
@@ -287,6 +299,56 @@ pub fn spawn_example(name: &str, args: &[&str], shell_prefix: Option<&str>) -> C
                 stderr: rx,
             };
         }
+    }
+}
+
+/// The write count in an example's exit report (`... N writes ...`).
+pub fn writes_in_report(report: &str) -> u64 {
+    report
+        .split(" writes")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("write count")
+}
+
+/// A tiny xorshift64 generator (13/7/17) for the parsers' garbage tests:
+/// proptest's per-byte value trees are slow in debug builds, and those
+/// tests want volume more than shrinking. (Not [`Prng`], so that the
+/// inputs those tests were written against stay the same.)
+pub struct XorShift(
+    /// The state. Invariant: never zero (zero is a fixed point).
+    pub u64,
+);
+
+impl XorShift {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// Fewer than `max_pieces` pieces run together, each one of
+    /// `fragments` or, one time in eight, a random byte: input shaped
+    /// enough like a protocol to get deep into a parser, and broken enough
+    /// to find where it trusts what it read.
+    pub fn garbage(&mut self, fragments: &[&[u8]], max_pieces: usize) -> Vec<u8> {
+        let mut input = Vec::new();
+        for _ in 0..self.below(max_pieces) {
+            if self.below(8) == 0 {
+                input.push(self.next() as u8);
+            } else {
+                input.extend_from_slice(fragments[self.below(fragments.len())]);
+            }
+        }
+        input
     }
 }
 
