@@ -13,7 +13,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use common::{echo_once, reset};
+use common::{echo_once, reset, Echo};
 use reactor::{CloseReason, Config, ConnId, Context, Handler};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -26,48 +26,15 @@ fn serial() -> MutexGuard<'static, ()> {
 }
 
 /// Echoes; `flood` queues 16 MiB in 16 chunks; `close` closes at once.
-#[derive(Default)]
-struct Flood {
-    closes: common::PeerCloses,
-}
-
-impl Handler for Flood {
-    type State = SocketAddr;
-    type Message = ();
-
-    fn opened(&mut self, _: &mut Context<'_, Self>, _: ConnId, peer: SocketAddr) -> SocketAddr {
-        peer
-    }
-
-    fn data(
-        &mut self,
-        ctx: &mut Context<'_, Self>,
-        conn: ConnId,
-        _: &mut SocketAddr,
-        input: &[u8],
-    ) -> usize {
-        match input {
-            b"flood" => {
-                for i in 0..16u8 {
-                    let _ = ctx.write_vec(conn, vec![i; 1024 * 1024]);
-                }
-            }
-            b"close" => ctx.close(conn),
-            _ => {
-                let _ = ctx.write(conn, input);
+fn flood_or_close(ctx: &mut Context<'_, Echo>, conn: ConnId, input: &[u8]) {
+    match input {
+        b"flood" => {
+            for i in 0..16u8 {
+                let _ = ctx.write_vec(conn, vec![i; 1024 * 1024]);
             }
         }
-        input.len()
-    }
-
-    fn closed(
-        &mut self,
-        _: &mut Context<'_, Self>,
-        _: ConnId,
-        peer: SocketAddr,
-        reason: CloseReason,
-    ) {
-        self.closes.lock().unwrap().push((peer, reason));
+        b"close" => ctx.close(conn),
+        _ => common::echo(ctx, conn, input),
     }
 }
 
@@ -91,8 +58,8 @@ fn wait_for_fds(expected: usize, what: &str) {
 fn reset_mid_write_ends_only_that_connection_and_frees_its_descriptor() {
     let _serial = serial();
     let baseline = common::open_fds();
-    let handler = Flood::default();
-    let closes = Arc::clone(&handler.closes);
+    let handler = Echo::with(flood_or_close);
+    let closes = Arc::clone(&handler.peer_closes);
     let config = Config {
         max_output: 64 * 1024 * 1024,
         ..Config::default()
@@ -144,7 +111,7 @@ fn every_kind_of_close_releases_its_descriptor() {
         max_connections: 20,
         ..Config::default()
     };
-    let server = common::start(Flood::default(), config);
+    let server = common::start(Echo::with(flood_or_close), config);
     let serving = common::open_fds();
 
     let mut clients: Vec<TcpStream> = (0..30).map(|_| common::client(server.addr)).collect();

@@ -14,14 +14,12 @@ use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::tools::{have, run_bounded};
-use common::{spawn_example, writes_in_report, ChildServer, XorShift};
+use common::{writes_in_report, ChildServer, XorShift};
 use parse::{parse_head, ChunkError, Chunked, HeadError, MAX_CHUNK_LINE, MAX_HEAD};
 use proptest::prelude::*;
 
 fn server(extra: &[&str]) -> ChildServer {
-    let mut args = vec!["--addr", "127.0.0.1:0"];
-    args.extend_from_slice(extra);
-    spawn_example("http_server", &args, None)
+    common::spawn_on_loopback("http_server", extra)
 }
 
 fn connect(server: &ChildServer) -> TcpStream {

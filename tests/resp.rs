@@ -15,14 +15,12 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::tools::{have, run_bounded};
-use common::{spawn_example, writes_in_report, ChildServer, XorShift};
+use common::{writes_in_report, ChildServer, XorShift};
 use parse::{Parsed, Parser, ProtocolError, ARGV_PREALLOC, MAX_INLINE};
 use proptest::prelude::*;
 
 fn server(extra: &[&str]) -> ChildServer {
-    let mut args = vec!["--addr", "127.0.0.1:0"];
-    args.extend_from_slice(extra);
-    spawn_example("resp_server", &args, None)
+    common::spawn_on_loopback("resp_server", extra)
 }
 
 /// A RESP2 reply.

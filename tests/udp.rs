@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 const MAX_DATAGRAM: usize = 65_507;
 
 fn start(extra: &[&str]) -> common::ChildServer {
-    let mut args = vec!["--addr", "127.0.0.1:0"];
-    args.extend_from_slice(extra);
-    common::spawn_example("udp_echo", &args, None)
+    common::spawn_on_loopback("udp_echo", extra)
 }
 
 /// A client socket on loopback with a read timeout and a roomy receive buffer.

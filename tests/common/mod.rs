@@ -22,7 +22,7 @@ pub mod tools;
 /// What an [`Echo`] does with each input it reads.
 pub type OnInput = fn(&mut Context<'_, Echo>, ConnId, &[u8]);
 
-/// Echoes every byte and records every close reason.
+/// Echoes every byte and records every close reason, in order and by peer.
 ///
 /// [`Echo::with`] replaces the echo with another reaction, so that a test
 /// needing one command on top of the echo (or a canned reply instead of
@@ -30,6 +30,9 @@ pub type OnInput = fn(&mut Context<'_, Echo>, ConnId, &[u8]);
 pub struct Echo {
     /// Close reasons seen, in order.
     pub closes: Vec<CloseReason>,
+    /// The same closes by peer address, for a test that asks about one of
+    /// its clients while the loop still runs.
+    pub peer_closes: PeerCloses,
     /// Called with each input, which is then consumed whole.
     pub on_input: OnInput,
 }
@@ -45,6 +48,7 @@ impl Echo {
     pub fn with(on_input: OnInput) -> Echo {
         Echo {
             closes: Vec::new(),
+            peer_closes: PeerCloses::default(),
             on_input,
         }
     }
@@ -58,24 +62,34 @@ pub fn echo(ctx: &mut Context<'_, Echo>, conn: ConnId, input: &[u8]) {
 }
 
 impl Handler for Echo {
-    type State = ();
+    /// The peer's address, to file the close under.
+    type State = SocketAddr;
     type Message = ();
 
-    fn opened(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: SocketAddr) {}
+    fn opened(&mut self, _: &mut Context<'_, Self>, _: ConnId, peer: SocketAddr) -> SocketAddr {
+        peer
+    }
 
     fn data(
         &mut self,
         ctx: &mut Context<'_, Self>,
         conn: ConnId,
-        _: &mut (),
+        _: &mut SocketAddr,
         input: &[u8],
     ) -> usize {
         (self.on_input)(ctx, conn, input);
         input.len()
     }
 
-    fn closed(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: (), reason: CloseReason) {
+    fn closed(
+        &mut self,
+        _: &mut Context<'_, Self>,
+        _: ConnId,
+        peer: SocketAddr,
+        reason: CloseReason,
+    ) {
         self.closes.push(reason);
+        self.peer_closes.lock().unwrap().push((peer, reason));
     }
 }
 
@@ -350,6 +364,14 @@ impl XorShift {
         }
         input
     }
+}
+
+/// Runs example `name` listening on 127.0.0.1 at a port the kernel picks,
+/// with `extra` arguments after `--addr`.
+pub fn spawn_on_loopback(name: &str, extra: &[&str]) -> ChildServer {
+    let mut args = vec!["--addr", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    spawn_example(name, &args, None)
 }
 
 /// Descriptors open in this process right now.
