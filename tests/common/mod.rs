@@ -326,46 +326,6 @@ pub fn writes_in_report(report: &str) -> u64 {
         .expect("write count")
 }
 
-/// A tiny xorshift64 generator (13/7/17) for the parsers' garbage tests:
-/// proptest's per-byte value trees are slow in debug builds, and those
-/// tests want volume more than shrinking. (Not [`Prng`], so that the
-/// inputs those tests were written against stay the same.)
-pub struct XorShift(
-    /// The state. Invariant: never zero (zero is a fixed point).
-    pub u64,
-);
-
-impl XorShift {
-    /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// A number in `0..n`.
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// Fewer than `max_pieces` pieces run together, each one of
-    /// `fragments` or, one time in eight, a random byte: input shaped
-    /// enough like a protocol to get deep into a parser, and broken enough
-    /// to find where it trusts what it read.
-    pub fn garbage(&mut self, fragments: &[&[u8]], max_pieces: usize) -> Vec<u8> {
-        let mut input = Vec::new();
-        for _ in 0..self.below(max_pieces) {
-            if self.below(8) == 0 {
-                input.push(self.next() as u8);
-            } else {
-                input.extend_from_slice(fragments[self.below(fragments.len())]);
-            }
-        }
-        input
-    }
-}
-
 /// Runs example `name` listening on 127.0.0.1 at a port the kernel picks,
 /// with `extra` arguments after `--addr`.
 pub fn spawn_on_loopback(name: &str, extra: &[&str]) -> ChildServer {
@@ -429,8 +389,9 @@ pub fn reset(stream: TcpStream) {
 /// still runs.
 pub type PeerCloses = Arc<Mutex<Vec<(SocketAddr, CloseReason)>>>;
 
-/// How the server closed the connection whose client end is bound to
-/// `peer`, if it has; for clients already dropped (by address only).
+/// How the server closed the connection from client address `peer`, if it
+/// has. It takes the address, not the socket, so that it also answers for
+/// a client already gone (after [`reset`], say).
 pub fn close_reason_at(
     closes: &Mutex<Vec<(SocketAddr, CloseReason)>>,
     peer: SocketAddr,
@@ -499,6 +460,46 @@ impl Prng {
         }
         out.truncate(len);
         out
+    }
+}
+
+/// A tiny xorshift64 generator (13/7/17) for the parsers' garbage tests:
+/// proptest's per-byte value trees are slow in debug builds, and those
+/// tests want volume more than shrinking. (Not [`Prng`], so that the
+/// inputs those tests were written against stay the same.)
+pub struct XorShift(
+    /// The state. Invariant: never zero (zero is a fixed point).
+    pub u64,
+);
+
+impl XorShift {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// Fewer than `max_pieces` pieces run together, each one of
+    /// `fragments` or, one time in eight, a random byte: input shaped
+    /// enough like a protocol to get deep into a parser, and broken enough
+    /// to find where it trusts what it read.
+    pub fn garbage(&mut self, fragments: &[&[u8]], max_pieces: usize) -> Vec<u8> {
+        let mut input = Vec::new();
+        for _ in 0..self.below(max_pieces) {
+            if self.below(8) == 0 {
+                input.push(self.next() as u8);
+            } else {
+                input.extend_from_slice(fragments[self.below(fragments.len())]);
+            }
+        }
+        input
     }
 }
 
