@@ -1444,7 +1444,7 @@ struct Row {
     latency: [Option<f64>; 5],
     /// Median server CPU share of the window.
     util: Option<f64>,
-    /// Median loadgen CPU share of the window.
+    /// Median loadgen CPU share of the window (`None` for external tools).
     loadgen_util: Option<f64>,
     /// Idle: RSS bytes per connection.
     rss: Option<Spread>,
@@ -1508,8 +1508,11 @@ impl Report<'_> {
                     },
                     latency: if idle { [None; 5] } else { latency },
                     util: median(&v(&|m| Some(m.server_util()))),
+                    // wrk and redis-benchmark report no CPU of their own:
+                    // the column stays blank for them.
                     loadgen_util: median(&v(&|m| {
-                        (m.window_s > 0.0).then(|| m.loadgen_cpu_s / m.window_s)
+                        (m.window_s > 0.0 && m.loadgen_cpu_s > 0.0)
+                            .then(|| m.loadgen_cpu_s / m.window_s)
                     })),
                     rss: spread(&v(&|m| m.rss_per_conn)),
                     failed: mine.iter().filter(|r| r.m.failure.is_some()).count(),
