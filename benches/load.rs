@@ -1863,73 +1863,84 @@ impl Report<'_> {
         ]
     }
 
-    /// Median msg/s against connections, one line per server and
-    /// (size, depth) pair; log-log.
+    /// Median msg/s against connections, log-log: one panel per (size,
+    /// depth) pair, one line per server, the same colour for a server in
+    /// every panel (all 24 lines in one plot could not be read).
     fn throughput_chart(&self, path: &Path) -> Result<(), String> {
-        let mut series: BTreeMap<(String, usize, usize), Vec<(f64, f64)>> = BTreeMap::new();
+        let mut panels: BTreeMap<(usize, usize), Lines> = BTreeMap::new();
         for s in self.scenarios {
             let Workload::Throughput { conns, size, depth } = s.workload else {
                 continue;
             };
-            for p in self.peers {
-                if let Some(m) = median(&values(self.runs, &s.name, p.name, |m| {
-                    Some(m.msgs_per_sec)
-                })) {
-                    series
-                        .entry((p.name.to_string(), size, depth))
+            for (peer_index, p) in self.peers.iter().enumerate() {
+                let v = values(self.runs, &s.name, p.name, |m| Some(m.msgs_per_sec));
+                if let Some(m) = median(&v) {
+                    panels
+                        .entry((size, depth))
+                        .or_default()
+                        .entry(peer_index)
                         .or_default()
                         .push((conns as f64, m));
                 }
             }
         }
-        let points: Vec<(f64, f64)> = series.values().flatten().copied().collect();
-        if points.is_empty() {
+        if panels.is_empty() {
             return Ok(());
         }
-        let (x0, x1) = bounds(points.iter().map(|p| p.0));
-        let (y0, y1) = bounds(points.iter().map(|p| p.1));
-        let root = SVGBackend::new(path, (960, 600)).into_drawing_area();
+        let columns = panels.len().min(2);
+        let rows = panels.len().div_ceil(columns);
+        let root = SVGBackend::new(path, (560 * columns as u32, 380 * rows as u32 + 40))
+            .into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
+        let root = root
+            .titled(
                 "Echo throughput vs connections (median msg/s)",
-                ("sans-serif", 22),
-            )
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(80)
-            .build_cartesian_2d(
-                (x0 / 2.0..x1 * 2.0).log_scale(),
-                (y0 / 2.0..y1 * 2.0).log_scale(),
+                ("sans-serif", 24),
             )
             .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc("connections")
-            .y_desc("messages per second")
-            .draw()
-            .map_err(|e| e.to_string())?;
-        for (i, ((peer, size, depth), mut pts)) in series.into_iter().enumerate() {
-            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let color = Palette99::pick(i).to_rgba();
+        let areas = root.split_evenly((rows, columns));
+        for (area, ((size, depth), lines)) in areas.iter().zip(panels) {
+            let points: Vec<(f64, f64)> = lines.values().flatten().copied().collect();
+            let (x0, x1) = bounds(points.iter().map(|p| p.0));
+            let (y0, y1) = bounds(points.iter().map(|p| p.1));
+            let mut chart = ChartBuilder::on(area)
+                .caption(format!("{size} B, depth {depth}"), ("sans-serif", 18))
+                .margin(10)
+                .x_label_area_size(35)
+                .y_label_area_size(70)
+                .build_cartesian_2d(
+                    (x0 / 2.0..x1 * 2.0).log_scale(),
+                    (y0 / 1.5..y1 * 1.5).log_scale(),
+                )
+                .map_err(|e| e.to_string())?;
             chart
-                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
-                .map_err(|e| e.to_string())?
-                .label(format!("{peer} {size} B depth {depth}"))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-                });
+                .configure_mesh()
+                .x_desc("connections")
+                .y_desc("msg/s")
+                .draw()
+                .map_err(|e| e.to_string())?;
+            for (peer_index, mut pts) in lines {
+                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let color = Palette99::pick(peer_index).to_rgba();
+                chart
+                    .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+                    .map_err(|e| e.to_string())?
+                    .label(self.peers[peer_index].name)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                    });
+                chart
+                    .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                    .map_err(|e| e.to_string())?;
+            }
             chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .position(SeriesLabelPosition::LowerRight)
+                .draw()
                 .map_err(|e| e.to_string())?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| e.to_string())?;
         root.present().map_err(|e| e.to_string())
     }
 
@@ -2088,6 +2099,9 @@ impl Report<'_> {
         root.present().map_err(|e| e.to_string())
     }
 }
+
+/// One chart panel's lines: (x, y) points by index into the peer list.
+type Lines = BTreeMap<usize, Vec<(f64, f64)>>;
 
 /// Smallest and largest positive values (for log axes).
 fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
