@@ -133,7 +133,7 @@ impl OutputQueue {
         }
         let mut offered = self.chunks[0].len() - self.head_offset;
         let written = if self.chunks.len() == 1 {
-            socket.send_with_flags(&self.chunks[0][self.head_offset..], MSG_NOSIGNAL)?
+            send_slice(socket, &self.chunks[0][self.head_offset..])?
         } else {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let mut count = 0;
@@ -176,6 +176,11 @@ impl OutputQueue {
         self.chunks.iter().map(Vec::capacity).sum::<usize>()
             + self.chunks.capacity() * std::mem::size_of::<Vec<u8>>()
     }
+}
+
+/// One `send(MSG_NOSIGNAL)` of `data`: bytes written, or the error.
+pub(crate) fn send_slice(socket: SockRef<'_>, data: &[u8]) -> io::Result<usize> {
+    socket.send_with_flags(data, MSG_NOSIGNAL)
 }
 
 #[cfg(test)]

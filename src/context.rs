@@ -19,7 +19,7 @@ use mio::event::Source;
 use mio::{Interest, Token};
 
 use crate::connection::Connection;
-use crate::core::{Core, TimerKind};
+use crate::core::{Core, Payload, TimerKind};
 use crate::handler::{Handler, WriteError};
 use crate::listener;
 use crate::state::{CloseReason, ConnState};
@@ -40,14 +40,12 @@ impl<H: Handler> Context<'_, H> {
     /// for good, and with [`WriteError::OutputLimit`] (closing it) if the
     /// queue would pass [`Config::max_output`](crate::Config::max_output).
     pub fn write(&mut self, conn: ConnId, data: &[u8]) -> Result<(), WriteError> {
-        self.core
-            .queue_output(conn, data.len(), |queue| queue.push_slice(data))
+        self.core.queue_output(conn, Payload::Slice(data))
     }
 
     /// Queues an owned buffer for `conn` without copying it.
     pub fn write_vec(&mut self, conn: ConnId, data: Vec<u8>) -> Result<(), WriteError> {
-        self.core
-            .queue_output(conn, data.len(), |queue| queue.push_vec(data))
+        self.core.queue_output(conn, Payload::Owned(data))
     }
 
     /// Closes `conn` now; queued output is dropped. Reason: `ClosedLocally`.
@@ -210,7 +208,12 @@ impl<H: Handler> Context<'_, H> {
 
     /// Bytes queued for `conn` and not yet accepted by its socket.
     pub fn queued_output(&self, conn: ConnId) -> Option<usize> {
-        self.core.conn(conn).map(|c| c.output.len())
+        let staged = if self.core.current == Some(conn) {
+            self.core.staging.len()
+        } else {
+            0
+        };
+        self.core.conn(conn).map(|c| c.output.len() + staged)
     }
 
     /// Registers any mio source (a UDP socket, a signal pipe, ...) with the

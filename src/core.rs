@@ -30,6 +30,23 @@ pub(crate) fn live<S>(conns: &mut Slab<Connection<S>>, id: ConnId) -> Option<&mu
         .filter(|c| c.id == id && !c.is_closed())
 }
 
+/// Bytes a handler asked to write.
+pub(crate) enum Payload<'a> {
+    /// Borrowed: copied into the staging buffer or the queue.
+    Slice(&'a [u8]),
+    /// Owned: queued as is.
+    Owned(Vec<u8>),
+}
+
+impl Payload<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Payload::Slice(data) => data.len(),
+            Payload::Owned(data) => data.len(),
+        }
+    }
+}
+
 /// Why a timer was armed; what to do when it fires.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum TimerKind {
@@ -109,6 +126,9 @@ pub(crate) struct Core<H: Handler> {
     pub(crate) next_generation: u32,
     /// The one buffer every read lands in. Empty only while lent out.
     pub(crate) scratch: Vec<u8>,
+    /// Output of the running `data` callback for its own connection, while
+    /// that connection's queue is empty. Invariant: empty outside `deliver`.
+    pub(crate) staging: Vec<u8>,
     /// `run` returns after this turn.
     pub(crate) stop_requested: bool,
     /// A shutdown asked for from a callback, begun by the loop after it.
@@ -124,6 +144,7 @@ impl<H: Handler> Core<H> {
         let now = Instant::now();
         Core {
             scratch: vec![0; config.read_buffer_size],
+            staging: Vec::new(),
             timers: TimerWheel::new(now, config.timer_tick),
             config,
             registry,
@@ -167,28 +188,53 @@ impl<H: Handler> Core<H> {
         self.shutdown_deadline.is_some()
     }
 
-    /// Queues bytes for `id`; they are written this turn.
+    /// Queues `payload` for `id`; it is written this turn.
+    ///
+    /// Output for the connection whose `data` callback is running, while its
+    /// queue is empty, goes to the shared `staging` buffer instead: it is sent
+    /// from there right after the callback, and only what the socket refuses
+    /// is copied into the connection's own queue. The common reply thus costs
+    /// no allocation, the way reads land in the shared `scratch` buffer.
     pub(crate) fn queue_output(
         &mut self,
         id: ConnId,
-        len: usize,
-        push: impl FnOnce(&mut crate::buffer::OutputQueue),
+        payload: Payload<'_>,
     ) -> Result<(), WriteError> {
         let max_output = self.config.max_output;
-        let conn = self.conn_mut(id).ok_or(WriteError::Gone)?;
+        let staging_for_me = self.current == Some(id);
+        let conn = live(&mut self.conns, id).ok_or(WriteError::Gone)?;
         if !conn.state.accepts_output() {
             return Err(WriteError::Gone);
         }
-        if conn.output.len() + len > max_output {
+        let staged = if staging_for_me {
+            self.staging.len()
+        } else {
+            0
+        };
+        let len = payload.len();
+        if conn.output.len() + staged + len > max_output {
             debug!(
                 "conn {id}: {} bytes queued plus {len} would pass the output cap",
-                conn.output.len()
+                conn.output.len() + staged
             );
             self.close_now(id, CloseReason::LimitExceeded(Limit::Output));
             return Err(WriteError::OutputLimit);
         }
-        push(&mut conn.output);
         self.stats.queued_output_bytes += len as u64;
+        let stage = staging_for_me && conn.output.is_empty();
+        match payload {
+            Payload::Slice(data) if stage => self.staging.extend_from_slice(data),
+            Payload::Slice(data) => conn.output.push_slice(data),
+            Payload::Owned(data) => {
+                // An owned buffer is queued without copying; whatever was
+                // staged before it must go first to keep the order.
+                if stage && !self.staging.is_empty() {
+                    conn.output.push_slice(&self.staging);
+                    self.staging.clear();
+                }
+                conn.output.push_vec(data);
+            }
+        }
         self.mark_dirty(id);
         Ok(())
     }

@@ -18,16 +18,19 @@
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
 
 use log::{debug, error, trace, warn};
 use mio::{Interest, Token};
 use socket2::SockRef;
 
+use crate::buffer;
 use crate::connection::Connection;
 use crate::context::Context;
 use crate::core::{live, Core, Ready, TimerKind};
 use crate::handler::Handler;
 use crate::state::{CloseReason, ConnState, Limit};
+use crate::stats::Stats;
 use crate::token::ConnId;
 
 /// `EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM` on Linux: out of descriptors or
@@ -235,6 +238,7 @@ impl<H: Handler> Driver<'_, H> {
             handler.data(ctx, id, state, offered)
         });
         self.core.current = None;
+        self.send_staged(id);
         let Some(consumed) = consumed else {
             return;
         };
@@ -256,6 +260,42 @@ impl<H: Handler> Driver<'_, H> {
             self.core
                 .close_now(id, CloseReason::LimitExceeded(Limit::Input));
         }
+    }
+
+    /// Sends what the handler wrote to its own connection during `data`
+    /// straight from the shared staging buffer; only what the socket refuses
+    /// is copied into the connection's queue, to wait for a writable event.
+    fn send_staged(&mut self, id: ConnId) {
+        let core = &mut *self.core;
+        if core.staging.is_empty() {
+            return;
+        }
+        let mut staged = std::mem::take(&mut core.staging);
+        let mut sent = 0;
+        if let Some(conn) = live(&mut core.conns, id) {
+            // The queue is empty here (bytes are staged only then), so
+            // sending first keeps the order.
+            if conn.writable && conn.state.writes_output() {
+                let socket = conn.socket.as_ref().expect("open connection has a socket");
+                let result = buffer::send_slice(SockRef::from(socket), &staged)
+                    .map(|n| (n, n == staged.len()));
+                match note_send(&mut core.stats, conn, core.now, result) {
+                    Ok(written) => sent = written,
+                    Err(e) => {
+                        debug!("conn {id}: write failed: {e}");
+                        core.close_now(id, CloseReason::from_io(&e));
+                    }
+                }
+            }
+        }
+        match live(&mut core.conns, id) {
+            Some(conn) => conn.output.push_slice(&staged[sent..]),
+            // Closed during or right after the callback: the bytes will never
+            // be sent, so they leave the gauge with the connection.
+            None => core.stats.queued_output_bytes -= (staged.len() - sent) as u64,
+        }
+        staged.clear();
+        core.staging = staged;
     }
 
     /// The peer sent FIN: stop reading and let the handler decide.
@@ -286,27 +326,11 @@ impl<H: Handler> Driver<'_, H> {
         }
         while conn.writable && !conn.output.is_empty() {
             let socket = conn.socket.as_ref().expect("open connection has a socket");
-            core.stats.write_syscalls += 1;
-            match conn.output.send_to(SockRef::from(socket)) {
-                Ok((written, complete)) => {
-                    core.stats.bytes_out += written as u64;
-                    core.stats.queued_output_bytes -= written as u64;
-                    conn.last_active = core.now;
-                    if !complete {
-                        // Short write: the send buffer is full for now.
-                        conn.writable = false;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    conn.writable = false;
-                    core.stats.would_blocks += 1;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    debug!("conn {id}: write failed: {e}");
-                    core.close_now(id, CloseReason::from_io(&e));
-                    return;
-                }
+            let result = conn.output.send_to(SockRef::from(socket));
+            if let Err(e) = note_send(&mut core.stats, conn, core.now, result) {
+                debug!("conn {id}: write failed: {e}");
+                core.close_now(id, CloseReason::from_io(&e));
+                return;
             }
         }
         if conn.backpressured && conn.output.len() < core.config.output_low_water {
@@ -593,6 +617,38 @@ impl<H: Handler> Driver<'_, H> {
                 self.core.dirty.clear();
             }
         }
+    }
+}
+
+/// Books the outcome of one send on `conn`: counters, `last_active`, and
+/// the `writable` flag, which only `WouldBlock` or a short write clears.
+/// Returns the bytes written, or the error that must close the connection.
+fn note_send<S>(
+    stats: &mut Stats,
+    conn: &mut Connection<S>,
+    now: Instant,
+    result: io::Result<(usize, bool)>,
+) -> io::Result<usize> {
+    stats.write_syscalls += 1;
+    match result {
+        Ok((written, complete)) => {
+            stats.bytes_out += written as u64;
+            stats.queued_output_bytes -= written as u64;
+            conn.last_active = now;
+            if !complete {
+                // Short write: the send buffer is full for now.
+                conn.writable = false;
+            }
+            Ok(written)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            conn.writable = false;
+            stats.would_blocks += 1;
+            Ok(0)
+        }
+        // Interrupted before anything was sent: the caller may simply retry.
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+        Err(e) => Err(e),
     }
 }
 
