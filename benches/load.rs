@@ -584,6 +584,30 @@ fn run(o: &Options) -> Result<(), String> {
         "load: done in {elapsed:.0}s; report in {}",
         paths.out.join("report.md").display()
     );
+    // A peer that fails is a note in the report; the project's own servers
+    // losing or corrupting data is a defect, and fails the run (CI runs
+    // `--quick`). Slowness never does: speed is reported, not asserted.
+    let ours: Vec<&'static str> = peers
+        .iter()
+        .filter(|p| p.is_project)
+        .map(|p| p.name)
+        .collect();
+    let broken: Vec<String> = runs
+        .iter()
+        .filter(|r| ours.contains(&r.peer) && (r.m.errors > 0 || r.m.mismatched_bytes > 0))
+        .map(|r| {
+            format!(
+                "{} {} round {}: {} errors, {} mismatched bytes",
+                r.scenario, r.peer, r.round, r.m.errors, r.m.mismatched_bytes
+            )
+        })
+        .collect();
+    if !broken.is_empty() {
+        return Err(format!(
+            "the project's servers failed:\n  {}",
+            broken.join("\n  ")
+        ));
+    }
     Ok(())
 }
 
