@@ -254,7 +254,9 @@ impl<H: Handler> Reactor<H> {
         //    They fire one by one from `Core::firing`, where a callback
         //    cancelling a timer due in this same turn can still reach it.
         driver.core.timers.expire(driver.core.now, &mut self.fired);
-        driver.core.firing.extend(self.fired.drain(..));
+        if !self.fired.is_empty() {
+            driver.core.firing.extend(self.fired.drain(..));
+        }
         while let Some((timer, kind)) = driver.core.firing.pop_front() {
             fire_timer(&mut driver, timer, kind);
         }
@@ -306,12 +308,12 @@ impl<H: Handler> Reactor<H> {
         {
             return Some(Duration::ZERO);
         }
-        let now = Instant::now();
+        // Read the clock only when a timer is armed: most turns have none.
         let timer_wait = self
             .core
             .timers
             .next_deadline()
-            .map(|deadline| deadline.saturating_duration_since(now));
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()));
         match (timer_wait, max_wait) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
