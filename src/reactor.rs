@@ -41,8 +41,6 @@ pub struct Reactor<H: Handler> {
     handle: Handle<H::Message>,
     /// Where the per-turn stats snapshot goes.
     shared_stats: Arc<Mutex<Stats>>,
-    /// Fired timers, reused across turns to avoid an allocation per turn.
-    fired: Vec<(crate::timer::TimerId, TimerKind)>,
     /// Turns completed, for the trace log.
     turns: u64,
 }
@@ -72,7 +70,6 @@ impl<H: Handler> Reactor<H> {
             commands,
             handle,
             shared_stats,
-            fired: Vec::new(),
             turns: 0,
         })
     }
@@ -253,10 +250,8 @@ impl<H: Handler> Reactor<H> {
         // 6. Expire timers.
         //    They fire one by one from `Core::firing`, where a callback
         //    cancelling a timer due in this same turn can still reach it.
-        driver.core.timers.expire(driver.core.now, &mut self.fired);
-        if !self.fired.is_empty() {
-            driver.core.firing.extend(self.fired.drain(..));
-        }
+        let core = &mut *driver.core;
+        core.timers.expire(core.now, &mut core.firing);
         while let Some((timer, kind)) = driver.core.firing.pop_front() {
             fire_timer(&mut driver, timer, kind);
         }

@@ -122,8 +122,8 @@ impl<T> TimerWheel<T> {
         }
     }
 
-    /// Moves the id and payload of every timer due by `now` into `fired`.
-    pub(crate) fn expire(&mut self, now: Instant, fired: &mut Vec<(TimerId, T)>) {
+    /// Appends the id and payload of every timer due by `now` to `fired`.
+    pub(crate) fn expire(&mut self, now: Instant, fired: &mut impl Extend<(TimerId, T)>) {
         // Most turns of a busy server arm no timer: skip the clock division.
         if self.entries.is_empty() {
             return;
@@ -150,7 +150,7 @@ impl<T> TimerWheel<T> {
                 let deadline = entries[key as usize].deadline;
                 if deadline <= now_tick {
                     let payload = entries.remove(key as usize).payload;
-                    fired.push((TimerId { key, generation }, payload));
+                    fired.extend([(TimerId { key, generation }, payload)]);
                     false
                 } else {
                     min = min.min(deadline);
