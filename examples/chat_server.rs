@@ -47,9 +47,9 @@ use reactor::codec::{Decoder, LineCodec};
 use reactor::{CloseReason, Config, ConnId, Context, Event, Handler, Limit, Reactor, SourceId};
 use slab::Slab;
 
-#[path = "support/signals.rs"]
-mod signals;
-use signals::ShutdownSignals;
+#[path = "support/server.rs"]
+mod server;
+use server::ShutdownSignals;
 
 /// Longest line a client may send, terminator excluded.
 const MAX_LINE: usize = 1024;
@@ -407,15 +407,7 @@ impl Handler for ChatServer {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let args = Args::parse();
-    match serve(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("chat_server: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    server::run("chat_server", serve)
 }
 
 fn serve(args: &Args) -> std::io::Result<()> {

@@ -17,9 +17,9 @@ use std::time::Duration;
 use clap::Parser;
 use reactor::{CloseReason, Config, ConnId, Context, Event, Handler, Reactor, SourceId};
 
-#[path = "support/signals.rs"]
-mod signals;
-use signals::ShutdownSignals;
+#[path = "support/server.rs"]
+mod server;
+use server::ShutdownSignals;
 
 /// Command-line flags.
 #[derive(Parser, Debug)]
@@ -75,15 +75,7 @@ impl Handler for EchoServer {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let args = Args::parse();
-    match serve(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("echo_server: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    server::run("echo_server", serve)
 }
 
 fn serve(args: &Args) -> std::io::Result<()> {

@@ -46,9 +46,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 use reactor::{Config, ConnId, Context, Event, Fired, Handler, Reactor, SourceId, TimerId};
 
-#[path = "support/signals.rs"]
-mod signals;
-use signals::ShutdownSignals;
+#[path = "support/server.rs"]
+mod server;
+use server::ShutdownSignals;
 
 use parse::{ChunkError, HeadError, HTTP_DATE_LEN};
 
@@ -420,15 +420,7 @@ impl Handler for HttpServer {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let args = Args::parse();
-    match serve(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("http_server: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    server::run("http_server", serve)
 }
 
 fn serve(args: &Args) -> std::io::Result<()> {

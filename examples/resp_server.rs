@@ -30,12 +30,11 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::Parser as _;
 use reactor::{Config, ConnId, Context, Event, Handler, Reactor, SourceId};
 
-#[path = "support/signals.rs"]
-mod signals;
-use signals::ShutdownSignals;
+#[path = "support/server.rs"]
+mod server;
+use server::ShutdownSignals;
 
 use parse::{parse_int, Parsed, Parser};
 
@@ -482,15 +481,7 @@ impl Handler for RespServer {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let args = Args::parse();
-    match serve(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("resp_server: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    server::run("resp_server", serve)
 }
 
 fn serve(args: &Args) -> std::io::Result<()> {

@@ -48,9 +48,9 @@ use clap::Parser;
 use mio::net::UdpSocket;
 use reactor::{Config, Context, Event, Fired, Handler, Interest, Reactor, SourceId, TimerId};
 
-#[path = "support/signals.rs"]
-mod signals;
-use signals::ShutdownSignals;
+#[path = "support/server.rs"]
+mod server;
+use server::ShutdownSignals;
 
 /// Command-line flags.
 #[derive(Parser, Debug)]
@@ -234,15 +234,7 @@ fn bind(addr: SocketAddr, recv_buffer: usize) -> io::Result<UdpSocket> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let args = Args::parse();
-    match serve(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("udp_echo: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    server::run("udp_echo", serve)
 }
 
 fn serve(args: &Args) -> io::Result<()> {

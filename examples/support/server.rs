@@ -1,18 +1,37 @@
-//! SIGINT and SIGTERM as ordinary events in the loop, shared by the example
-//! servers (included with `#[path = "support/signals.rs"] mod signals;`;
-//! a folder without `main.rs` is not an example of its own).
+//! What every example server shares, kept in one place (included with
+//! `#[path = "support/server.rs"] mod server;`; a folder without `main.rs` is
+//! not an example of its own):
 //!
-//! signal-hook-mio turns a signal into a byte on a pipe registered with the
-//! reactor like any socket, so no global flag is polled and the loop sleeps
-//! until something happens. The first signal starts a graceful shutdown; a
-//! second one stops the loop at once, for an operator who will not wait.
+//! * [`run`]: the process entry: logging, flags, and an exit status that says
+//!   whether serving failed;
+//! * [`ShutdownSignals`]: SIGINT and SIGTERM as ordinary events in the loop.
+//!   signal-hook-mio turns a signal into a byte on a pipe registered with the
+//!   reactor like any socket, so no global flag is polled and the loop sleeps
+//!   until something happens. The first signal starts a graceful shutdown; a
+//!   second one stops the loop at once, for an operator who will not wait.
 
 use std::io;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use reactor::{Context, Handler, Interest, SourceId};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
+
+/// Runs an example server: logs at `warn` unless `RUST_LOG` says otherwise,
+/// parses the flags, and exits 0 only if `serve` returned `Ok`, printing the
+/// error (which names what failed, e.g. the address it could not bind)
+/// under the program's `name` otherwise.
+pub fn run<A: clap::Parser>(name: &str, serve: fn(&A) -> io::Result<()>) -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    match serve(&A::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// The signal pipe and what a signal means for this server.
 pub struct ShutdownSignals {
