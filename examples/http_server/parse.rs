@@ -63,29 +63,60 @@ pub enum HeadError {
 /// `Ok(None)`: the head is not complete yet (and still fits the cap); call
 /// again with more bytes. Leading empty lines are skipped (RFC 9112 §2.2).
 /// Lines may end in CRLF or a bare LF; a CR anywhere else is an error.
+///
+/// One pass: each byte is looked at once, by the scan that both finds where
+/// its field ends and checks it may appear there (one table look-up). A
+/// complete line that is malformed is refused at once, before the rest of
+/// the head arrives, as nginx does.
 pub fn parse_head(input: &[u8]) -> Result<Option<Head<'_>>, HeadError> {
-    let Some(end) = head_end(input) else {
-        return if input.len() >= MAX_HEAD {
-            Err(HeadError::TooLarge)
-        } else {
-            Ok(None)
-        };
-    };
-    if end > MAX_HEAD {
-        return Err(HeadError::TooLarge);
+    match parse_complete_head(input) {
+        Err(Scan::Incomplete) if input.len() >= MAX_HEAD => Err(HeadError::TooLarge),
+        Err(Scan::Incomplete) => Ok(None),
+        Err(Scan::Refused(e)) => Err(e),
+        Ok(head) => Ok(Some(head)),
     }
-    let mut lines = Lines {
-        rest: &input[..end],
+}
+
+/// Why a scan of the head stopped early.
+enum Scan {
+    /// The first `MAX_HEAD` bytes (or all of them, if fewer) end inside the
+    /// head.
+    Incomplete,
+    /// The head is refused.
+    Refused(HeadError),
+}
+
+impl From<HeadError> for Scan {
+    fn from(e: HeadError) -> Self {
+        Scan::Refused(e)
+    }
+}
+
+fn parse_complete_head(input: &[u8]) -> Result<Head<'_>, Scan> {
+    let mut s = Scanner {
+        bytes: &input[..input.len().min(MAX_HEAD)],
+        pos: 0,
     };
-    let request_line = loop {
-        match lines.next() {
-            None => return Err(HeadError::Malformed("empty head")),
-            Some(Err(e)) => return Err(e),
-            Some(Ok([])) => continue,
-            Some(Ok(line)) => break line,
+    while s.take_line_end()? {}
+    let method = s.take_until(b' ', TCHAR, "bad method")?;
+    if method.is_empty() {
+        return Err(HeadError::Malformed("bad method").into());
+    }
+    let target = s.take_until(b' ', VISIBLE, "bad target")?;
+    if target.is_empty() {
+        return Err(HeadError::Malformed("bad target").into());
+    }
+    let version = s.take_line(VISIBLE, "bad version")?;
+    let minor = match version {
+        b"HTTP/1.1" => 1,
+        b"HTTP/1.0" => 0,
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            return Err(HeadError::Version.into())
         }
+        _ => return Err(HeadError::Malformed("bad version").into()),
     };
-    let (method, target, minor) = parse_request_line(request_line)?;
     let mut head = Head {
         method,
         target,
@@ -94,17 +125,20 @@ pub fn parse_head(input: &[u8]) -> Result<Option<Head<'_>>, HeadError> {
         content_length: 0,
         transfer_encoding: false,
         chunked: false,
-        len: end,
+        len: 0,
     };
     let (mut close, mut keep_alive_token) = (false, false);
     let mut content_length: Option<u64> = None;
     let mut hosts = 0;
-    for line in lines {
-        let line = line?;
-        if line.is_empty() {
-            break;
+    while !s.take_line_end()? {
+        if matches!(s.peek(), Some(b' ' | b'\t')) {
+            return Err(HeadError::Malformed("obsolete line folding").into());
         }
-        let (name, value) = parse_header(line)?;
+        let name = s.take_until(b':', TCHAR, "bad header name")?;
+        if name.is_empty() {
+            return Err(HeadError::Malformed("bad header name").into());
+        }
+        let value = trim(s.take_line(FIELD_VALUE, "control character in header value")?);
         if name.eq_ignore_ascii_case(b"connection") {
             for token in value.split(|&b| b == b',') {
                 let token = trim(token);
@@ -114,7 +148,7 @@ pub fn parse_head(input: &[u8]) -> Result<Option<Head<'_>>, HeadError> {
         } else if name.eq_ignore_ascii_case(b"content-length") {
             let n = parse_decimal(value).ok_or(HeadError::Malformed("bad Content-Length"))?;
             if content_length.is_some_and(|old| old != n) {
-                return Err(HeadError::Malformed("conflicting Content-Length"));
+                return Err(HeadError::Malformed("conflicting Content-Length").into());
             }
             content_length = Some(n);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
@@ -127,112 +161,137 @@ pub fn parse_head(input: &[u8]) -> Result<Option<Head<'_>>, HeadError> {
     }
     if head.transfer_encoding && content_length.is_some() {
         // The classic request-smuggling ambiguity (RFC 9112 §6.1).
-        return Err(HeadError::Malformed(
-            "both Transfer-Encoding and Content-Length",
-        ));
+        return Err(HeadError::Malformed("both Transfer-Encoding and Content-Length").into());
     }
     if minor == 1 && hosts != 1 {
-        return Err(HeadError::Malformed("HTTP/1.1 needs exactly one Host"));
+        return Err(HeadError::Malformed("HTTP/1.1 needs exactly one Host").into());
     }
     head.content_length = content_length.unwrap_or(0);
     head.keep_alive = !close && (minor == 1 || keep_alive_token);
-    Ok(Some(head))
+    head.len = s.pos;
+    Ok(head)
 }
 
-/// Offset just past the blank line ending the head, if it is in `input`.
-/// Only the first `MAX_HEAD + 1` bytes are searched: a longer head is refused
-/// anyway, and this bounds the work per call.
-fn head_end(input: &[u8]) -> Option<usize> {
-    let window = &input[..input.len().min(MAX_HEAD + 1)];
-    // `seen_text`: blank lines before the request line do not end a head.
-    let (mut at_line_start, mut seen_text) = (true, false);
-    for (i, &b) in window.iter().enumerate() {
-        match b {
-            b'\n' => {
-                if at_line_start && seen_text {
-                    return Some(i + 1);
+/// Character classes, as bits of [`CLASS`].
+type Class = u8;
+/// RFC 9110 `tchar`: method and header-name characters.
+const TCHAR: Class = 1;
+/// Visible ASCII (0x21..=0x7e): request targets and versions.
+const VISIBLE: Class = 2;
+/// What a header value may hold: anything but control characters (HTAB
+/// excepted) and DEL; bytes from 0x80 are obs-text and allowed.
+const FIELD_VALUE: Class = 4;
+
+/// The class bits of every byte value, so a scan checks a byte with one
+/// look-up instead of a chain of comparisons.
+static CLASS: [Class; 256] = classes();
+
+const fn classes() -> [Class; 256] {
+    let mut table = [0; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        let mut class = 0;
+        if byte.is_ascii_alphanumeric() || is_tchar_symbol(byte) {
+            class |= TCHAR;
+        }
+        if byte > 0x20 && byte < 0x7f {
+            class |= VISIBLE;
+        }
+        if (byte >= 0x20 || byte == b'\t') && byte != 0x7f {
+            class |= FIELD_VALUE;
+        }
+        table[b] = class;
+        b += 1;
+    }
+    table
+}
+
+const fn is_tchar_symbol(b: u8) -> bool {
+    matches!(
+        b,
+        b'!' | b'#'
+            | b'$'
+            | b'%'
+            | b'&'
+            | b'\''
+            | b'*'
+            | b'+'
+            | b'-'
+            | b'.'
+            | b'^'
+            | b'_'
+            | b'`'
+            | b'|'
+            | b'~'
+    )
+}
+
+/// A cursor over the (capped) head bytes.
+struct Scanner<'a> {
+    /// The first `MAX_HEAD` bytes of the input at most.
+    bytes: &'a [u8],
+    /// Where the next field starts. Invariant: `pos <= bytes.len()`.
+    pos: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    /// Consumes a line end (CRLF or LF) if one is next: `true` if it was.
+    fn take_line_end(&mut self) -> Result<bool, Scan> {
+        match &self.bytes[self.pos..] {
+            [b'\n', ..] => self.pos += 1,
+            [b'\r', b'\n', ..] => self.pos += 2,
+            [] | [b'\r'] => return Err(Scan::Incomplete),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The bytes up to `stop`, each of `class`; `stop` is consumed. Any
+    /// other byte refuses the head with `why`.
+    fn take_until(&mut self, stop: u8, class: Class, why: &'static str) -> Result<&'a [u8], Scan> {
+        let start = self.pos;
+        for (i, &b) in self.bytes[start..].iter().enumerate() {
+            if b == stop {
+                self.pos = start + i + 1;
+                return Ok(&self.bytes[start..start + i]);
+            }
+            if CLASS[usize::from(b)] & class == 0 {
+                return Err(HeadError::Malformed(why).into());
+            }
+        }
+        Err(Scan::Incomplete)
+    }
+
+    /// The rest of the line, each byte of `class`, without its CRLF or LF,
+    /// which is consumed. A CR not followed by LF is refused.
+    fn take_line(&mut self, class: Class, why: &'static str) -> Result<&'a [u8], Scan> {
+        let start = self.pos;
+        for (i, &b) in self.bytes[start..].iter().enumerate() {
+            if CLASS[usize::from(b)] & class != 0 {
+                continue;
+            }
+            let end = start + i;
+            return match (b, self.bytes.get(end + 1)) {
+                (b'\n', _) => {
+                    self.pos = end + 1;
+                    Ok(&self.bytes[start..end])
                 }
-                at_line_start = true;
-            }
-            b'\r' if at_line_start && window.get(i + 1) == Some(&b'\n') => {}
-            _ => {
-                at_line_start = false;
-                seen_text = true;
-            }
+                (b'\r', Some(b'\n')) => {
+                    self.pos = end + 2;
+                    Ok(&self.bytes[start..end])
+                }
+                (b'\r', None) => Err(Scan::Incomplete),
+                (b'\r', Some(_)) => Err(HeadError::Malformed("bare CR").into()),
+                _ => Err(HeadError::Malformed(why).into()),
+            };
         }
+        Err(Scan::Incomplete)
     }
-    None
-}
-
-/// The lines of a complete head, without their CRLF or LF.
-struct Lines<'a> {
-    /// What is left to split. Invariant: ends with `\n` or is empty.
-    rest: &'a [u8],
-}
-
-impl<'a> Iterator for Lines<'a> {
-    type Item = Result<&'a [u8], HeadError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let newline = self.rest.iter().position(|&b| b == b'\n')?;
-        let mut line = &self.rest[..newline];
-        self.rest = &self.rest[newline + 1..];
-        if let [body @ .., b'\r'] = line {
-            line = body;
-        }
-        if line.contains(&b'\r') {
-            return Some(Err(HeadError::Malformed("bare CR")));
-        }
-        Some(Ok(line))
-    }
-}
-
-fn parse_request_line(line: &[u8]) -> Result<(&[u8], &[u8], u8), HeadError> {
-    let mut parts = line.split(|&b| b == b' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(HeadError::Malformed(
-            "request line is not METHOD SP TARGET SP VERSION",
-        ));
-    };
-    if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
-        return Err(HeadError::Malformed("bad method"));
-    }
-    if target.is_empty() || !target.iter().all(|&b| (0x21..0x7f).contains(&b)) {
-        return Err(HeadError::Malformed("bad target"));
-    }
-    let minor = match version {
-        b"HTTP/1.1" => 1,
-        b"HTTP/1.0" => 0,
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
-            if major.is_ascii_digit() && minor.is_ascii_digit() =>
-        {
-            return Err(HeadError::Version)
-        }
-        _ => return Err(HeadError::Malformed("bad version")),
-    };
-    Ok((method, target, minor))
-}
-
-/// Splits `name: value`, checking the name is a token with no space before
-/// the colon (RFC 9112 §5.1) and the value holds no control characters.
-fn parse_header(line: &[u8]) -> Result<(&[u8], &[u8]), HeadError> {
-    if line[0] == b' ' || line[0] == b'\t' {
-        return Err(HeadError::Malformed("obsolete line folding"));
-    }
-    let colon = line
-        .iter()
-        .position(|&b| b == b':')
-        .ok_or(HeadError::Malformed("header without colon"))?;
-    let (name, value) = (&line[..colon], &line[colon + 1..]);
-    if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-        return Err(HeadError::Malformed("bad header name"));
-    }
-    if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-        return Err(HeadError::Malformed("control character in header value"));
-    }
-    Ok((name, trim(value)))
 }
 
 /// `1*DIGIT` into a `u64`; `None` on anything else or on overflow.
@@ -257,11 +316,6 @@ fn trim(mut bytes: &[u8]) -> &[u8] {
         bytes = rest;
     }
     bytes
-}
-
-/// RFC 9110 `tchar`: the characters of a method or header name.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Longest chunk-size line (size, extensions, CRLF) and longest trailer
