@@ -8,8 +8,8 @@
 //! ```
 //!
 //! It owns everything a comparison needs, with no set-up: it builds the
-//! examples (`cargo build --release --examples`), compiles the C peer with
-//! `cc -O2`, pins the server to CPU 0 and the load generator to CPU 1 with
+//! examples (`cargo build --release --examples`), compiles the C peers with
+//! `cc -O2`, pins the server to CPU 0 and the load client to CPU 1 with
 //! `taskset` (when there are two CPUs and taskset exists), interleaves the
 //! servers round by round, and writes `load/report.md`, `load/report.json`
 //! and SVG charts under the cargo target directory.
@@ -21,7 +21,13 @@
 //! steadier; both are reported, as medians with min–max over the rounds,
 //! and the project's ratio to each peer is the median of per-round ratios. A
 //! run where the server used under 90% of a CPU is flagged: the client (or
-//! the round trip) bounded it, not the server.
+//! the round trip) bounded it, not the server. So is a run where the client
+//! (loadgen, wrk or redis-benchmark, its CPU read the same way) used 90% or
+//! more of its CPU, and one where the hypervisor stole 5% or more of the
+//! host's CPU during the window (`/proc/stat`), which slows both ends by an
+//! amount nothing here corrects for. For HTTP, `c-http`
+//! (`benches/c/http_canned.c`: a canned response per request head) shows
+//! the most the client can drive on the machine at all.
 //!
 //! Extension point: a comparison is a [`Peer`] (how to start a server, which
 //! [`Protocol`] it speaks) crossed with [`Scenario`]s of that protocol, run
@@ -81,6 +87,11 @@ struct Peer {
     /// The project's own server for its protocol: ratios are computed
     /// against it. One per protocol.
     is_project: bool,
+    /// A client-ceiling peer (c-http): the least work a server can do per
+    /// request, not a server compared on its merits. Other peers of its
+    /// protocol are also given as a share of its throughput. At most one
+    /// per protocol, never the project.
+    ceiling: bool,
     /// Remark shown in the report (threads, buffering model).
     note: &'static str,
 }
@@ -177,8 +188,16 @@ struct Measured {
     window_s: f64,
     /// Server CPU µs per message (0 when no message was measured).
     server_us_per_msg: f64,
-    /// Load generator CPU seconds during its window.
-    loadgen_cpu_s: f64,
+    /// Load client CPU seconds (utime + stime): loadgen's own count over
+    /// its measured window, or the whole wrk / redis-benchmark process over
+    /// its run (which is then `window_s`); 0 when not measured.
+    client_cpu_s: f64,
+    /// Host steal time over the measured window as a share of the host's
+    /// CPU capacity in it (online CPUs × `window_s`), from the `cpu` line of
+    /// `/proc/stat`: 0 none, 1 every CPU taken by the hypervisor for the
+    /// whole window. Machine-wide, not the server's alone. `None` when not
+    /// measured.
+    steal: Option<f64>,
     /// Errors the load tool counted (mismatch, lost, refused, timeout).
     errors: u64,
     /// Mismatched bytes among them.
@@ -202,6 +221,12 @@ impl Measured {
         } else {
             0.0
         }
+    }
+
+    /// Client CPU share of the window: from 0.9 up the client, not the
+    /// server, bounded the run. `None` when the client's CPU was not measured.
+    fn client_util(&self) -> Option<f64> {
+        (self.window_s > 0.0 && self.client_cpu_s > 0.0).then(|| self.client_cpu_s / self.window_s)
     }
 }
 
@@ -303,15 +328,16 @@ fn parse_options() -> Result<Options, String> {
     Ok(o)
 }
 
-/// The servers compared. The first is the project; the C peer's path is
-/// filled in once it is compiled.
-fn peers(c_binary: Option<PathBuf>) -> Vec<Peer> {
+/// The servers compared. The first is the project; the C peers' paths are
+/// filled in once they are compiled (`None`: left out).
+fn peers(c_echo: Option<PathBuf>, c_http: Option<PathBuf>) -> Vec<Peer> {
     let mut peers = vec![
         Peer {
             name: "reactor",
             protocol: Protocol::Echo,
             launch: Launch::Example("echo_server"),
             is_project: true,
+            ceiling: false,
             note: "examples/echo_server.rs: this crate, one thread",
         },
         Peer {
@@ -319,6 +345,7 @@ fn peers(c_binary: Option<PathBuf>) -> Vec<Peer> {
             protocol: Protocol::Echo,
             launch: Launch::Example("tokio_echo"),
             is_project: false,
+            ceiling: false,
             note: "examples/tokio_echo.rs: current-thread runtime, task per connection",
         },
         Peer {
@@ -326,15 +353,17 @@ fn peers(c_binary: Option<PathBuf>) -> Vec<Peer> {
             protocol: Protocol::Echo,
             launch: Launch::Example("threaded_echo"),
             is_project: false,
+            ceiling: false,
             note: "examples/threaded_echo.rs: std, one blocking thread per connection",
         },
     ];
-    if let Some(path) = c_binary {
+    if let Some(path) = c_echo {
         peers.push(Peer {
             name: "c-epoll",
             protocol: Protocol::Echo,
             launch: Launch::Command(path),
             is_project: false,
+            ceiling: false,
             note: "benches/c/epoll_echo.c: cc -O2, one thread, edge-triggered",
         });
     }
@@ -346,6 +375,7 @@ fn peers(c_binary: Option<PathBuf>) -> Vec<Peer> {
             protocol: Protocol::Http,
             launch: Launch::Example("http_server"),
             is_project: true,
+            ceiling: false,
             note: "examples/http_server.rs: this crate, one thread",
         });
         if has_program("nginx") {
@@ -354,10 +384,21 @@ fn peers(c_binary: Option<PathBuf>) -> Vec<Peer> {
                 protocol: Protocol::Http,
                 launch: Launch::Nginx,
                 is_project: false,
+                ceiling: false,
                 note: "nginx, benches/nginx.conf: one worker, access log off, `return 200`",
             });
         } else {
             eprintln!("load: nginx not installed; HTTP has no peer");
+        }
+        if let Some(path) = c_http {
+            peers.push(Peer {
+                name: "c-http",
+                protocol: Protocol::Http,
+                launch: Launch::Command(path),
+                is_project: false,
+                ceiling: true,
+                note: "benches/c/http_canned.c: canned response per request head; the client's ceiling, not an HTTP server",
+            });
         }
     } else {
         eprintln!("load: wrk not installed; skipping HTTP");
@@ -368,6 +409,7 @@ fn peers(c_binary: Option<PathBuf>) -> Vec<Peer> {
             protocol: Protocol::Resp,
             launch: Launch::Example("resp_server"),
             is_project: true,
+            ceiling: false,
             note: "examples/resp_server.rs: this crate, one thread",
         });
         if has_program("redis-server") {
@@ -376,6 +418,7 @@ fn peers(c_binary: Option<PathBuf>) -> Vec<Peer> {
                 protocol: Protocol::Resp,
                 launch: Launch::Redis,
                 is_project: false,
+                ceiling: false,
                 note: "redis-server: no persistence, io-threads 1",
             });
         } else {
@@ -505,8 +548,9 @@ fn run(o: &Options) -> Result<(), String> {
     let paths = locate()?;
     std::fs::create_dir_all(&paths.out).map_err(|e| format!("{}: {e}", paths.out.display()))?;
     build_examples(&["echo_server", "tokio_echo", "threaded_echo", "loadgen"])?;
-    let c_binary = compile_c(&paths);
-    let mut all_peers = peers(c_binary);
+    let c_echo = compile_c(&paths, "epoll_echo");
+    let c_http = compile_c(&paths, "http_canned");
+    let mut all_peers = peers(c_echo, c_http);
     // The HTTP and RESP servers are other protocols' projects: if one does
     // not build, its comparison is skipped, not the whole bench.
     for (example, protocol) in [
@@ -542,7 +586,7 @@ fn run(o: &Options) -> Result<(), String> {
         o.duration,
         o.warmup,
         match &pin {
-            Some((s, c)) => format!("server on CPU {s}, loadgen on CPU {c}"),
+            Some((s, c)) => format!("server on CPU {s}, client on CPU {c}"),
             None => "not pinned (fewer than 2 CPUs or no taskset)".into(),
         }
     );
@@ -693,10 +737,11 @@ fn build_examples(examples: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
-/// Compiles the C peer; `None` (the peer is skipped) without a C compiler.
-fn compile_c(paths: &Paths) -> Option<PathBuf> {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/c/epoll_echo.c");
-    let binary = paths.out.join("epoll_echo");
+/// Compiles the C peer `benches/c/NAME.c` to `load/NAME`; `None` (the peer
+/// is skipped, with a note) if it does not compile or there is no compiler.
+fn compile_c(paths: &Paths, name: &str) -> Option<PathBuf> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("benches/c/{name}.c"));
+    let binary = paths.out.join(name);
     let result = Command::new("cc")
         .args(["-O2", "-Wall", "-o"])
         .arg(&binary)
@@ -705,17 +750,17 @@ fn compile_c(paths: &Paths) -> Option<PathBuf> {
     match result {
         Ok(status) if status.success() => Some(binary),
         Ok(status) => {
-            eprintln!("load: cc failed ({status}); skipping the C peer");
+            eprintln!("load: cc {name}.c failed ({status}); skipping its peer");
             None
         }
         Err(e) => {
-            eprintln!("load: no C compiler ({e}); skipping the C peer");
+            eprintln!("load: no C compiler ({e}); skipping {name}");
             None
         }
     }
 }
 
-/// CPUs for (server, loadgen), when pinning is possible.
+/// CPUs for (server, client), when pinning is possible.
 fn placement() -> Option<(usize, usize)> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let taskset = Command::new("taskset")
@@ -908,7 +953,26 @@ fn start_server(
     }
 }
 
-/// utime + stime of `pid` in seconds (ticks of 1/100 s).
+/// Clock ticks per second of `/proc` times (USER_HZ, what `getconf
+/// CLK_TCK` prints): asked once, 100 (Linux's value everywhere) if getconf
+/// cannot say.
+fn clk_tck() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|t| t.trim().parse::<f64>().ok())
+            .filter(|t| *t > 0.0)
+            .unwrap_or(100.0)
+    })
+}
+
+/// utime + stime of `pid` in seconds (ticks of 1/`clk_tck()` s). A zombie
+/// (exited, not yet reaped) still has its stat, with every thread's time.
 fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = stat.rsplit_once(')')?.1;
@@ -916,7 +980,62 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     // Fields 14 and 15 of proc(5); `rest` starts at field 3.
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
+    Some((utime + stime) / clk_tck())
+}
+
+/// `cpu_seconds` of a child that is finishing (its stdout reached EOF): once
+/// it is a zombie, so its count is final, or at `limit` as it stands. The
+/// caller must not have reaped it (its `/proc` entry would be gone).
+fn final_cpu_seconds(pid: u32, limit: Duration) -> Option<f64> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Field 3 of proc(5), the first after the command name, is the state.
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .unwrap_or("");
+        if matches!(state, "Z" | "X") || Instant::now() >= deadline {
+            return cpu_seconds(pid);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The host's steal counter, from the aggregate `cpu` line of `/proc/stat`.
+#[derive(Clone, Copy, Debug)]
+struct StealSample {
+    /// Steal ticks (USER_HZ) since boot, summed over every CPU: the 8th
+    /// value of the line, time the hypervisor ran something else while a
+    /// CPU of this guest had work.
+    ticks: f64,
+    /// Online CPUs: the `cpuN` lines of the same read.
+    cpus: usize,
+}
+
+fn steal_sample() -> Option<StealSample> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let mut lines = stat.lines();
+    let total = lines.next()?.strip_prefix("cpu ")?;
+    let ticks = total.split_whitespace().nth(7)?.parse().ok()?;
+    let cpus = lines
+        .filter(|l| {
+            l.strip_prefix("cpu")
+                .is_some_and(|n| n.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .count();
+    Some(StealSample {
+        ticks,
+        cpus: cpus.max(1),
+    })
+}
+
+/// Steal between two samples as a share of the host's CPU capacity over
+/// `window_s` seconds (online CPUs × window); `None` without both samples.
+fn steal_share(start: Option<StealSample>, end: Option<StealSample>, window_s: f64) -> Option<f64> {
+    let (a, b) = (start?, end?);
+    let capacity = b.cpus as f64 * window_s * clk_tck();
+    (capacity > 0.0).then(|| (b.ticks - a.ticks).max(0.0) / capacity)
 }
 
 /// `cpu_seconds` of `pid` and its children: nginx's worker does the work
@@ -997,13 +1116,35 @@ fn run_one(
     })
 }
 
+/// One end of a measured window.
+#[derive(Clone, Copy)]
+struct Mark {
+    /// Server CPU seconds.
+    cpu: f64,
+    /// When.
+    at: Instant,
+    /// The host's steal counter, if `/proc/stat` could be read.
+    steal: Option<StealSample>,
+}
+
+impl Mark {
+    /// Now, with the server's CPU seconds `cpu` just read.
+    fn now(cpu: f64) -> Mark {
+        Mark {
+            cpu,
+            at: Instant::now(),
+            steal: steal_sample(),
+        }
+    }
+}
+
 /// Samples the server at the load generator's window markers.
 #[derive(Default)]
 struct Window {
-    /// Server CPU seconds and time at "loadgen: measuring".
-    start: Option<(f64, Instant)>,
-    /// Same at "loadgen: measured".
-    end: Option<(f64, Instant)>,
+    /// At "loadgen: measuring".
+    start: Option<Mark>,
+    /// At "loadgen: measured".
+    end: Option<Mark>,
     /// Idle scenario: server RSS once every connection was accepted.
     rss_loaded: Option<f64>,
 }
@@ -1090,10 +1231,10 @@ fn run_load(
                     marks.lock().unwrap().rss_loaded = rss_bytes(pid);
                 }
                 let cpu = cpu_seconds(pid).unwrap_or(0.0);
-                marks.lock().unwrap().start = Some((cpu, Instant::now()));
+                marks.lock().unwrap().start = Some(Mark::now(cpu));
             } else if line == "loadgen: measured" {
                 let cpu = cpu_seconds(pid).unwrap_or(0.0);
-                marks.lock().unwrap().end = Some((cpu, Instant::now()));
+                marks.lock().unwrap().end = Some(Mark::now(cpu));
             } else {
                 log_writer.lock().unwrap().push(line);
             }
@@ -1123,16 +1264,17 @@ fn run_load(
         msgs_per_sec: num("messages_per_sec"),
         mib_per_sec: num("mib_per_sec"),
         latency_us: [num("p50"), num("p90"), num("p99"), num("p999"), num("max")],
-        loadgen_cpu_s: num("cpu_seconds"),
+        client_cpu_s: num("cpu_seconds"),
         errors: num("errors") as u64,
         mismatched_bytes: num("mismatched_bytes") as u64,
         established: num("established") as u64,
         requested: num("requested") as u64,
         ..Measured::default()
     };
-    if let (Some((c0, t0)), Some((c1, t1))) = (w.start, w.end) {
-        m.server_cpu_s = c1 - c0;
-        m.window_s = t1.duration_since(t0).as_secs_f64();
+    if let (Some(start), Some(end)) = (w.start, w.end) {
+        m.server_cpu_s = end.cpu - start.cpu;
+        m.window_s = end.at.duration_since(start.at).as_secs_f64();
+        m.steal = steal_share(start.steal, end.steal, m.window_s);
         let messages = m.msgs_per_sec * num("duration_s");
         if messages > 0.0 {
             m.server_us_per_msg = m.server_cpu_s * 1e6 / messages;
@@ -1158,17 +1300,33 @@ fn run_load(
     Ok(m)
 }
 
+/// What [`run_tool`] saw.
+struct ToolRun {
+    /// The tool's stdout.
+    out: String,
+    /// Server CPU seconds (process tree) from just before the tool started
+    /// to its stdout's end.
+    server_cpu_s: f64,
+    /// That window, seconds.
+    window_s: f64,
+    /// The tool's own CPU seconds over its whole run, read before it was
+    /// reaped; 0 if `/proc` could not say.
+    client_cpu_s: f64,
+    /// Host steal share over the window (see [`Measured::steal`]).
+    steal: Option<f64>,
+}
+
 /// Runs `tool` pinned to `cpu` for at most `limit`, sampling the server's
-/// CPU (process tree) as it starts and ends; returns stdout and the sample.
+/// CPU (process tree) and the host's steal as it starts and ends, and the
+/// tool's own CPU once it has exited but is not yet reaped.
 fn run_tool(
     tool: &str,
     args: &[String],
     pid: u32,
     cpu: Option<usize>,
     limit: Duration,
-) -> Result<(String, f64, f64), String> {
-    let start = tree_cpu_seconds(pid).unwrap_or(0.0);
-    let t0 = Instant::now();
+) -> Result<ToolRun, String> {
+    let start = Mark::now(tree_cpu_seconds(pid).unwrap_or(0.0));
     let program = find_program(tool).unwrap_or_else(|| tool.into());
     let mut child = pinned_command(&program, args, cpu)
         .stdin(Stdio::null())
@@ -1176,6 +1334,8 @@ fn run_tool(
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start {tool}: {e}"))?;
+    // `pinned_command` execs all the way down: this is the tool's own PID.
+    let tool_pid = child.id();
     let mut stdout = child.stdout.take().expect("piped");
     let guard = Guard { child: Some(child) };
     let (tx, rx) = mpsc::channel();
@@ -1187,10 +1347,19 @@ fn run_tool(
     let out = rx
         .recv_timeout(limit)
         .map_err(|_| format!("{tool} did not finish within {limit:?}"))?;
-    let end = tree_cpu_seconds(pid).unwrap_or(0.0);
-    let window = t0.elapsed().as_secs_f64();
+    let end = Mark::now(tree_cpu_seconds(pid).unwrap_or(0.0));
+    let window_s = end.at.duration_since(start.at).as_secs_f64();
+    // Stdout's end is the tool exiting; its stat is final once it is a
+    // zombie, and gone once the guard reaps it.
+    let client_cpu_s = final_cpu_seconds(tool_pid, Duration::from_secs(2)).unwrap_or(0.0);
     drop(guard);
-    Ok((out, end - start, window))
+    Ok(ToolRun {
+        out,
+        server_cpu_s: end.cpu - start.cpu,
+        window_s,
+        client_cpu_s,
+        steal: steal_share(start.steal, end.steal, window_s),
+    })
 }
 
 /// HTTP: `wrk -t1 -cN -dS --latency`, plus `-s scripts/pipeline.lua URL
@@ -1226,7 +1395,8 @@ fn run_wrk(
         args.extend(["--".into(), pipeline.to_string()]);
     }
     let limit = Duration::from_secs(seconds + 30);
-    let (out, server_cpu, window) = run_tool("wrk", &args, pid, cpu, limit)?;
+    let run = run_tool("wrk", &args, pid, cpu, limit)?;
+    let (out, server_cpu) = (&run.out, run.server_cpu_s);
     // "Requests/sec:  12345.67"; "Latency   1.00ms  2.00ms  30.00ms  90%";
     // "50%  1.00ms" ... "99%  3.00ms"; "Non-2xx or 3xx responses: N";
     // "Socket errors: connect 0, read 0, write 0, timeout 0".
@@ -1275,7 +1445,9 @@ fn run_wrk(
         msgs_per_sec: rate,
         latency_us,
         server_cpu_s: server_cpu,
-        window_s: window,
+        window_s: run.window_s,
+        client_cpu_s: run.client_cpu_s,
+        steal: run.steal,
         errors,
         established: conns as u64,
         requested: conns as u64,
@@ -1337,7 +1509,8 @@ fn run_redis_benchmark(
         "--csv".into(),
     ];
     let limit = Duration::from_secs_f64(o.duration + o.warmup + 60.0);
-    let (out, server_cpu, window) = run_tool("redis-benchmark", &args, pid, cpu, limit)?;
+    let run = run_tool("redis-benchmark", &args, pid, cpu, limit)?;
+    let (out, server_cpu) = (&run.out, run.server_cpu_s);
     // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",
     // "p95_latency_ms","p99_latency_ms","max_latency_ms"
     // The CSV row is named after the test in capitals: "GET", "SET",
@@ -1358,7 +1531,9 @@ fn run_redis_benchmark(
         msgs_per_sec: rate,
         latency_us: [col(3) * 1e3, col(4) * 1e3, col(5) * 1e3, 0.0, col(6) * 1e3],
         server_cpu_s: server_cpu,
-        window_s: window,
+        window_s: run.window_s,
+        client_cpu_s: run.client_cpu_s,
+        steal: run.steal,
         established: conns as u64,
         requested: conns as u64,
         ..Measured::default()
@@ -1388,16 +1563,14 @@ fn brief(m: &Measured) -> String {
         return format!("{rss:.0} B/conn RSS");
     }
     let mut s = format!(
-        "{:.0} msg/s, p99 {:.0} us, server {:.2} us/msg at {:.0}% CPU, loadgen {:.0}%",
+        "{:.0} msg/s, p99 {:.0} us, server {:.2} us/msg at {:.0}% CPU, client {}, steal {}",
         m.msgs_per_sec,
         m.latency_us[2],
         m.server_us_per_msg,
         m.server_util() * 100.0,
-        if m.window_s > 0.0 {
-            m.loadgen_cpu_s / m.window_s * 100.0
-        } else {
-            0.0
-        }
+        m.client_util()
+            .map_or("-".into(), |u| format!("{:.0}%", u * 100.0)),
+        m.steal.map_or("-".into(), |v| format!("{:.1}%", v * 100.0)),
     );
     if let Some(f) = &m.failure {
         let _ = write!(s, "  FAILED: {f}");
@@ -1515,7 +1688,7 @@ struct Report<'a> {
     rates: &'a BTreeMap<String, f64>,
     /// Machine summary.
     machine: String,
-    /// Whether server and loadgen were pinned to separate CPUs.
+    /// Whether server and client were pinned to separate CPUs.
     pinned: bool,
     /// Seconds the whole bench took.
     elapsed: f64,
@@ -1535,8 +1708,14 @@ struct Row {
     latency: [Option<f64>; 5],
     /// Median server CPU share of the window.
     util: Option<f64>,
-    /// Median loadgen CPU share of the window (`None` for external tools).
-    loadgen_util: Option<f64>,
+    /// Median client CPU share of the window (loadgen, wrk or
+    /// redis-benchmark); `None` when no run measured it.
+    client_util: Option<f64>,
+    /// Median host steal share of the window (see [`Measured::steal`]).
+    steal: Option<f64>,
+    /// This peer's median throughput ÷ the client-ceiling peer's in the
+    /// same scenario; `None` for the ceiling itself and where there is none.
+    of_ceiling: Option<(&'static str, f64)>,
     /// Idle: RSS bytes per connection.
     rss: Option<Spread>,
     /// Failed runs out of all runs.
@@ -1601,12 +1780,22 @@ impl Report<'_> {
                     },
                     latency: if idle { [None; 5] } else { latency },
                     util: median(&v(&|m| Some(m.server_util()))),
-                    // wrk and redis-benchmark report no CPU of their own:
-                    // the column stays blank for them.
-                    loadgen_util: median(&v(&|m| {
-                        (m.window_s > 0.0 && m.loadgen_cpu_s > 0.0)
-                            .then(|| m.loadgen_cpu_s / m.window_s)
-                    })),
+                    client_util: median(&v(&|m| m.client_util())),
+                    steal: median(&v(&|m| m.steal)),
+                    of_ceiling: if idle {
+                        None
+                    } else {
+                        self.peers
+                            .iter()
+                            .find(|c| c.ceiling && c.protocol == s.protocol && c.name != p.name)
+                            .and_then(|c| {
+                                let mine = median(&v(&|m| Some(m.msgs_per_sec)))?;
+                                let top = median(&values(self.runs, &s.name, c.name, |m| {
+                                    Some(m.msgs_per_sec)
+                                }))?;
+                                (top > 0.0).then(|| (c.name, mine / top))
+                            })
+                    },
                     rss: spread(&v(&|m| m.rss_per_conn)),
                     failed: mine.iter().filter(|r| r.m.failure.is_some()).count(),
                     total: mine.len(),
@@ -1695,9 +1884,25 @@ impl Report<'_> {
                     ));
                 }
             }
-            if row.loadgen_util.is_some_and(|u| u >= 0.9) {
-                w.push("loadgen saturated: client-bound".into());
+            if let Some(u) = row.client_util.filter(|u| *u >= 0.9) {
+                w.push(format!(
+                    "client saturated ({:.0}% CPU): client-bound",
+                    u * 100.0
+                ));
             }
+            if let Some((ceiling, share)) = row.of_ceiling.filter(|c| c.1 >= 0.9) {
+                w.push(format!(
+                    "at {:.0}% of {ceiling}'s throughput (the client's ceiling): client-bound",
+                    share * 100.0
+                ));
+            }
+        }
+        // Resident memory does not depend on CPU time; everything else does.
+        if let Some(steal) = row.steal.filter(|s| *s >= 0.05 && row.rss.is_none()) {
+            w.push(format!(
+                "host steal {:.0}%: figures unreliable",
+                steal * 100.0
+            ));
         }
         w.join("; ")
     }
@@ -1706,7 +1911,7 @@ impl Report<'_> {
         let mut t = String::new();
         let _ = writeln!(
             t,
-            "\n{:<22} {:<9} {:>28} {:>24} {:>9} {:>9} {:>5} {:>5}  notes",
+            "\n{:<22} {:<9} {:>28} {:>24} {:>9} {:>9} {:>5} {:>5} {:>5}  notes",
             "scenario",
             "server",
             "msg/s median [min-max]",
@@ -1714,13 +1919,18 @@ impl Report<'_> {
             "p50 us",
             "p99 us",
             "srv%",
-            "gen%"
+            "cli%",
+            "stl%"
         );
+        let steal = |row: &Row| {
+            row.steal
+                .map_or("-".into(), |v| format!("{:.1}", v * 100.0))
+        };
         for row in self.rows() {
             if let Some(rss) = &row.rss {
                 let _ = writeln!(
                     t,
-                    "{:<22} {:<9} {:>28} {:>24} {:>9} {:>9} {:>5} {:>5}  {}",
+                    "{:<22} {:<9} {:>28} {:>24} {:>9} {:>9} {:>5} {:>5} {:>5}  {}",
                     row.scenario,
                     row.peer,
                     format!("{:.0} B/conn [{:.0}-{:.0}]", rss.median, rss.min, rss.max),
@@ -1729,13 +1939,14 @@ impl Report<'_> {
                     "",
                     "",
                     "",
+                    steal(&row),
                     Self::warnings(&row)
                 );
                 continue;
             }
             let _ = writeln!(
                 t,
-                "{:<22} {:<9} {:>28} {:>24} {:>9} {:>9} {:>5} {:>5}  {}",
+                "{:<22} {:<9} {:>28} {:>24} {:>9} {:>9} {:>5} {:>5} {:>5}  {}",
                 row.scenario,
                 row.peer,
                 row.rate.as_ref().map_or("-".into(), |r| format!(
@@ -1749,8 +1960,9 @@ impl Report<'_> {
                 row.latency[0].map_or("-".into(), |v| format!("{v:.0}")),
                 row.latency[2].map_or("-".into(), |v| format!("{v:.0}")),
                 row.util.map_or("-".into(), |v| format!("{:.0}", v * 100.0)),
-                row.loadgen_util
+                row.client_util
                     .map_or("-".into(), |v| format!("{:.0}", v * 100.0)),
+                steal(&row),
                 Self::warnings(&row)
             );
         }
@@ -1784,7 +1996,7 @@ impl Report<'_> {
             md,
             "* Placement: {}",
             if self.pinned {
-                "server pinned to CPU 0, loadgen to CPU 1 (taskset)"
+                "server pinned to CPU 0, the client (loadgen, wrk or redis-benchmark) to CPU 1 (taskset)"
             } else {
                 "not pinned"
             }
@@ -1796,6 +2008,8 @@ impl Report<'_> {
         );
         let _ = writeln!(md, "* Server CPU per message: utime+stime of the server process across the measured window (10 ms ticks) ÷ messages echoed. Steadier than msg/s on a shared machine.");
         let _ = writeln!(md, "* `srv%` under 90: the server was not saturated (client- or round-trip-bound); msg/s then measures latency, not capacity.");
+        let _ = writeln!(md, "* `client%`: CPU of the load client ÷ the window: loadgen's own count over its window, or the whole wrk / redis-benchmark process (utime+stime from `/proc/PID/stat`, read before it is reaped) over its run. From 90 up the client, not the server, set the pace: the row is client-bound.");
+        let _ = writeln!(md, "* `steal %`: the host's steal time (8th value of the `cpu` line of `/proc/stat`) over the window ÷ the host's capacity in it (online CPUs × window). CPU the hypervisor gave to other guests while this one had work; machine-wide, so it slows server and client alike. From 5% up the row's figures are flagged as unreliable.");
         for (name, rate) in self.rates {
             let _ = writeln!(md, "* `{name}`: open loop at {rate:.0} msg/s (half the slowest server's closed-loop depth-1 throughput at the same connections and size); latency from intended send times.");
         }
@@ -1806,29 +2020,34 @@ impl Report<'_> {
             let _ = writeln!(md, "* **{}**: {}", p.name, p.note);
         }
         let _ = writeln!(md, "\n## Results\n");
-        let _ = writeln!(md, "| scenario | server | msg/s | server µs/msg | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | srv% | gen% | notes |");
+        let _ = writeln!(md, "| scenario | server | msg/s | server µs/msg | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | srv% | client% | steal % | notes |");
         let _ = writeln!(
             md,
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
         );
         let f0 = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.0}"));
+        let steal = |row: &Row| {
+            row.steal
+                .map_or("–".into(), |v| format!("{:.1}", v * 100.0))
+        };
         for row in self.rows() {
             if let Some(rss) = &row.rss {
                 let _ = writeln!(
                     md,
-                    "| {} | {} | idle: **{:.0} B/conn** RSS [{:.0}–{:.0}] | | | | | | | | | {} |",
+                    "| {} | {} | idle: **{:.0} B/conn** RSS [{:.0}–{:.0}] | | | | | | | | | {} | {} |",
                     row.scenario,
                     row.peer,
                     rss.median,
                     rss.min,
                     rss.max,
+                    steal(&row),
                     Self::warnings(&row)
                 );
                 continue;
             }
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 row.scenario,
                 row.peer,
                 row.rate.as_ref().map_or("–".into(), |r| format!(
@@ -1845,15 +2064,24 @@ impl Report<'_> {
                 f0(row.latency[3]),
                 f0(row.latency[4]),
                 row.util.map_or("–".into(), |v| format!("{:.0}", v * 100.0)),
-                row.loadgen_util
+                row.client_util
                     .map_or("–".into(), |v| format!("{:.0}", v * 100.0)),
+                steal(&row),
                 Self::warnings(&row)
             );
         }
         let _ = writeln!(md, "\n## reactor ÷ peer\n\nMedian of per-round ratios. Throughput: above 1 the reactor is faster. CPU per message and p99: below 1 the reactor is cheaper / answers sooner. Fixed-rate scenarios have no throughput ratio: every server gets the same rate.\n");
+        let ratios = self.ratios();
+        if let Some(ceiling) = self
+            .peers
+            .iter()
+            .find(|p| p.ceiling && ratios.iter().any(|r| r.peer == p.name))
+        {
+            let _ = writeln!(md, "Against **{}**, the client's ceiling rather than a server, throughput × is the share of what the client can drive at all that the reactor reached (near 1: the row measures the client), and CPU/msg × is the reactor's cost over the least work a server can do per request.\n", ceiling.name);
+        }
         let _ = writeln!(md, "| scenario | peer | throughput × | CPU/msg × | p99 × |");
         let _ = writeln!(md, "|---|---|---:|---:|---:|");
-        for r in self.ratios() {
+        for r in ratios {
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} |",
@@ -1899,7 +2127,8 @@ impl Report<'_> {
                         "\"mib_per_sec\":{:.3},\"latency_us\":{{\"p50\":{:.2},\"p90\":{:.2},",
                         "\"p99\":{:.2},\"p999\":{:.2},\"max\":{:.2}}},\"server_cpu_s\":{:.3},",
                         "\"window_s\":{:.3},\"server_cpu_us_per_msg\":{:.4},\"server_util\":{:.3},",
-                        "\"loadgen_cpu_s\":{:.3},\"errors\":{},\"mismatched_bytes\":{},",
+                        "\"client_cpu_s\":{:.3},\"client_util\":{},\"steal\":{},",
+                        "\"errors\":{},\"mismatched_bytes\":{},",
                         "\"connections\":{{\"requested\":{},\"established\":{}}},",
                         "\"rss_bytes_per_conn\":{},\"failure\":{}}}"
                     ),
@@ -1917,7 +2146,9 @@ impl Report<'_> {
                     m.window_s,
                     m.server_us_per_msg,
                     m.server_util(),
-                    m.loadgen_cpu_s,
+                    m.client_cpu_s,
+                    m.client_util().map_or("null".into(), |v| format!("{v:.3}")),
+                    m.steal.map_or("null".into(), |v| format!("{v:.4}")),
                     m.errors,
                     m.mismatched_bytes,
                     m.requested,
