@@ -27,7 +27,12 @@
 //! host's CPU during the window (`/proc/stat`), which slows both ends by an
 //! amount nothing here corrects for. For HTTP, `c-http`
 //! (`benches/c/http_canned.c`: a canned response per request head) shows
-//! the most the client can drive on the machine at all.
+//! the most the client can drive on the machine at all. Where it drives
+//! every server close to that (wrk `-t1` at 50 connections on two vCPUs),
+//! `http-c50-cap50` repeats the run with each server's processes held to
+//! half of one CPU by a cgroup quota ([`CpuCap`], root only; skipped with a
+//! note otherwise, and not in `--quick`), so that the servers, not the
+//! client, set the pace.
 //!
 //! Extension point: a comparison is a [`Peer`] (how to start a server, which
 //! [`Protocol`] it speaks) crossed with [`Scenario`]s of that protocol, run
@@ -133,6 +138,10 @@ enum Workload {
         conns: usize,
         /// Requests per write (1: plain wrk, one in flight per connection).
         pipeline: usize,
+        /// Share of one CPU, in percent (1 to 100), that every process of
+        /// the server is held to by a cgroup CPU quota ([`CpuCap`]) from
+        /// before the load starts until the server stops; `None`: no cap.
+        server_cpu_percent: Option<u32>,
     },
     /// `redis-benchmark -t test -c conns -P pipeline`.
     Resp {
@@ -143,6 +152,19 @@ enum Workload {
         /// Requests in flight per connection.
         pipeline: usize,
     },
+}
+
+impl Workload {
+    /// The cgroup CPU cap on the server, in percent of one CPU, if the
+    /// workload has one (only HTTP scenarios do).
+    fn server_cpu_percent(&self) -> Option<u32> {
+        match self {
+            Workload::Http {
+                server_cpu_percent, ..
+            } => *server_cpu_percent,
+            _ => None,
+        }
+    }
 }
 
 /// A named workload for one protocol.
@@ -483,24 +505,41 @@ fn scenarios(o: &Options, fd_limit: usize) -> Vec<Scenario> {
         protocol: Protocol::Echo,
         workload: Workload::Idle { conns: idle },
     });
-    // (connections, requests per write). A quick run keeps only the
-    // pipelined one: it goes through the same parser as the plain runs and
-    // also through "all responses of one read leave in one write", so it
-    // catches more of http_server's defects in one scenario.
-    let http: &[(usize, usize)] = if o.quick {
-        &[(256, 16)]
+    // (connections, requests per write, server CPU cap in percent). A quick
+    // run keeps only the pipelined one: it goes through the same parser as
+    // the plain runs and also through "all responses of one read leave in
+    // one write", so it catches more of http_server's defects in one
+    // scenario. The capped variant of c50 exists because on two vCPUs wrk
+    // -t1 cannot outrun these servers at 50 connections, so plain c50
+    // measures the client; with every server held to the same half core the
+    // client has headroom and req/s compares the servers. It needs cgroups
+    // (root), so CI's --quick leaves it out.
+    let http: &[(usize, usize, Option<u32>)] = if o.quick {
+        &[(256, 16, None)]
     } else {
-        &[(50, 1), (1000, 1), (256, 16)]
+        &[
+            (50, 1, None),
+            (50, 1, Some(50)),
+            (1000, 1, None),
+            (256, 16, None),
+        ]
     };
-    for &(conns, pipeline) in http {
+    for &(conns, pipeline, server_cpu_percent) in http {
+        let mut name = format!("http-c{conns}");
+        if pipeline > 1 {
+            let _ = write!(name, "-p{pipeline}");
+        }
+        if let Some(percent) = server_cpu_percent {
+            let _ = write!(name, "-cap{percent}");
+        }
         list.push(Scenario {
-            name: if pipeline > 1 {
-                format!("http-c{conns}-p{pipeline}")
-            } else {
-                format!("http-c{conns}")
-            },
+            name,
             protocol: Protocol::Http,
-            workload: Workload::Http { conns, pipeline },
+            workload: Workload::Http {
+                conns,
+                pipeline,
+                server_cpu_percent,
+            },
         });
     }
     // (scenario word, redis-benchmark test, pipeline). `-t ping` would run
@@ -573,10 +612,29 @@ fn run(o: &Options) -> Result<(), String> {
     }
     let pin = placement();
     let fd_limit = hard_fd_limit();
-    let scenarios: Vec<Scenario> = scenarios(o, fd_limit)
+    let mut scenarios: Vec<Scenario> = scenarios(o, fd_limit)
         .into_iter()
         .filter(|s| o.filters.is_empty() || o.filters.iter().any(|f| s.name.contains(f)))
         .collect();
+    // CPU-capped scenarios need a cgroup this process may make; if one
+    // cannot be (not root, read-only, no cpu controller) they are skipped
+    // with a note, never a failure.
+    let mut skipped: Vec<(Scenario, String)> = Vec::new();
+    if let Some(percent) = scenarios
+        .iter()
+        .find_map(|s| s.workload.server_cpu_percent())
+    {
+        if let Err(e) = CpuCap::create(percent) {
+            scenarios.retain(|s| {
+                if s.workload.server_cpu_percent().is_none() {
+                    return true;
+                }
+                eprintln!("load: skipping {}: cannot cap server CPU ({e})", s.name);
+                skipped.push((s.clone(), format!("cannot cap server CPU ({e})")));
+                false
+            });
+        }
+    }
     let machine = machine();
     eprintln!(
         "load: {} scenarios x {} peers x {} rounds, {}s + {}s warm-up; {}",
@@ -642,6 +700,7 @@ fn run(o: &Options) -> Result<(), String> {
         options: o,
         peers: &peers,
         scenarios: &scenarios,
+        skipped: &skipped,
         runs: &runs,
         rates: &rates,
         machine,
@@ -1038,12 +1097,13 @@ fn steal_share(start: Option<StealSample>, end: Option<StealSample>, window_s: f
     (capacity > 0.0).then(|| (b.ticks - a.ticks).max(0.0) / capacity)
 }
 
-/// `cpu_seconds` of `pid` and its children: nginx's worker does the work
-/// while its master sleeps, and a child's time reaches the parent's stat
-/// only once the child exits.
-fn tree_cpu_seconds(pid: u32) -> Option<f64> {
-    let mut total = cpu_seconds(pid)?;
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+/// The live children of `pid` (processes whose parent it is), from `/proc`.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
         let Some(child) = entry
             .file_name()
             .to_str()
@@ -1060,10 +1120,179 @@ fn tree_cpu_seconds(pid: u32) -> Option<f64> {
             .and_then(|(_, rest)| rest.split_whitespace().nth(1))
             .and_then(|p| p.parse::<u32>().ok());
         if parent == Some(pid) {
-            total += cpu_seconds(child).unwrap_or(0.0);
+            out.push(child);
         }
     }
-    Some(total)
+    out
+}
+
+/// `cpu_seconds` of `pid` and its children: nginx's worker does the work
+/// while its master sleeps, and a child's time reaches the parent's stat
+/// only once the child exits.
+fn tree_cpu_seconds(pid: u32) -> Option<f64> {
+    let total = cpu_seconds(pid)?;
+    Some(
+        children(pid)
+            .into_iter()
+            .map(|child| cpu_seconds(child).unwrap_or(0.0))
+            .sum::<f64>()
+            + total,
+    )
+}
+
+/// Where CPU-capping cgroups are made: which cgroup version, and the
+/// directory new cgroups go under.
+#[derive(Clone, Debug)]
+enum CgroupRoot {
+    /// cgroup v2: the unified hierarchy's root, `/sys/fs/cgroup`, whose
+    /// `cgroup.controllers` lists `cpu`; quotas go in `cpu.max`.
+    V2(PathBuf),
+    /// cgroup v1: the `cpu` controller's hierarchy, `/sys/fs/cgroup/cpu`;
+    /// quotas go in `cpu.cfs_period_us` and `cpu.cfs_quota_us`.
+    V1(PathBuf),
+}
+
+/// Period of the CPU quota, µs. Short, so a capped server is throttled in
+/// small slices (at most 5 ms off per 10 ms at 50%) rather than seconds.
+const CAP_PERIOD_US: u32 = 10_000;
+
+/// A fresh cgroup that holds the processes put in it to a share of one
+/// CPU (a CFS bandwidth quota), removed when dropped. Create it before the
+/// server starts so that it is dropped after the server's [`Guard`]: an
+/// occupied cgroup cannot be removed.
+struct CpuCap {
+    /// The cgroup's directory: made by [`CpuCap::create`], removed (rmdir)
+    /// by `drop`; unique to this bench process and this cap.
+    dir: PathBuf,
+    /// The `cgroup.procs` of the parent cgroup: where `drop` moves any
+    /// process still left in `dir` so that `dir` can be removed.
+    parent_procs: PathBuf,
+}
+
+impl CpuCap {
+    /// The cgroup root of this machine, or why CPU cannot be capped here.
+    fn root() -> Result<CgroupRoot, String> {
+        let v2 = Path::new("/sys/fs/cgroup");
+        let controllers = std::fs::read_to_string(v2.join("cgroup.controllers"));
+        if let Ok(list) = &controllers {
+            if list.split_whitespace().any(|c| c == "cpu") {
+                return Ok(CgroupRoot::V2(v2.to_path_buf()));
+            }
+        }
+        let v1 = v2.join("cpu");
+        if v1.join("cpu.cfs_quota_us").is_file() {
+            return Ok(CgroupRoot::V1(v1));
+        }
+        Err(if controllers.is_ok() {
+            "cgroup v2 without the cpu controller".into()
+        } else {
+            "no cgroup cpu controller (/sys/fs/cgroup/cgroup.controllers lacks cpu, no /sys/fs/cgroup/cpu)".into()
+        })
+    }
+
+    /// Makes a cgroup `reactor-bench-<bench pid>-<n>` limited to `percent`
+    /// of one CPU. Fails, leaving no cgroup behind, when cgroups cannot be
+    /// made or limited: not root, read-only, no cpu controller. (On v2 the
+    /// `+cpu` it may have enabled in the root's `cgroup.subtree_control`
+    /// stays enabled.)
+    fn create(percent: u32) -> Result<CpuCap, String> {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let root = Self::root()?;
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("reactor-bench-{}-{n}", std::process::id());
+        let set = |path: &Path, value: &str| {
+            std::fs::write(path, value).map_err(|e| format!("{}: {e}", path.display()))
+        };
+        let base = match &root {
+            CgroupRoot::V2(base) | CgroupRoot::V1(base) => base.clone(),
+        };
+        if let CgroupRoot::V2(base) = &root {
+            // A child's cpu.max exists only with cpu enabled for the
+            // children of its parent.
+            let control = base.join("cgroup.subtree_control");
+            let enabled = std::fs::read_to_string(&control).unwrap_or_default();
+            if !enabled.split_whitespace().any(|c| c == "cpu") {
+                set(&control, "+cpu")?;
+            }
+        }
+        let dir = base.join(name);
+        std::fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+        // From here `drop` removes the directory, whatever fails next.
+        let cap = CpuCap {
+            dir,
+            parent_procs: base.join("cgroup.procs"),
+        };
+        let quota = CAP_PERIOD_US * percent.clamp(1, 100) / 100;
+        match root {
+            CgroupRoot::V2(_) => set(
+                &cap.dir.join("cpu.max"),
+                &format!("{quota} {CAP_PERIOD_US}"),
+            )?,
+            CgroupRoot::V1(_) => {
+                set(
+                    &cap.dir.join("cpu.cfs_period_us"),
+                    &CAP_PERIOD_US.to_string(),
+                )?;
+                set(&cap.dir.join("cpu.cfs_quota_us"), &quota.to_string())?;
+            }
+        }
+        Ok(cap)
+    }
+
+    /// Moves `pid` and its children (nginx: master, then worker) into the
+    /// cgroup, with all their threads. The parent goes first, so a child it
+    /// forks meanwhile is born inside; then every one is checked to be in.
+    fn confine(&self, pid: u32) -> Result<(), String> {
+        let procs = self.dir.join("cgroup.procs");
+        let add = |p: u32| {
+            std::fs::write(&procs, p.to_string())
+                .map_err(|e| format!("{} < {p}: {e}", procs.display()))
+        };
+        add(pid)?;
+        let mut all = vec![pid];
+        for child in children(pid) {
+            add(child)?;
+            all.push(child);
+        }
+        let inside =
+            std::fs::read_to_string(&procs).map_err(|e| format!("{}: {e}", procs.display()))?;
+        let inside: Vec<u32> = inside.lines().filter_map(|l| l.parse().ok()).collect();
+        match all.iter().find(|p| !inside.contains(p)) {
+            Some(p) => Err(format!("process {p} is not in {}", self.dir.display())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for CpuCap {
+    /// rmdir, retried for up to two seconds while the server's processes
+    /// finish exiting; then any still inside are moved to the parent
+    /// cgroup (not killed) and it is tried once more. A cgroup that still
+    /// cannot go is reported on stderr, never a failure.
+    fn drop(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            match std::fs::remove_dir(&self.dir) {
+                Ok(()) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(_) => break,
+            }
+        }
+        let left = std::fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in left.lines() {
+            let _ = std::fs::write(&self.parent_procs, pid);
+        }
+        if let Err(e) = std::fs::remove_dir(&self.dir) {
+            eprintln!(
+                "load: cannot remove cgroup {} ({e}); processes left: {:?}",
+                self.dir.display(),
+                left.lines().collect::<Vec<_>>()
+            );
+        }
+    }
 }
 
 /// A port free right now on 127.0.0.1, for servers that cannot take port 0
@@ -1088,6 +1317,9 @@ fn open_fds(pid: u32) -> usize {
 }
 
 /// Runs one server through one scenario; failures are recorded, not fatal.
+/// With a CPU cap, every process of the server is moved into a fresh
+/// cgroup once it listens and before the load starts; the cgroup is
+/// removed after the server has stopped, on every path.
 fn run_one(
     o: &Options,
     paths: &Paths,
@@ -1096,20 +1328,33 @@ fn run_one(
     pin: &Option<(usize, usize)>,
     rate: Option<&f64>,
 ) -> Measured {
-    let result =
-        start_server(paths, peer, pin.map(|p| p.0)).and_then(|(guard, pid, addr, _log)| {
-            let m = run_load(
-                o,
-                paths,
-                scenario,
-                pid,
-                &addr,
-                pin.map(|p| p.1),
-                rate.copied(),
-            );
-            drop(guard);
-            m
-        });
+    let result = (|| {
+        // Made before the server so that it is dropped after the server's
+        // guard: the cgroup can only be removed once it is empty.
+        let cap = scenario
+            .workload
+            .server_cpu_percent()
+            .map(CpuCap::create)
+            .transpose()
+            .map_err(|e| format!("cannot cap server CPU: {e}"))?;
+        let (guard, pid, addr, _log) = start_server(paths, peer, pin.map(|p| p.0))?;
+        if let Some(cap) = &cap {
+            cap.confine(pid)
+                .map_err(|e| format!("cannot cap server CPU: {e}"))?;
+        }
+        let m = run_load(
+            o,
+            paths,
+            scenario,
+            pid,
+            &addr,
+            pin.map(|p| p.1),
+            rate.copied(),
+        );
+        drop(guard);
+        drop(cap);
+        m
+    })();
     result.unwrap_or_else(|e| Measured {
         failure: Some(e),
         ..Measured::default()
@@ -1161,7 +1406,9 @@ fn run_load(
     rate: Option<f64>,
 ) -> Result<Measured, String> {
     match scenario.workload {
-        Workload::Http { conns, pipeline } => return run_wrk(o, pid, addr, cpu, conns, pipeline),
+        Workload::Http {
+            conns, pipeline, ..
+        } => return run_wrk(o, pid, addr, cpu, conns, pipeline),
         Workload::Resp {
             test,
             conns,
@@ -1682,6 +1929,9 @@ struct Report<'a> {
     peers: &'a [Peer],
     /// Scenarios that ran, in order.
     scenarios: &'a [Scenario],
+    /// Scenarios selected but not run, each with a one-line reason; none
+    /// of them is in `scenarios`.
+    skipped: &'a [(Scenario, String)],
     /// Every run.
     runs: &'a [Run],
     /// Open-loop rate per fixed-rate scenario.
@@ -1726,6 +1976,9 @@ struct Row {
     failure: Option<String>,
     /// A fixed-rate scenario: the server is meant to be partly idle.
     open_loop: bool,
+    /// The scenario's cgroup CPU cap on the server, percent of one CPU
+    /// (see [`Workload::Http`]); `None`: uncapped, saturated is 100%.
+    cap: Option<u32>,
 }
 
 /// The project against one peer in one scenario: medians of per-round
@@ -1801,6 +2054,7 @@ impl Report<'_> {
                     total: mine.len(),
                     failure: mine.iter().find_map(|r| r.m.failure.clone()),
                     open_loop: matches!(s.workload, Workload::FixedRate { .. }),
+                    cap: s.workload.server_cpu_percent(),
                 });
             }
         }
@@ -1876,11 +2130,20 @@ impl Report<'_> {
         }
         // A fixed-rate run is meant to leave the server partly idle.
         if row.rss.is_none() && !row.open_loop {
+            if let Some(percent) = row.cap {
+                w.push(format!(
+                    "server held to {percent}% of one CPU (cgroup): server-bound by design"
+                ));
+            }
+            // Saturated is the whole CPU, or the cap where there is one.
+            let full = row.cap.map_or(1.0, |p| f64::from(p) / 100.0);
             if let Some(u) = row.util {
-                if u < 0.9 {
+                if u < 0.9 * full {
                     w.push(format!(
-                        "server at {:.0}% CPU: not saturated (client, round trip, or other load on the machine)",
-                        u * 100.0
+                        "server at {:.0}% CPU{}: not saturated (client, round trip, or other load on the machine)",
+                        u * 100.0,
+                        row.cap
+                            .map_or(String::new(), |p| format!(", under its {p}% cap"))
                     ));
                 }
             }
@@ -1890,7 +2153,13 @@ impl Report<'_> {
                     u * 100.0
                 ));
             }
-            if let Some((ceiling, share)) = row.of_ceiling.filter(|c| c.1 >= 0.9) {
+            // Capped, the ceiling peer is held to the same cap: it is no
+            // longer what the client can drive, so a share of it says
+            // nothing about the client. Whether a capped row is
+            // client-bound is read from its CPU against the cap, above.
+            if let Some((ceiling, share)) =
+                row.of_ceiling.filter(|c| c.1 >= 0.9 && row.cap.is_none())
+            {
                 w.push(format!(
                     "at {:.0}% of {ceiling}'s throughput (the client's ceiling): client-bound",
                     share * 100.0
@@ -1966,6 +2235,9 @@ impl Report<'_> {
                 Self::warnings(&row)
             );
         }
+        for (s, why) in self.skipped {
+            let _ = writeln!(t, "{:<22} skipped: {why}", s.name);
+        }
         let _ = writeln!(t, "\nreactor / peer (median of per-round ratios): throughput (higher is better), server CPU per message and p99 latency (lower is better)");
         for r in self.ratios() {
             let _ = writeln!(
@@ -2007,13 +2279,26 @@ impl Report<'_> {
             o.rounds, o.duration, o.warmup
         );
         let _ = writeln!(md, "* Server CPU per message: utime+stime of the server process across the measured window (10 ms ticks) ÷ messages echoed. Steadier than msg/s on a shared machine.");
-        let _ = writeln!(md, "* `srv%` under 90: the server was not saturated (client- or round-trip-bound); msg/s then measures latency, not capacity.");
+        let _ = writeln!(md, "* `srv%` under 90 (capped rows: under 90% of the cap): the server was not saturated (client- or round-trip-bound); msg/s then measures latency, not capacity.");
         let _ = writeln!(md, "* `client%`: CPU of the load client ÷ the window: loadgen's own count over its window, or the whole wrk / redis-benchmark process (utime+stime from `/proc/PID/stat`, read before it is reaped) over its run. From 90 up the client, not the server, set the pace: the row is client-bound.");
         let _ = writeln!(md, "* `steal %`: the host's steal time (8th value of the `cpu` line of `/proc/stat`) over the window ÷ the host's capacity in it (online CPUs × window). CPU the hypervisor gave to other guests while this one had work; machine-wide, so it slows server and client alike. From 5% up the row's figures are flagged as unreliable.");
         for (name, rate) in self.rates {
             let _ = writeln!(md, "* `{name}`: open loop at {rate:.0} msg/s (half the slowest server's closed-loop depth-1 throughput at the same connections and size); latency from intended send times.");
         }
         let _ = writeln!(md, "* HTTP rows (`http-*`, wrk `-t1 --latency`): msg/s is requests/s; wrk reports p50/p75/p90/p99 and max, so p99.9 is blank; the window is wrk's whole run (it has no warm-up). `-pN` rows send N requests per write with `scripts/pipeline.lua`; wrk then times batches, not requests, and its coordinated-omission correction assumes one response per write, so only max µs (one batch) is given.");
+        let capped: Vec<String> = self
+            .scenarios
+            .iter()
+            .chain(self.skipped.iter().map(|(s, _)| s))
+            .filter(|s| s.workload.server_cpu_percent().is_some())
+            .map(|s| format!("`{}`", s.name))
+            .collect();
+        if !capped.is_empty() {
+            let _ = writeln!(md, "* Capped rows ({}): every process of the server (nginx: master and worker) is moved, once it listens and before the load starts, into a fresh cgroup whose CPU quota holds it to the given share of one CPU (`-cap50`: 50%; cgroup v2 `cpu.max`, else v1 `cpu.cfs_quota_us`, over a {} ms period); the cgroup is removed once the server has stopped. Why: wrk `-t1` on one vCPU cannot outrun these servers at 50 connections (measured on two vCPUs: reactor-http and nginx within 10% of c-http's throughput), so the uncapped `http-c50` row measures the client; with each server held to the same half core the client has headroom and the req/s ratio measures the servers. There `srv%` is judged against the cap (50 is saturated), and c-http, capped too, is no longer the client's ceiling, so its share is not read as client-bound.", capped.join(", "), CAP_PERIOD_US / 1000);
+        }
+        for (s, why) in self.skipped {
+            let _ = writeln!(md, "* Skipped `{}`: {why}.", s.name);
+        }
         let _ = writeln!(md, "* RESP rows (`resp-CMD-cN-pP`, redis-benchmark `-t CMD -c N -P P --csv`; PING is `ping_mbulk`): msg/s is requests/s; the p90 column holds redis-benchmark's p95; p99.9 is blank; server µs/msg counts the whole run, connection set-up included.");
         let _ = writeln!(md, "\n## Servers\n");
         for p in self.peers {
@@ -2077,7 +2362,7 @@ impl Report<'_> {
             .iter()
             .find(|p| p.ceiling && ratios.iter().any(|r| r.peer == p.name))
         {
-            let _ = writeln!(md, "Against **{}**, the client's ceiling rather than a server, throughput × is the share of what the client can drive at all that the reactor reached (near 1: the row measures the client), and CPU/msg × is the reactor's cost over the least work a server can do per request.\n", ceiling.name);
+            let _ = writeln!(md, "Against **{}**, the client's ceiling rather than a server, throughput × is the share of what the client can drive at all that the reactor reached (near 1: the row measures the client), and CPU/msg × is the reactor's cost over the least work a server can do per request.{}\n", ceiling.name, if capped.is_empty() { "" } else { " In capped scenarios it is held to the same cap as the others, so throughput × there is the reactor's rate over the least-work server's at the same CPU, not a share of the client's ceiling." });
         }
         let _ = writeln!(md, "| scenario | peer | throughput × | CPU/msg × | p99 × |");
         let _ = writeln!(md, "|---|---|---:|---:|---:|");
@@ -2115,7 +2400,23 @@ impl Report<'_> {
             .iter()
             .map(|(k, v)| format!("{}:{v:.1}", json_string(k)))
             .collect();
-        let _ = write!(j, "{}}},\"runs\":[", rates.join(","));
+        let skipped: Vec<String> = self
+            .skipped
+            .iter()
+            .map(|(s, why)| {
+                format!(
+                    "{{\"scenario\":{},\"reason\":{}}}",
+                    json_string(&s.name),
+                    json_string(why)
+                )
+            })
+            .collect();
+        let _ = write!(
+            j,
+            "{}}},\"skipped\":[{}],\"runs\":[",
+            rates.join(","),
+            skipped.join(",")
+        );
         let runs: Vec<String> = self
             .runs
             .iter()
