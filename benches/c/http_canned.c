@@ -9,7 +9,9 @@
  *
  * One thread, one epoll instance, every socket non-blocking and registered
  * once, edge-triggered, for EPOLLIN | EPOLLOUT | EPOLLRDHUP. Each connection
- * is read until EAGAIN; a request head is anything that ends in
+ * is read until EAGAIN or a short read (which means the socket is drained:
+ * the same rule as epoll_echo.c and the reactor, so the floor makes no read
+ * that only returns EAGAIN); a request head is anything that ends in
  * "\r\n\r\n" (the match state is kept per connection, so a terminator split
  * between two reads still counts). For every head found in one read, one
  * fixed response goes into an output buffer, and all of them leave in one
@@ -121,9 +123,10 @@ static size_t count_heads(const char *data, size_t n, unsigned *matched) {
     return heads;
 }
 
-/* Reads until EAGAIN, answering each read's heads in one write. Returns -1
- * to close (EOF or error). */
-static int serve(int fd) {
+/* Reads until EAGAIN or a short read, answering each read's heads in one
+ * write. Returns -1 to close (EOF or error). `rdhup`: the peer's FIN was
+ * announced, so read on to see EOF. */
+static int serve(int fd, int rdhup) {
     struct conn *c = &conns[fd];
     for (;;) {
         ssize_t n = read(fd, in, BUF_SIZE);
@@ -136,8 +139,12 @@ static int serve(int fd) {
             if (errno == EAGAIN) return 0;
             return -1;
         }
+        int drained = (size_t)n < BUF_SIZE && !rdhup;
         size_t heads = count_heads(in, (size_t)n, &c->matched);
-        if (heads == 0) continue;
+        if (heads == 0) {
+            if (drained) return 0;
+            continue;
+        }
         size_t bytes = heads * RESPONSE_LEN;
         if (bytes > out_cap) {
             size_t cap = out_cap ? out_cap : 64 * 1024;
@@ -149,14 +156,15 @@ static int serve(int fd) {
         for (size_t i = 0; i < heads; i++) memcpy(out + i * RESPONSE_LEN, RESPONSE, RESPONSE_LEN);
         if (c->len > c->off) {
             keep(c, out, bytes); /* keep order: behind what waits */
-            continue;
+        } else {
+            ssize_t w = send(fd, out, bytes, MSG_NOSIGNAL);
+            if (w < 0) {
+                if (errno != EAGAIN && errno != EINTR) return -1;
+                w = 0;
+            }
+            if ((size_t)w < bytes) keep(c, out + w, bytes - (size_t)w);
         }
-        ssize_t w = send(fd, out, bytes, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno != EAGAIN && errno != EINTR) return -1;
-            w = 0;
-        }
-        if ((size_t)w < bytes) keep(c, out + w, bytes - (size_t)w);
+        if (drained) return 0;
     }
 }
 
@@ -229,7 +237,7 @@ int main(int argc, char **argv) {
                 if (flush(fd) < 0) { close_conn(fd); continue; }
             }
             if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
-                if (serve(fd) < 0) close_conn(fd);
+                if (serve(fd, (e & (EPOLLRDHUP | EPOLLHUP)) != 0) < 0) close_conn(fd);
             }
         }
     }
