@@ -22,24 +22,18 @@
  *   cc -O2 -o http_canned benches/c/http_canned.c && ./http_canned --addr 127.0.0.1:0
  *
  * Prints "http_canned listening on ADDR" on stderr, like the other servers.
+ * The socket plumbing (the queue of refused bytes, --addr, the epoll loop)
+ * is common.h's, shared with epoll_echo.c; what is here is the answering.
  */
-#define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <signal.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#define BUF_SIZE (64 * 1024)
-#define LISTEN_TAG ((uint64_t)-1)
+/* This program's part of a connection (common.h holds the rest).
+ * Invariant: 0 <= matched < 4. */
+struct conn_state {
+    unsigned matched; /* how much of "\r\n\r\n" the bytes read so far end
+                       * with, counted since the last complete terminator */
+};
+
+#include "common.h"
 
 static const char RESPONSE[] = "HTTP/1.1 200 OK\r\n"
                                "Server: c\r\n"
@@ -50,56 +44,8 @@ static const char RESPONSE[] = "HTTP/1.1 200 OK\r\n"
                                "Hello, World!";
 #define RESPONSE_LEN (sizeof RESPONSE - 1)
 
-/* One connection. Invariants: off <= len <= cap (what the socket refused,
- * not yet sent); 0 <= matched < 4 (how much of "\r\n\r\n" the bytes read so
- * far end with, counted since the last complete terminator). */
-struct conn {
-    char *pending;
-    size_t off, len, cap;
-    unsigned matched;
-};
-
-static struct conn *conns; /* indexed by fd */
-static int max_fds;
-static char in[BUF_SIZE];
 static char *out;      /* responses of one read; grown as needed */
 static size_t out_cap; /* out holds out_cap bytes */
-
-static void close_conn(int fd) {
-    free(conns[fd].pending);
-    memset(&conns[fd], 0, sizeof conns[fd]);
-    close(fd); /* close also removes it from the epoll set */
-}
-
-/* Writes what is pending; returns -1 if the connection died. */
-static int flush(int fd) {
-    struct conn *c = &conns[fd];
-    while (c->off < c->len) {
-        ssize_t n = send(fd, c->pending + c->off, c->len - c->off, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN) return 0;
-            return -1;
-        }
-        c->off += (size_t)n;
-    }
-    c->off = c->len = 0;
-    return 0;
-}
-
-/* Queues bytes the socket refused, behind what already waits. */
-static void keep(struct conn *c, const char *data, size_t n) {
-    if (c->off > 0 && c->off == c->len) c->off = c->len = 0;
-    if (c->len + n > c->cap) {
-        size_t cap = c->cap ? c->cap : 4096;
-        while (cap < c->len + n) cap *= 2;
-        c->pending = realloc(c->pending, cap);
-        if (!c->pending) { perror("realloc"); exit(1); }
-        c->cap = cap;
-    }
-    memcpy(c->pending + c->len, data, n);
-    c->len += n;
-}
 
 /* Complete "\r\n\r\n" terminators in data[0..n), carrying the partial match
  * in *matched across calls. On a mismatch the only overlap worth keeping is
@@ -126,8 +72,7 @@ static size_t count_heads(const char *data, size_t n, unsigned *matched) {
 /* Reads until EAGAIN or a short read, answering each read's heads in one
  * write. Returns -1 to close (EOF or error). `rdhup`: the peer's FIN was
  * announced, so read on to see EOF. */
-static int serve(int fd, int rdhup) {
-    struct conn *c = &conns[fd];
+static int serve(int fd, struct conn *c, int rdhup) {
     for (;;) {
         ssize_t n = read(fd, in, BUF_SIZE);
         if (n == 0) {
@@ -140,7 +85,7 @@ static int serve(int fd, int rdhup) {
             return -1;
         }
         int drained = (size_t)n < BUF_SIZE && !rdhup;
-        size_t heads = count_heads(in, (size_t)n, &c->matched);
+        size_t heads = count_heads(in, (size_t)n, &c->state.matched);
         if (heads == 0) {
             if (drained) return 0;
             continue;
@@ -154,91 +99,18 @@ static int serve(int fd, int rdhup) {
             out_cap = cap;
         }
         for (size_t i = 0; i < heads; i++) memcpy(out + i * RESPONSE_LEN, RESPONSE, RESPONSE_LEN);
-        if (c->len > c->off) {
-            keep(c, out, bytes); /* keep order: behind what waits */
-        } else {
-            ssize_t w = send(fd, out, bytes, MSG_NOSIGNAL);
-            if (w < 0) {
-                if (errno != EAGAIN && errno != EINTR) return -1;
-                w = 0;
-            }
-            if ((size_t)w < bytes) keep(c, out + w, bytes - (size_t)w);
-        }
+        if (send_or_keep(fd, c, out, bytes) < 0) return -1;
         if (drained) return 0;
     }
 }
 
+static int on_ready(int fd, struct conn *c, uint32_t e) {
+    if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
+        return serve(fd, c, (e & (EPOLLRDHUP | EPOLLHUP)) != 0);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    const char *addr = "127.0.0.1:8080";
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--addr") == 0 && i + 1 < argc) addr = argv[++i];
-    }
-    char host[64];
-    const char *colon = strrchr(addr, ':');
-    if (!colon || (size_t)(colon - addr) >= sizeof host) {
-        fprintf(stderr, "http_canned: bad --addr %s\n", addr);
-        return 2;
-    }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = 0;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-        fprintf(stderr, "http_canned: bad --addr %s\n", addr);
-        return 2;
-    }
-    signal(SIGPIPE, SIG_IGN);
-    max_fds = (int)sysconf(_SC_OPEN_MAX);
-    conns = calloc((size_t)max_fds, sizeof *conns);
-    if (!conns) { perror("calloc"); return 1; }
-
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    int one = 1;
-    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(lfd, 1024) < 0) {
-        perror("http_canned: bind/listen");
-        return 1;
-    }
-    socklen_t salen = sizeof sa;
-    getsockname(lfd, (struct sockaddr *)&sa, &salen);
-    char shown[64];
-    inet_ntop(AF_INET, &sa.sin_addr, shown, sizeof shown);
-    fprintf(stderr, "http_canned listening on %s:%d\n", shown, ntohs(sa.sin_port));
-
-    int ep = epoll_create1(0);
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u64 = LISTEN_TAG};
-    epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
-    struct epoll_event events[1024];
-    for (;;) {
-        int n = epoll_wait(ep, events, 1024, -1);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            perror("epoll_wait");
-            return 1;
-        }
-        for (int i = 0; i < n; i++) {
-            if (events[i].data.u64 == LISTEN_TAG) {
-                for (;;) {
-                    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
-                    if (fd < 0) break; /* EAGAIN: done (see epoll_echo.c on EMFILE) */
-                    if (fd >= max_fds) { close(fd); continue; }
-                    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-                    struct epoll_event cev = {
-                        .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                        .data.u64 = (uint64_t)fd};
-                    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &cev);
-                }
-                continue;
-            }
-            int fd = (int)events[i].data.u64;
-            uint32_t e = events[i].events;
-            struct conn *c = &conns[fd];
-            if (e & EPOLLERR) { close_conn(fd); continue; }
-            if ((e & EPOLLOUT) && c->len > c->off) {
-                if (flush(fd) < 0) { close_conn(fd); continue; }
-            }
-            if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
-                if (serve(fd, (e & (EPOLLRDHUP | EPOLLHUP)) != 0) < 0) close_conn(fd);
-            }
-        }
-    }
+    return serve_forever(listen_on("http_canned", "127.0.0.1:8080", argc, argv));
 }
