@@ -32,7 +32,9 @@
 //! `http-c50-cap50` repeats the run with each server's processes held to
 //! half of one CPU by a cgroup quota ([`CpuCap`], root only; skipped with a
 //! note otherwise, and not in `--quick`), so that the servers, not the
-//! client, set the pace.
+//! client, set the pace. The depth-1 RESP runs get the same treatment
+//! (`resp-*-c50-p1-cap50`): single-threaded redis-benchmark saturates its
+//! CPU there before either server does.
 //!
 //! Extension point: a comparison is a [`Peer`] (how to start a server, which
 //! [`Protocol`] it speaks) crossed with [`Scenario`]s of that protocol, run
@@ -151,15 +153,26 @@ enum Workload {
         conns: usize,
         /// Requests in flight per connection.
         pipeline: usize,
+        /// Share of one CPU, in percent (1 to 100), that every process of
+        /// the server is held to by a cgroup CPU quota ([`CpuCap`]) from
+        /// before the load starts until the server stops; `None`: no cap.
+        /// The request count is sized from the server's rate at that share
+        /// ([`run_redis_benchmark`]), so a capped run lasts about as long as
+        /// an uncapped one.
+        server_cpu_percent: Option<u32>,
     },
 }
 
 impl Workload {
     /// The cgroup CPU cap on the server, in percent of one CPU, if the
-    /// workload has one (only HTTP scenarios do).
+    /// workload has one (only HTTP and RESP workloads carry the field).
+    /// [`run_one`] applies it whatever the protocol.
     fn server_cpu_percent(&self) -> Option<u32> {
         match self {
             Workload::Http {
+                server_cpu_percent, ..
+            }
+            | Workload::Resp {
                 server_cpu_percent, ..
             } => *server_cpu_percent,
             _ => None,
@@ -542,31 +555,45 @@ fn scenarios(o: &Options, fd_limit: usize) -> Vec<Scenario> {
             },
         });
     }
-    // (scenario word, redis-benchmark test, pipeline). `-t ping` would run
-    // both PING_INLINE and PING_MBULK; resp_server speaks only the array
-    // (multi-bulk) form, which is also what clients send, so ping_mbulk.
-    // A quick run keeps SET and GET pipelined: the two commands that touch
-    // the keyspace, at the depth where batching matters.
-    let resp: &[(&str, &'static str, usize)] = if o.quick {
-        &[("set", "set", 16), ("get", "get", 16)]
+    // (scenario word, redis-benchmark test, pipeline, server CPU cap in
+    // percent). `-t ping` would run both PING_INLINE and PING_MBULK;
+    // resp_server speaks only the array (multi-bulk) form, which is also
+    // what clients send, so ping_mbulk. A quick run keeps SET and GET
+    // pipelined: the two commands that touch the keyspace, at the depth
+    // where batching matters. The capped variants of the depth-1 runs exist
+    // for the reason http-c50's does: redis-benchmark is single-threaded,
+    // and on two vCPUs it runs at 98-99% of its CPU against both servers
+    // with neither saturated, so plain p1 measures the client; held to the
+    // same half core, the servers set the pace. Also root only, so not in
+    // --quick.
+    let resp: &[(&str, &'static str, usize, Option<u32>)] = if o.quick {
+        &[("set", "set", 16, None), ("get", "get", 16, None)]
     } else {
         &[
-            ("ping", "ping_mbulk", 1),
-            ("ping", "ping_mbulk", 16),
-            ("set", "set", 1),
-            ("set", "set", 16),
-            ("get", "get", 1),
-            ("get", "get", 16),
+            ("ping", "ping_mbulk", 1, None),
+            ("ping", "ping_mbulk", 1, Some(50)),
+            ("ping", "ping_mbulk", 16, None),
+            ("set", "set", 1, None),
+            ("set", "set", 1, Some(50)),
+            ("set", "set", 16, None),
+            ("get", "get", 1, None),
+            ("get", "get", 1, Some(50)),
+            ("get", "get", 16, None),
         ]
     };
-    for &(word, test, pipeline) in resp {
+    for &(word, test, pipeline, server_cpu_percent) in resp {
+        let mut name = format!("resp-{word}-c50-p{pipeline}");
+        if let Some(percent) = server_cpu_percent {
+            let _ = write!(name, "-cap{percent}");
+        }
         list.push(Scenario {
-            name: format!("resp-{word}-c50-p{pipeline}"),
+            name,
             protocol: Protocol::Resp,
             workload: Workload::Resp {
                 test,
                 conns: 50,
                 pipeline,
+                server_cpu_percent,
             },
         });
     }
@@ -1409,11 +1436,7 @@ fn run_load(
         Workload::Http {
             conns, pipeline, ..
         } => return run_wrk(o, pid, addr, cpu, conns, pipeline),
-        Workload::Resp {
-            test,
-            conns,
-            pipeline,
-        } => return run_redis_benchmark(o, pid, addr, cpu, test, conns, pipeline),
+        Workload::Resp { .. } => return run_redis_benchmark(o, pid, addr, cpu, &scenario.workload),
         _ => {}
     }
     let (conns, size, depth, idle) = match scenario.workload {
@@ -1725,21 +1748,48 @@ fn wrk_duration_us(text: &str) -> Option<f64> {
     number.parse::<f64>().ok().map(|v| v * scale)
 }
 
-/// RESP: `redis-benchmark -t TEST -c N -P P -n REQUESTS --csv`. It runs a
-/// request count, not a duration, so the count is sized for about
-/// `--duration` seconds at a rate every server here reaches.
+/// RESP: `redis-benchmark -t TEST -c N -P P -n REQUESTS --csv` for a
+/// [`Workload::Resp`]. It runs a request count, not a duration, so the
+/// count is sized for about `--duration` + `--warmup` seconds at the rate
+/// the slower server reaches here: the lesser of what the client can send
+/// and what the server does with the CPU it is given (all of one, or the
+/// cap's share).
 fn run_redis_benchmark(
     o: &Options,
     pid: u32,
     addr: &str,
     cpu: Option<usize>,
-    test: &str,
-    conns: usize,
-    pipeline: usize,
+    workload: &Workload,
 ) -> Result<Measured, String> {
+    let Workload::Resp {
+        test,
+        conns,
+        pipeline,
+        server_cpu_percent,
+    } = *workload
+    else {
+        return Err(format!("not a RESP workload: {workload:?}"));
+    };
     let (host, port) = addr.rsplit_once(':').ok_or("bad address")?;
-    let per_second = if pipeline > 1 { 400_000.0 } else { 40_000.0 };
-    let requests = ((o.duration + o.warmup) * per_second) as u64;
+    // Measured on two vCPUs, req/s: (the client's most, the slower
+    // server's per CPU-second). At depth 1 redis-benchmark tops out at
+    // 120-140k with neither server saturated, and the servers spend 5-6.4
+    // µs per request (160-200k per CPU-second), so uncapped runs are
+    // client-bound and capped ones server-bound: at 50% they do 80-100k,
+    // 70% of uncapped, not half. Sizing from the low ends makes a run
+    // about --duration + --warmup (a server that is faster finishes a bit
+    // sooner). Pipelined they do 1.4-1.9M; sizing stays at 400k there,
+    // which makes those runs a quarter of that here, because --quick runs
+    // them in CI on machines of unknown speed, where a short run is the
+    // safer error than one near the time limit.
+    let (client_max, server_per_cpu) = if pipeline > 1 {
+        (400_000.0, 1_400_000.0)
+    } else {
+        (120_000.0, 160_000.0)
+    };
+    let share = server_cpu_percent.map_or(1.0, |p| f64::from(p.clamp(1, 100)) / 100.0);
+    let per_second = f64::min(client_max, server_per_cpu * share);
+    let requests = ((o.duration + o.warmup) * per_second).max(1.0) as u64;
     let args: Vec<String> = vec![
         "-h".into(),
         host.into(),
@@ -1977,7 +2027,8 @@ struct Row {
     /// A fixed-rate scenario: the server is meant to be partly idle.
     open_loop: bool,
     /// The scenario's cgroup CPU cap on the server, percent of one CPU
-    /// (see [`Workload::Http`]); `None`: uncapped, saturated is 100%.
+    /// (see [`Workload::server_cpu_percent`]); `None`: uncapped, saturated
+    /// is 100%.
     cap: Option<u32>,
 }
 
@@ -2294,12 +2345,12 @@ impl Report<'_> {
             .map(|s| format!("`{}`", s.name))
             .collect();
         if !capped.is_empty() {
-            let _ = writeln!(md, "* Capped rows ({}): every process of the server (nginx: master and worker) is moved, once it listens and before the load starts, into a fresh cgroup whose CPU quota holds it to the given share of one CPU (`-cap50`: 50%; cgroup v2 `cpu.max`, else v1 `cpu.cfs_quota_us`, over a {} ms period); the cgroup is removed once the server has stopped. Why: wrk `-t1` on one vCPU cannot outrun these servers at 50 connections (measured on two vCPUs: reactor-http and nginx within 10% of c-http's throughput), so the uncapped `http-c50` row measures the client; with each server held to the same half core the client has headroom and the req/s ratio measures the servers. There `srv%` is judged against the cap (50 is saturated), and c-http, capped too, is no longer the client's ceiling, so its share is not read as client-bound.", capped.join(", "), CAP_PERIOD_US / 1000);
+            let _ = writeln!(md, "* Capped rows ({}): HTTP at 50 connections and plain (depth-1) RESP are also run with every process of the server (nginx: master and worker) moved, once it listens and before the load starts, into a fresh cgroup whose CPU quota holds it to the given share of one CPU (`-cap50`: 50%; cgroup v2 `cpu.max`, else v1 `cpu.cfs_quota_us`, over a {} ms period); the cgroup is removed once the server has stopped. Why: both clients are single-threaded, each pinned to one of this machine's two vCPUs, and cannot outrun these servers: wrk `-t1` at 50 connections drives reactor-http and nginx to within 10% of c-http's throughput, and redis-benchmark at depth 1 runs at 98–99% of its CPU against reactor-resp and redis alike with neither server saturated. So the uncapped `http-c50` and `resp-*-c50-p1` rows measure the client; with each server held to the same half core the client has headroom and the req/s ratio measures the servers. There `srv%` is judged against the cap (50 is saturated), and c-http, capped too, is no longer the client's ceiling, so its share is not read as client-bound. A capped RESP run's request count is sized from the server's rate at the cap's share of a CPU, so it lasts about as long as an uncapped one.", capped.join(", "), CAP_PERIOD_US / 1000);
         }
         for (s, why) in self.skipped {
             let _ = writeln!(md, "* Skipped `{}`: {why}.", s.name);
         }
-        let _ = writeln!(md, "* RESP rows (`resp-CMD-cN-pP`, redis-benchmark `-t CMD -c N -P P --csv`; PING is `ping_mbulk`): msg/s is requests/s; the p90 column holds redis-benchmark's p95; p99.9 is blank; server µs/msg counts the whole run, connection set-up included.");
+        let _ = writeln!(md, "* RESP rows (`resp-CMD-cN-pP`, redis-benchmark `-t CMD -c N -P P --csv`; PING is `ping_mbulk`): msg/s is requests/s; the p90 column holds redis-benchmark's p95; p99.9 is blank; the window is redis-benchmark's whole run, a fixed request count (`-n`: warm-up + measured seconds × the rate expected here, the client's most or, on capped rows, the server's at the cap's share of a CPU if lower), so server µs/msg counts connection set-up too.");
         let _ = writeln!(md, "\n## Servers\n");
         for p in self.peers {
             let _ = writeln!(md, "* **{}**: {}", p.name, p.note);
