@@ -1,6 +1,6 @@
 //! A verifying load generator for echo servers, itself a reactor client.
 //!
-//! It owns the client side of the load benchmark (`benches/load.rs` drives
+//! It owns the client side of the load benchmark (`benches/load/` drives
 //! it): open many outbound connections with [`Context::connect`], keep
 //! `--depth` messages in flight on each, check every echoed byte, and report
 //! throughput, latency percentiles, errors and its own CPU use.

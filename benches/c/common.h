@@ -1,5 +1,5 @@
 /*
- * The socket plumbing the two C peers of the load benchmark (benches/load.rs)
+ * The socket plumbing the two C peers of the load benchmark (benches/load/)
  * share: epoll_echo.c ("c-epoll") and http_canned.c ("c-http"). They share
  * it so that they differ only in what they do with the bytes they read; a
  * difference between their rows is then that, not a difference in plumbing.

@@ -1,6 +1,6 @@
 /*
  * A plain C epoll echo server: the floor the load benchmark
- * (benches/load.rs) measures the reactor against. The bench compiles it with
+ * (benches/load/) measures the reactor against. The bench compiles it with
  * `cc -O2` at run time; nothing else builds it.
  *
  * What a careful C programmer would write, no more: one thread, one epoll

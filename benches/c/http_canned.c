@@ -1,5 +1,5 @@
 /*
- * The HTTP client's ceiling for the load benchmark (benches/load.rs), peer
+ * The HTTP client's ceiling for the load benchmark (benches/load/), peer
  * "c-http". Not an HTTP server: it parses nothing, checks nothing and
  * answers every request head with the same canned response. It is the least
  * work a server can do per request, so its throughput is what the client
