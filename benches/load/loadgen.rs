@@ -88,7 +88,7 @@ pub(crate) fn run_load(
         .map_err(|e| format!("cannot start loadgen: {e}"))?;
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
-    let guard = Guard { child: Some(child) };
+    let guard = Guard { child };
     let window = Arc::new(Mutex::new(Window::default()));
     let marks = Arc::clone(&window);
     let log = Arc::new(Mutex::new(Vec::<String>::new()));

@@ -75,8 +75,9 @@ pub(crate) fn placement() -> Option<(usize, usize)> {
 
 /// A child process killed (and reaped) when dropped.
 pub(crate) struct Guard {
-    /// The process, if it still needs killing.
-    pub(crate) child: Option<Child>,
+    /// The process; owned here alone, so it is stopped exactly once, by
+    /// `drop` (a process that has already exited is just reaped).
+    pub(crate) child: Child,
 }
 
 impl Drop for Guard {
@@ -84,9 +85,7 @@ impl Drop for Guard {
     /// worker only when asked politely; killed outright, it leaves the
     /// worker running (and holding the port and a CPU).
     fn drop(&mut self) {
-        let Some(child) = &mut self.child else {
-            return;
-        };
+        let child = &mut self.child;
         if let Ok(None) = child.try_wait() {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
@@ -188,7 +187,7 @@ pub(crate) fn start_server(
         .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
     let pid = child.id();
     let stderr = child.stderr.take().expect("piped");
-    let guard = Guard { child: Some(child) };
+    let guard = Guard { child };
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {

@@ -52,7 +52,7 @@ fn run_tool(
     // `pinned_command` execs all the way down: this is the tool's own PID.
     let tool_pid = child.id();
     let stdout = child.stdout.take().expect("piped");
-    let guard = Guard { child: Some(child) };
+    let guard = Guard { child };
     let out = read_stdout_within(stdout, limit, tool)?;
     let end = Mark::now(tree_cpu_seconds(pid).unwrap_or(0.0));
     let window_s = end.at.duration_since(start.at).as_secs_f64();
