@@ -88,7 +88,8 @@ impl Report<'_> {
         root.present().map_err(|e| e.to_string())
     }
 
-    /// Median server CPU µs per message for every throughput scenario.
+    /// Median server CPU µs per message for every scenario but idle (echo,
+    /// HTTP and RESP alike), one category per scenario.
     fn cpu_chart(&self, path: &Path) -> Result<(), String> {
         let names: Vec<&Scenario> = self
             .scenarios
@@ -100,7 +101,7 @@ impl Report<'_> {
         }
         let mut top: f64 = 0.0;
         let mut lines = Vec::new();
-        for p in self.peers {
+        for (peer_index, p) in self.peers.iter().enumerate() {
             let pts: Vec<(f64, f64)> = names
                 .iter()
                 .enumerate()
@@ -112,7 +113,7 @@ impl Report<'_> {
                 })
                 .collect();
             top = pts.iter().map(|p| p.1).fold(top, f64::max);
-            lines.push((p.name, pts));
+            lines.push((p.name, peer_index, pts));
         }
         let root = SVGBackend::new(path, (1200, 600)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
@@ -134,12 +135,7 @@ impl Report<'_> {
             .y_desc("server CPU µs per message")
             .draw()
             .map_err(|e| e.to_string())?;
-        draw_lines(
-            &mut chart,
-            in_order(lines),
-            4,
-            SeriesLabelPosition::MiddleRight,
-        )?;
+        draw_lines(&mut chart, lines, 4, SeriesLabelPosition::MiddleRight)?;
         root.present().map_err(|e| e.to_string())
     }
 
@@ -153,7 +149,7 @@ impl Report<'_> {
             return Ok(());
         };
         let mut lines = Vec::new();
-        for p in self.peers {
+        for (peer_index, p) in self.peers.iter().enumerate() {
             let pts: Vec<(f64, f64)> = (0..5)
                 .filter_map(|i| {
                     median(&values(self.runs, &s.name, p.name, |m| {
@@ -164,10 +160,10 @@ impl Report<'_> {
                 })
                 .collect();
             if !pts.is_empty() {
-                lines.push((p.name, pts));
+                lines.push((p.name, peer_index, pts));
             }
         }
-        let all: Vec<f64> = lines.iter().flat_map(|l| l.1.iter().map(|p| p.1)).collect();
+        let all: Vec<f64> = lines.iter().flat_map(|l| l.2.iter().map(|p| p.1)).collect();
         if all.is_empty() {
             return Ok(());
         }
@@ -193,12 +189,7 @@ impl Report<'_> {
             .y_desc("latency µs (from intended send time)")
             .draw()
             .map_err(|e| e.to_string())?;
-        draw_lines(
-            &mut chart,
-            in_order(lines),
-            4,
-            SeriesLabelPosition::UpperLeft,
-        )?;
+        draw_lines(&mut chart, lines, 4, SeriesLabelPosition::UpperLeft)?;
         root.present().map_err(|e| e.to_string())
     }
 }
@@ -220,24 +211,14 @@ fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     }
 }
 
-/// One server's line in a chart: its legend label, its palette index (so
-/// its colour), and its (x, y) points.
+/// One server's line in a chart: its legend label, its index in
+/// [`Report::peers`] (which picks its colour, so a server has the same
+/// colour in every chart and panel), and its (x, y) points.
 type Line = (&'static str, usize, Vec<(f64, f64)>);
 
-/// `(label, points)` pairs as [`Line`]s coloured by their place in the
-/// list. (The throughput chart colours by peer instead, so that a server
-/// keeps its colour across panels.)
-fn in_order(lines: Vec<(&'static str, Vec<(f64, f64)>)>) -> Vec<Line> {
-    lines
-        .into_iter()
-        .enumerate()
-        .map(|(i, (name, pts))| (name, i, pts))
-        .collect()
-}
-
-/// Draws each [`Line`] as a line with a dot
-/// of `radius` at every point, then the legend at `position`. All three
-/// charts draw their servers this way, so a server looks the same in each.
+/// Draws each [`Line`] as a line with a dot of `radius` at every point,
+/// then the legend at `position`. All three charts draw their servers this
+/// way, so a server looks the same in each.
 fn draw_lines<'a, DB, X, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     lines: Vec<Line>,
