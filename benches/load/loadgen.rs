@@ -40,10 +40,8 @@ pub(crate) fn run_load(
     rate: Option<f64>,
 ) -> Result<Measured, String> {
     match scenario.workload {
-        Workload::Http {
-            conns, pipeline, ..
-        } => return run_wrk(o, pid, addr, cpu, conns, pipeline),
-        Workload::Resp { .. } => return run_redis_benchmark(o, pid, addr, cpu, &scenario.workload),
+        Workload::Http { conns, pipeline } => return run_wrk(o, pid, addr, cpu, conns, pipeline),
+        Workload::Resp { .. } => return run_redis_benchmark(o, pid, addr, cpu, scenario),
         _ => {}
     }
     let (conns, size, depth, idle) = match scenario.workload {

@@ -222,13 +222,10 @@ fn run(o: &Options) -> Result<(), String> {
     // cannot be (not root, read-only, no cpu controller) they are skipped
     // with a note, never a failure.
     let mut skipped: Vec<(Scenario, String)> = Vec::new();
-    if let Some(percent) = scenarios
-        .iter()
-        .find_map(|s| s.workload.server_cpu_percent())
-    {
+    if let Some(percent) = scenarios.iter().find_map(|s| s.server_cpu_percent) {
         if let Err(e) = CpuCap::create(percent) {
             scenarios.retain(|s| {
-                if s.workload.server_cpu_percent().is_none() {
+                if s.server_cpu_percent.is_none() {
                     return true;
                 }
                 eprintln!("load: skipping {}: cannot cap server CPU ({e})", s.name);
@@ -368,8 +365,7 @@ fn run_one(
         // Made before the server so that it is dropped after the server's
         // guard: the cgroup can only be removed once it is empty.
         let cap = scenario
-            .workload
-            .server_cpu_percent()
+            .server_cpu_percent
             .map(CpuCap::create)
             .transpose()
             .map_err(|e| format!("cannot cap server CPU: {e}"))?;

@@ -69,7 +69,7 @@ pub(crate) struct Row {
     /// A fixed-rate scenario: the server is meant to be partly idle.
     open_loop: bool,
     /// The scenario's cgroup CPU cap on the server, percent of one CPU
-    /// (see [`Workload::server_cpu_percent`]); `None`: uncapped, saturated
+    /// (see [`Scenario::server_cpu_percent`]); `None`: uncapped, saturated
     /// is 100%.
     cap: Option<u32>,
 }
@@ -147,7 +147,7 @@ impl Report<'_> {
                     total: mine.len(),
                     failure: mine.iter().find_map(|r| r.m.failure.clone()),
                     open_loop: matches!(s.workload, Workload::FixedRate { .. }),
-                    cap: s.workload.server_cpu_percent(),
+                    cap: s.server_cpu_percent,
                 });
             }
         }

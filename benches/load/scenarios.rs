@@ -48,10 +48,6 @@ pub(crate) enum Workload {
         conns: usize,
         /// Requests per write (1: plain wrk, one in flight per connection).
         pipeline: usize,
-        /// Share of one CPU, in percent (1 to 100), that every process of
-        /// the server is held to by a cgroup CPU quota ([`CpuCap`]) from
-        /// before the load starts until the server stops; `None`: no cap.
-        server_cpu_percent: Option<u32>,
     },
     /// `redis-benchmark -t test -c conns -P pipeline`.
     Resp {
@@ -61,31 +57,7 @@ pub(crate) enum Workload {
         conns: usize,
         /// Requests in flight per connection.
         pipeline: usize,
-        /// Share of one CPU, in percent (1 to 100), that every process of
-        /// the server is held to by a cgroup CPU quota ([`CpuCap`]) from
-        /// before the load starts until the server stops; `None`: no cap.
-        /// The request count is sized from the server's rate at that share
-        /// ([`run_redis_benchmark`]), so a capped run lasts about as long as
-        /// an uncapped one.
-        server_cpu_percent: Option<u32>,
     },
-}
-
-impl Workload {
-    /// The cgroup CPU cap on the server, in percent of one CPU, if the
-    /// workload has one (only HTTP and RESP workloads carry the field).
-    /// [`run_one`] applies it whatever the protocol.
-    pub(crate) fn server_cpu_percent(&self) -> Option<u32> {
-        match self {
-            Workload::Http {
-                server_cpu_percent, ..
-            }
-            | Workload::Resp {
-                server_cpu_percent, ..
-            } => *server_cpu_percent,
-            _ => None,
-        }
-    }
 }
 
 /// A named workload for one protocol.
@@ -97,6 +69,14 @@ pub(crate) struct Scenario {
     pub(crate) protocol: Protocol,
     /// What it does.
     pub(crate) workload: Workload,
+    /// Share of one CPU, in percent (1 to 100), that every process of the
+    /// server is held to by a cgroup CPU quota ([`CpuCap`]) from before the
+    /// load starts until the server stops ([`run_one`], whatever the
+    /// protocol); `None`: no cap. When set, the name ends in `-capN`. A
+    /// RESP run's request count is sized from the server's rate at that
+    /// share ([`run_redis_benchmark`]), so a capped run lasts about as long
+    /// as an uncapped one.
+    pub(crate) server_cpu_percent: Option<u32>,
 }
 
 /// Most bytes the generator may keep in flight in one scenario: beyond it
@@ -117,6 +97,7 @@ pub(crate) fn scenarios(o: &Options, fd_limit: usize) -> Vec<Scenario> {
             name: format!("c{conns}-s{size}-d{depth}"),
             protocol: Protocol::Echo,
             workload: Workload::Throughput { conns, size, depth },
+            server_cpu_percent: None,
         });
     };
     if o.quick {
@@ -137,6 +118,7 @@ pub(crate) fn scenarios(o: &Options, fd_limit: usize) -> Vec<Scenario> {
         name: format!("idle-c{idle}"),
         protocol: Protocol::Echo,
         workload: Workload::Idle { conns: idle },
+        server_cpu_percent: None,
     });
     // (connections, requests per write, server CPU cap in percent). A quick
     // run keeps only the pipelined one: it goes through the same parser as
@@ -162,17 +144,11 @@ pub(crate) fn scenarios(o: &Options, fd_limit: usize) -> Vec<Scenario> {
         if pipeline > 1 {
             let _ = write!(name, "-p{pipeline}");
         }
-        if let Some(percent) = server_cpu_percent {
-            let _ = write!(name, "-cap{percent}");
-        }
         list.push(Scenario {
-            name,
+            name: with_cap(name, server_cpu_percent),
             protocol: Protocol::Http,
-            workload: Workload::Http {
-                conns,
-                pipeline,
-                server_cpu_percent,
-            },
+            workload: Workload::Http { conns, pipeline },
+            server_cpu_percent,
         });
     }
     // (scenario word, redis-benchmark test, pipeline, server CPU cap in
@@ -202,19 +178,15 @@ pub(crate) fn scenarios(o: &Options, fd_limit: usize) -> Vec<Scenario> {
         ]
     };
     for &(word, test, pipeline, server_cpu_percent) in resp {
-        let mut name = format!("resp-{word}-c50-p{pipeline}");
-        if let Some(percent) = server_cpu_percent {
-            let _ = write!(name, "-cap{percent}");
-        }
         list.push(Scenario {
-            name,
+            name: with_cap(format!("resp-{word}-c50-p{pipeline}"), server_cpu_percent),
             protocol: Protocol::Resp,
             workload: Workload::Resp {
                 test,
                 conns: 50,
                 pipeline,
-                server_cpu_percent,
             },
+            server_cpu_percent,
         });
     }
     list.push(Scenario {
@@ -226,8 +198,18 @@ pub(crate) fn scenarios(o: &Options, fd_limit: usize) -> Vec<Scenario> {
             depth: 16,
             fraction: 0.5,
         },
+        server_cpu_percent: None,
     });
     list
+}
+
+/// `name` with `-capN` appended when the scenario caps the server at N% of
+/// one CPU, so capped and uncapped runs of a workload have distinct names.
+fn with_cap(mut name: String, server_cpu_percent: Option<u32>) -> String {
+    if let Some(percent) = server_cpu_percent {
+        let _ = write!(name, "-cap{percent}");
+    }
+    name
 }
 
 /// The open-loop rate's base: the slowest server's median in the closed-loop

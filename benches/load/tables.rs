@@ -117,7 +117,7 @@ impl Report<'_> {
             .scenarios
             .iter()
             .chain(self.skipped.iter().map(|(s, _)| s))
-            .filter(|s| s.workload.server_cpu_percent().is_some())
+            .filter(|s| s.server_cpu_percent.is_some())
             .map(|s| format!("`{}`", s.name))
             .collect();
         if !capped.is_empty() {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::peers::find_program;
 use crate::procfs::{final_cpu_seconds, steal_share, tree_cpu_seconds, Mark};
-use crate::scenarios::Workload;
+use crate::scenarios::{Scenario, Workload};
 use crate::servers::{pinned_command, read_stdout_within, Guard};
 use crate::stats::Measured;
 use crate::Options;
@@ -186,27 +186,27 @@ fn wrk_duration_us(text: &str) -> Option<f64> {
 }
 
 /// RESP: `redis-benchmark -t TEST -c N -P P -n REQUESTS --csv` for a
-/// [`Workload::Resp`]. It runs a request count, not a duration, so the
-/// count is sized for about `--duration` + `--warmup` seconds at the rate
-/// the slower server reaches here: the lesser of what the client can send
-/// and what the server does with the CPU it is given (all of one, or the
-/// cap's share).
+/// scenario whose workload is [`Workload::Resp`]. It runs a request count,
+/// not a duration, so the count is sized for about `--duration` +
+/// `--warmup` seconds at the rate the slower server reaches here: the
+/// lesser of what the client can send and what the server does with the
+/// CPU it is given (all of one, or the scenario's cap's share).
 pub(crate) fn run_redis_benchmark(
     o: &Options,
     pid: u32,
     addr: &str,
     cpu: Option<usize>,
-    workload: &Workload,
+    scenario: &Scenario,
 ) -> Result<Measured, String> {
     let Workload::Resp {
         test,
         conns,
         pipeline,
-        server_cpu_percent,
-    } = *workload
+    } = scenario.workload
     else {
-        return Err(format!("not a RESP workload: {workload:?}"));
+        return Err(format!("not a RESP workload: {:?}", scenario.workload));
     };
+    let server_cpu_percent = scenario.server_cpu_percent;
     let (host, port) = addr.rsplit_once(':').ok_or("bad address")?;
     // Measured on two vCPUs, req/s: (the client's most, the slower
     // server's per CPU-second). At depth 1 redis-benchmark tops out at
