@@ -365,15 +365,17 @@ impl<H: Handler> Driver<'_, H> {
         let Some(conn) = self.core.conn(id) else {
             return;
         };
-        // The state is lent out only during a callback, never here; were it
-        // missing, the transport's view alone decides.
-        let between_messages = match conn.user.as_ref() {
-            Some(state) => self.handler.is_idle(state),
-            None => true,
-        };
-        if matches!(conn.state, ConnState::Open | ConnState::ReadClosed)
-            && conn.is_idle()
-            && between_messages
+        if !matches!(conn.state, ConnState::Open | ConnState::ReadClosed) || !conn.is_idle() {
+            return;
+        }
+        // Only now, with the transport idle, ask the protocol. The state is
+        // lent out only during a callback, never here; were it missing, the
+        // transport's view alone decides.
+        let handler = &*self.handler;
+        if conn
+            .user
+            .as_ref()
+            .map_or(true, |state| handler.is_idle(state))
         {
             self.core.close_after_flush(id, CloseReason::Shutdown);
             self.finish_closing(id);
