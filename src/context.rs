@@ -208,11 +208,7 @@ impl<H: Handler> Context<'_, H> {
 
     /// Bytes queued for `conn` and not yet accepted by its socket.
     pub fn queued_output(&self, conn: ConnId) -> Option<usize> {
-        let staged = if self.core.current == Some(conn) {
-            self.core.staging.len()
-        } else {
-            0
-        };
+        let staged = self.core.staged_len(conn);
         self.core.conn(conn).map(|c| c.output.len() + staged)
     }
 

@@ -202,15 +202,11 @@ impl<H: Handler> Core<H> {
     ) -> Result<(), WriteError> {
         let max_output = self.config.max_output;
         let staging_for_me = self.current == Some(id);
+        let staged = self.staged_len(id);
         let conn = live(&mut self.conns, id).ok_or(WriteError::Gone)?;
         if !conn.state.accepts_output() {
             return Err(WriteError::Gone);
         }
-        let staged = if staging_for_me {
-            self.staging.len()
-        } else {
-            0
-        };
         let len = payload.len();
         if conn.output.len() + staged + len > max_output {
             debug!(
@@ -237,6 +233,16 @@ impl<H: Handler> Core<H> {
         }
         self.mark_dirty(id);
         Ok(())
+    }
+
+    /// Bytes staged for `id`: those in `staging` if its `data` callback is
+    /// running, else none (the buffer belongs to the running callback).
+    pub(crate) fn staged_len(&self, id: ConnId) -> usize {
+        if self.current == Some(id) {
+            self.staging.len()
+        } else {
+            0
+        }
     }
 
     /// Remembers that `id` has output to try before the loop sleeps.
