@@ -58,7 +58,9 @@ pub(crate) struct Connection<S> {
     pub(crate) idle_timer: Option<TimerId>,
     /// The armed connect-timeout or linger timer, whichever the state needs.
     pub(crate) state_timer: Option<TimerId>,
-    /// Why the connection is ending, once decided (closing or closed).
+    /// Why the connection is ending, once decided (closing or closed). Also
+    /// `Some` on a `Connecting` connection whose `close_after_flush` waits
+    /// for the connect (output was queued); `finish_connect` then closes it.
     pub(crate) close_reason: Option<CloseReason>,
     /// The handler's state; `None` only while lent to a callback, or after
     /// the closed callback took it.
