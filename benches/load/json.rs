@@ -1,12 +1,14 @@
 //! The report as `report.json`: every run's raw figures and the ratios, for
 //! programs rather than readers. Written by hand because the crate has no
-//! JSON library among its dependencies and the shape is flat.
+//! JSON library among its dependencies and the shape is fixed and shallow.
 
 use std::fmt::Write as _;
 
 use crate::report::Report;
 
 impl Report<'_> {
+    /// `report.json`: options, open-loop rates, skipped scenarios, every
+    /// run and the ratios.
     pub(crate) fn json(&self) -> String {
         let mut j = String::new();
         let o = self.options;
@@ -106,6 +108,7 @@ impl Report<'_> {
     }
 }
 
+/// `s` as a JSON string literal, quotes and control characters escaped.
 fn json_string(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {

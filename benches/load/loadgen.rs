@@ -28,8 +28,9 @@ struct Window {
     rss_loaded: Option<f64>,
 }
 
-/// Runs the protocol's load tool against a started server. This is where
-/// another protocol's tool (wrk, redis-benchmark) would plug in.
+/// Runs the protocol's load tool against a started server: HTTP and RESP
+/// workloads go to `wrk` and `redis-benchmark` (`tools`), echo ones to
+/// loadgen, here.
 pub(crate) fn run_load(
     o: &Options,
     paths: &Paths,

@@ -1,5 +1,7 @@
-//! The load comparison: the project's `echo_server` against peer echo
-//! servers, each a child process, driven by `examples/loadgen.rs`.
+//! The load comparison: the project's servers (`examples/echo_server.rs`,
+//! `http_server.rs`, `resp_server.rs`) against peer servers of the same
+//! protocol, each a child process, driven by that protocol's load tool
+//! (`examples/loadgen.rs`, `wrk`, `redis-benchmark`).
 //!
 //! ```text
 //! cargo bench --bench load                    # full matrix (about 25 minutes)
@@ -38,13 +40,12 @@
 //!
 //! Extension point: a comparison is a [`Peer`] (how to start a server, which
 //! [`Protocol`] it speaks) crossed with [`Scenario`]s of that protocol, run
-//! by that protocol's load tool ([`run_load`]). To add the HTTP comparison
-//! (`examples/http_server.rs` against nginx with one worker, via `wrk`) or
-//! RESP (`examples/resp_server.rs` against `redis-server`, via
-//! `redis-benchmark`): add a `Protocol` variant, the peers to [`peers`] (a
-//! `Launch::Command` runs any program; configs belong in `benches/`, e.g.
+//! by that protocol's load tool ([`run_load`]). To add a protocol, as HTTP
+//! (nginx, `wrk`) and RESP (`redis-server`, `redis-benchmark`) were added:
+//! add a `Protocol` variant, the peers to [`peers`] (a `Launch::Command`
+//! runs any program; configs belong in `benches/`, e.g.
 //! `benches/nginx.conf`), scenarios to [`scenarios`], and a branch in
-//! `run_load` that runs the tool and fills a [`Measured`].
+//! `run_load` that runs the tool and fills a [`Measured`] (see `tools`).
 //!
 //! Layout: this file holds the options and the run loop; the rest is one
 //! job a module. `peers` and `scenarios` hold the two tables named above;
@@ -104,7 +105,7 @@ struct Options {
 struct Paths {
     /// `target/release/examples`.
     examples: PathBuf,
-    /// `target/load`: reports, charts, the compiled C peer.
+    /// `target/load`: reports, charts, the compiled C peers, nginx's prefix.
     out: PathBuf,
 }
 
@@ -235,10 +236,23 @@ fn run(o: &Options) -> Result<(), String> {
         }
     }
     let machine = machine();
+    // Resident memory barely moves between rounds; in a quick run one
+    // round of the idle scenario is enough.
+    let rounds_of = |s: &Scenario| match s.workload {
+        Workload::Idle { .. } if o.quick => 1,
+        _ => o.rounds,
+    };
+    // A scenario runs against its own protocol's peers only.
+    let peers_of = |s: &Scenario| -> Vec<&Peer> {
+        peers.iter().filter(|p| p.protocol == s.protocol).collect()
+    };
+    let planned: usize = scenarios
+        .iter()
+        .map(|s| peers_of(s).len() * rounds_of(s))
+        .sum();
     eprintln!(
-        "load: {} scenarios x {} peers x {} rounds, {}s + {}s warm-up; {}",
+        "load: {} scenarios, {planned} runs (each against its protocol's peers, {} rounds), {}s + {}s warm-up; {}",
         scenarios.len(),
-        peers.len(),
         o.rounds,
         o.duration,
         o.warmup,
@@ -263,17 +277,8 @@ fn run(o: &Options) -> Result<(), String> {
             eprintln!("load: {}: {rate:.0} msg/s", scenario.name);
             rates.insert(scenario.name.clone(), rate);
         }
-        let mine: Vec<&Peer> = peers
-            .iter()
-            .filter(|p| p.protocol == scenario.protocol)
-            .collect();
-        // Resident memory barely moves between rounds; in a quick run one
-        // round of the idle scenario is enough.
-        let rounds = match scenario.workload {
-            Workload::Idle { .. } if o.quick => 1,
-            _ => o.rounds,
-        };
-        for round in 0..rounds {
+        let mine = peers_of(scenario);
+        for round in 0..rounds_of(scenario) {
             // Interleave: each round starts with a different server, so
             // drift in the machine's load spreads over all of them.
             for i in 0..mine.len() {
@@ -393,6 +398,7 @@ fn run_one(
     })
 }
 
+/// One run's figures on one line, for the progress log on stderr.
 fn brief(m: &Measured) -> String {
     if let Some(rss) = m.rss_per_conn {
         return format!("{rss:.0} B/conn RSS");
@@ -417,6 +423,8 @@ fn write_file(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// The [`Paths`] under cargo's target directory (`CARGO_TARGET_DIR`,
+/// relative to the manifest if relative, else `target`).
 fn locate() -> Result<Paths, String> {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let target = match std::env::var_os("CARGO_TARGET_DIR") {

@@ -18,13 +18,14 @@ pub(crate) enum Protocol {
     Resp,
 }
 
-/// How to start a server. Every server takes `--addr 127.0.0.1:0` and
-/// prints "... listening on ADDR" on stderr.
+/// How to start a server. Examples and C peers take `--addr 127.0.0.1:0`
+/// and print "... listening on ADDR" on stderr; nginx and redis are given a
+/// free port and waited on until it accepts.
 #[derive(Clone, Debug)]
 pub(crate) enum Launch {
     /// An example of this crate, built with `--release`.
     Example(&'static str),
-    /// A program compiled by this bench (the C peer): path once built.
+    /// A program compiled by this bench (a C peer): path once built.
     Command(PathBuf),
     /// nginx with `benches/nginx.conf` (one worker) on a port picked here.
     Nginx,

@@ -91,6 +91,7 @@ pub(crate) struct Ratio {
 }
 
 impl Report<'_> {
+    /// One [`Row`] per scenario and peer of its protocol, in run order.
     pub(crate) fn rows(&self) -> Vec<Row> {
         let mut rows = Vec::new();
         for s in self.scenarios {
@@ -211,6 +212,8 @@ impl Report<'_> {
         out
     }
 
+    /// The row's notes: failed runs, and why its figures may measure the
+    /// client, the cap or the host rather than the server; "" when none.
     pub(crate) fn warnings(row: &Row) -> String {
         let mut w = Vec::new();
         if row.failed > 0 {

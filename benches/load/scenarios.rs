@@ -29,8 +29,10 @@ pub(crate) enum Workload {
         /// Connections.
         conns: usize,
     },
-    /// Open loop at `fraction` of the slowest server's best throughput with
-    /// `size`-byte messages; latency from the intended send times.
+    /// Open loop at `fraction` of the rate [`fixed_rate`] finds (the
+    /// slowest server's closed-loop median at these `conns` and `size`,
+    /// depth 1) with `size`-byte messages; latency from the intended send
+    /// times.
     FixedRate {
         /// Connections.
         conns: usize,
@@ -38,7 +40,7 @@ pub(crate) enum Workload {
         size: usize,
         /// Most messages in flight per connection (room for a backlog).
         depth: usize,
-        /// Share of the slowest server's measured maximum.
+        /// Share of that base rate.
         fraction: f64,
     },
     /// `wrk -c conns`: keep-alive HTTP requests; above 1, `pipeline`

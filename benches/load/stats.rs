@@ -87,6 +87,7 @@ pub(crate) fn values(
         .collect()
 }
 
+/// The median of `v` (mean of the middle two when even); `None` if empty.
 pub(crate) fn median(v: &[f64]) -> Option<f64> {
     if v.is_empty() {
         return None;
@@ -111,6 +112,7 @@ pub(crate) struct Spread {
     pub(crate) max: f64,
 }
 
+/// Median, min and max of `v`; `None` if empty.
 pub(crate) fn spread(v: &[f64]) -> Option<Spread> {
     Some(Spread {
         median: median(v)?,

@@ -9,6 +9,7 @@ use crate::report::{Report, Row};
 use crate::stats::Spread;
 
 impl Report<'_> {
+    /// The summary and ratio tables for stdout, ASCII only.
     pub(crate) fn text_table(&self) -> String {
         let mut t = String::new();
         let _ = writeln!(
@@ -80,6 +81,8 @@ impl Report<'_> {
         t
     }
 
+    /// `report.md`: how each column was measured, the servers, the rows,
+    /// the ratios and links to the charts.
     pub(crate) fn markdown(&self) -> String {
         let o = self.options;
         let mut md = String::new();
@@ -105,7 +108,7 @@ impl Report<'_> {
             "* {} rounds per scenario (idle: 1 with --quick), servers interleaved, each round starting with the next server; {} s measured after {} s warm-up; medians with [min–max].",
             o.rounds, o.duration, o.warmup
         );
-        let _ = writeln!(md, "* Server CPU per message: utime+stime of the server process across the measured window (10 ms ticks) ÷ messages echoed. Steadier than msg/s on a shared machine.");
+        let _ = writeln!(md, "* Server CPU per message: utime+stime of the server process (nginx: with its worker) across the measured window (`/proc` ticks of 1/`getconf CLK_TCK` s) ÷ messages echoed or requests answered. Steadier than msg/s on a shared machine.");
         let _ = writeln!(md, "* `srv%` under 90 (capped rows: under 90% of the cap): the server was not saturated (client- or round-trip-bound); msg/s then measures latency, not capacity.");
         let _ = writeln!(md, "* `client%`: CPU of the load client ÷ the window: loadgen's own count over its window, or the whole wrk / redis-benchmark process (utime+stime from `/proc/PID/stat`, read before it is reaped) over its run. From 90 up the client, not the server, set the pace: the row is client-bound.");
         let _ = writeln!(md, "* `steal %`: the host's steal time (8th value of the `cpu` line of `/proc/stat`) over the window ÷ the host's capacity in it (online CPUs × window). CPU the hypervisor gave to other guests while this one had work; machine-wide, so it slows server and client alike. From 5% up the row's figures are flagged as unreliable.");
