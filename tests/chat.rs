@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 
+use common::rss_kib;
+
 /// How long any single expected line may take.
 const LINE_WAIT: Duration = Duration::from_secs(5);
 
@@ -89,14 +91,7 @@ impl Client {
 }
 
 fn start() -> common::ChildServer {
-    common::spawn_example("chat_server", &["--addr", "127.0.0.1:0"], None)
-}
-
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    common::spawn_on_loopback("chat_server", &[])
 }
 
 #[test]

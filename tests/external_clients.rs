@@ -8,17 +8,14 @@ mod common;
 
 use std::process::Command;
 
+use common::tools::have;
+
 #[test]
 fn a_thousand_netcat_clients_at_once_get_every_byte_back() {
-    let has_nc = Command::new("sh")
-        .args(["-c", "command -v nc"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_nc {
-        eprintln!("skipped: nc (netcat-openbsd) is not installed");
+    if !have("nc") {
         return;
     }
-    let server = common::spawn_example("echo_server", &["--addr", "127.0.0.1:0"], None);
+    let server = common::spawn_on_loopback("echo_server", &[]);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/nc_thousand.sh");
     let output = Command::new("bash")
         .arg(script)

@@ -69,13 +69,8 @@ fn send_and_ack(stream: &mut TcpStream, line: &[u8]) {
 #[test]
 fn shutdown_waits_for_an_open_message_then_closes() {
     let mut server = common::start(Messages::default(), Config::default());
-    let mut busy = TcpStream::connect(server.addr).unwrap();
-    let mut idle = TcpStream::connect(server.addr).unwrap();
-    for stream in [&busy, &idle] {
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-    }
+    let mut busy = common::client(server.addr);
+    let mut idle = common::client(server.addr);
     send_and_ack(&mut busy, b"BEGIN\n");
     send_and_ack(&mut idle, b"hello\n");
 

@@ -22,14 +22,6 @@ fn server(extra: &[&str]) -> ChildServer {
     common::spawn_on_loopback("http_server", extra)
 }
 
-fn connect(server: &ChildServer) -> TcpStream {
-    let stream = TcpStream::connect(server.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream
-}
-
 /// One parsed response.
 #[derive(Debug)]
 struct Response {
@@ -97,7 +89,7 @@ fn assert_eof(reader: &mut BufReader<TcpStream>) {
 }
 
 fn exchange(server: &ChildServer, request: &[u8]) -> (Response, BufReader<TcpStream>) {
-    let mut stream = connect(server);
+    let mut stream = common::client(server.addr);
     stream.write_all(request).unwrap();
     let mut reader = BufReader::new(stream);
     let response = read_response(&mut reader, false);
@@ -131,7 +123,7 @@ fn get_root_says_hello_with_date_and_server() {
 #[test]
 fn keep_alive_by_default_and_connection_close_honoured() {
     let server = server(&[]);
-    let mut stream = connect(&server);
+    let mut stream = common::client(server.addr);
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     for _ in 0..3 {
         stream
@@ -156,7 +148,7 @@ fn http_1_0_closes_unless_keep_alive_is_asked_for() {
     assert_eq!(r.header("connection"), Some("close"));
     assert_eof(&mut reader);
 
-    let mut stream = connect(&server);
+    let mut stream = common::client(server.addr);
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     for _ in 0..2 {
         stream
@@ -196,7 +188,7 @@ fn pipelined_requests_are_answered_in_order() {
             }
         }
     }
-    let mut stream = connect(&server);
+    let mut stream = common::client(server.addr);
     stream.write_all(&batch).unwrap();
     let mut reader = BufReader::new(stream);
     for (status, head) in expected {
@@ -211,7 +203,7 @@ fn pipelined_requests_are_answered_in_order() {
 #[test]
 fn bodies_within_the_limit_are_consumed_across_reads() {
     let server = server(&[]);
-    let mut stream = connect(&server);
+    let mut stream = common::client(server.addr);
     let body_len = 300_000;
     stream
         .write_all(
@@ -265,7 +257,7 @@ fn bad_requests_get_their_status_and_a_close() {
         assert_eof(&mut reader);
     }
     // An endless head with no line end at all.
-    let mut stream = connect(&server);
+    let mut stream = common::client(server.addr);
     let _ = stream.write_all(&vec![b'A'; MAX_HEAD + 100]);
     let mut reader = BufReader::new(stream);
     assert_eq!(read_response(&mut reader, false).status, 431);
@@ -276,7 +268,7 @@ fn bad_requests_get_their_status_and_a_close() {
 fn slowloris_is_cut_off_after_the_header_timeout() {
     let server = server(&["--header-timeout", "1"]);
     let start = Instant::now();
-    let mut slow = connect(&server);
+    let mut slow = common::client(server.addr);
     slow.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n").unwrap();
     // Trickling more header bytes does not extend the deadline.
     let mut trickle = slow.try_clone().unwrap();
@@ -306,7 +298,7 @@ fn sigterm_drains_and_exits_zero() {
     // An idle keep-alive connection, and one with half a request.
     let (r, mut idle) = exchange(&server, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(r.status, 200);
-    let mut busy = connect(&server);
+    let mut busy = common::client(server.addr);
     busy.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
     std::thread::sleep(Duration::from_millis(100));
     server.signal("TERM");
@@ -463,7 +455,7 @@ proptest! {
 #[test]
 fn a_half_closed_client_still_gets_its_answer() {
     let server = server(&[]);
-    let mut stream = connect(&server);
+    let mut stream = common::client(server.addr);
     stream
         .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         .unwrap();
@@ -510,7 +502,7 @@ fn structured_garbage_from_http_fragments_never_panics() {
 #[test]
 fn a_stalled_body_is_cut_off_too() {
     let server = server(&["--header-timeout", "1"]);
-    let mut stream = connect(&server);
+    let mut stream = common::client(server.addr);
     stream
         .write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
         .unwrap();
@@ -528,7 +520,7 @@ fn a_stalled_body_is_cut_off_too() {
 #[test]
 fn a_pipelined_batch_is_answered_in_one_write() {
     let mut server = server(&[]);
-    let mut stream = connect(&server);
+    let mut stream = common::client(server.addr);
     stream
         .write_all(&b"GET / HTTP/1.1\r\nHost: t\r\n\r\n".repeat(16))
         .unwrap();
@@ -545,7 +537,7 @@ fn a_pipelined_batch_is_answered_in_one_write() {
 #[test]
 fn the_date_moves_on() {
     let server = server(&[]);
-    let mut stream = connect(&server);
+    let mut stream = common::client(server.addr);
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut dates = Vec::new();
     for _ in 0..2 {
@@ -562,7 +554,7 @@ fn the_date_moves_on() {
 #[test]
 fn chunked_bodies_are_consumed_and_answered_at_their_end() {
     let server = server(&[]);
-    let mut stream = connect(&server);
+    let mut stream = common::client(server.addr);
     stream
         .write_all(
             b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
@@ -607,7 +599,7 @@ fn chunked_bodies_over_the_limit_or_malformed_are_refused() {
 #[test]
 fn sigterm_lets_a_body_in_flight_finish() {
     let mut server = server(&[]);
-    let mut stream = connect(&server);
+    let mut stream = common::client(server.addr);
     stream
         .write_all(b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nsome\r\n")
         .unwrap();

@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{example_bin, spawn_example};
+use common::{example_bin, spawn_on_loopback};
 
 /// Runs loadgen with `args`; returns (exit success, stdout).
 fn loadgen(args: &[&str]) -> (bool, String) {
@@ -33,7 +33,7 @@ fn field(json: &str, key: &str) -> f64 {
 
 #[test]
 fn echoes_are_verified_and_reported() {
-    let server = spawn_example("echo_server", &["--addr", "127.0.0.1:0"], None);
+    let server = spawn_on_loopback("echo_server", &[]);
     let addr = server.addr.to_string();
     for (size, depth) in [("64", "1"), ("3000", "8")] {
         let (ok, json) = loadgen(&[

@@ -15,7 +15,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::tools::{have, run_bounded};
-use common::{writes_in_report, ChildServer, XorShift};
+use common::{rss_kib, writes_in_report, ChildServer, XorShift};
 use parse::{Parsed, Parser, ProtocolError, ARGV_PREALLOC, MAX_INLINE};
 use proptest::prelude::*;
 
@@ -60,10 +60,7 @@ struct Client {
 
 impl Client {
     fn new(server: &ChildServer) -> Client {
-        let stream = TcpStream::connect(server.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
+        let stream = common::client(server.addr);
         let reader = BufReader::new(stream.try_clone().unwrap());
         Client { stream, reader }
     }
@@ -284,16 +281,6 @@ fn protocol_errors_are_answered_then_closed() {
         );
         c.assert_closed();
     }
-}
-
-/// Resident memory of a process, in KiB, from /proc/PID/status.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS");
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 #[test]

@@ -187,7 +187,7 @@ fn graceful_shutdown_flushes_refuses_closes_idle_and_force_closes_at_the_deadlin
 #[test]
 fn echo_server_example_drains_in_flight_data_on_sigterm() {
     const LEN: usize = 256 * 1024;
-    let mut server = common::spawn_example("echo_server", &["--addr", "127.0.0.1:0"], None);
+    let mut server = common::spawn_on_loopback("echo_server", &[]);
     let mut client = common::client(server.addr);
     let data = Prng(11).bytes(LEN);
     // 256 KiB fit in the socket buffers plus the server's queue below its

@@ -2,16 +2,12 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 #[test]
 fn one_client_gets_its_echo() {
     let server = common::start_echo(reactor::Config::default());
-    let mut client = TcpStream::connect(server.addr).unwrap();
-    client
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let mut client = common::client(server.addr);
     client.write_all(b"Hello, world").unwrap();
     let mut echo = [0; 12];
     client.read_exact(&mut echo).unwrap();
@@ -26,7 +22,7 @@ fn one_client_gets_its_echo() {
 
 #[test]
 fn echo_example_serves_the_echo_client() {
-    let server = common::spawn_example("echo_server", &["--addr", "127.0.0.1:0"], None);
+    let server = common::spawn_on_loopback("echo_server", &[]);
     let output = std::process::Command::new(common::example_bin("echo_client"))
         .args(["--addr", &server.addr.to_string(), "Hello, world"])
         .output()

@@ -334,6 +334,18 @@ pub fn spawn_on_loopback(name: &str, extra: &[&str]) -> ChildServer {
     spawn_example(name, &args, None)
 }
 
+/// Resident memory of process `pid`, in KiB (`VmRSS` in /proc/PID/status):
+/// what a test reads before and after sending a server hostile input, to
+/// check that the server did not allocate what the input only declared.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .expect("VmRSS");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 /// Descriptors open in this process right now.
 pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
