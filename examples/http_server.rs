@@ -89,7 +89,8 @@ enum Body {
     Chunked(parse::Chunked, Pending),
 }
 
-/// A response decided but not yet written.
+/// A request's response as decided from its head: written at once for a
+/// `Content-Length` request, or when its body ends for a chunked one.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     /// What to answer.
@@ -206,6 +207,15 @@ impl HttpServer {
         self.date_valid_until = now + to_next_second;
     }
 
+    /// Appends the response to a request that was read whole; returns
+    /// whether the connection stays open (the client asked for keep-alive
+    /// and no drain has begun).
+    fn answer(&mut self, pending: Pending) -> bool {
+        let keep_alive = pending.keep_alive && !self.draining;
+        self.respond(pending.reply, pending.send_body, keep_alive, pending.minor);
+        keep_alive
+    }
+
     /// Appends one response to `out`. `keep_alive: false` adds
     /// `Connection: close`; an HTTP/1.0 client that asked for keep-alive is
     /// told it got it.
@@ -297,9 +307,7 @@ impl Handler for HttpServer {
                         }
                         let pending = *pending;
                         st.body = Body::None;
-                        let keep_alive = pending.keep_alive && !self.draining;
-                        self.respond(pending.reply, pending.send_body, keep_alive, pending.minor);
-                        if !keep_alive {
+                        if !self.answer(pending) {
                             close = true;
                             break;
                         }
@@ -357,19 +365,17 @@ impl Handler for HttpServer {
                 (b"/", _) => &METHOD_NOT_ALLOWED,
                 _ => &NOT_FOUND,
             };
+            let pending = Pending {
+                reply,
+                send_body,
+                keep_alive: head.keep_alive,
+                minor: head.minor,
+            };
             if head.chunked {
-                let pending = Pending {
-                    reply,
-                    send_body,
-                    keep_alive: head.keep_alive,
-                    minor: head.minor,
-                };
                 st.body = Body::Chunked(parse::Chunked::default(), pending);
                 continue;
             }
-            let keep_alive = head.keep_alive && !self.draining;
-            self.respond(reply, send_body, keep_alive, head.minor);
-            if !keep_alive {
+            if !self.answer(pending) {
                 close = true;
                 break;
             }
