@@ -32,8 +32,11 @@ use std::time::{Duration, Instant};
 
 use reactor::{Config, ConnId, Context, Event, Handler, Reactor, SourceId};
 
+#[path = "support/decimal.rs"]
+mod decimal;
 #[path = "support/server.rs"]
 mod server;
+use decimal::push_decimal;
 use server::ShutdownSignals;
 
 use parse::{parse_int, Parsed, Parser};
@@ -142,8 +145,8 @@ enum After {
     Close,
 }
 
-// Reply encoders. They append to a Vec, which cannot fail, hence the
-// ignored `write!` results.
+// Reply encoders. They append to a Vec; lengths and integers go through
+// `push_decimal` rather than `write!`, since nearly every reply carries one.
 
 fn simple(out: &mut Vec<u8>, text: &str) {
     out.push(b'+');
@@ -162,7 +165,9 @@ fn error(out: &mut Vec<u8>, text: &str) {
 }
 
 fn bulk(out: &mut Vec<u8>, bytes: &[u8]) {
-    let _ = write!(out, "${}\r\n", bytes.len());
+    out.push(b'$');
+    push_decimal(out, bytes.len() as u64);
+    out.extend_from_slice(b"\r\n");
     out.extend_from_slice(bytes);
     out.extend_from_slice(b"\r\n");
 }
@@ -172,11 +177,18 @@ fn null(out: &mut Vec<u8>) {
 }
 
 fn integer(out: &mut Vec<u8>, n: i64) {
-    let _ = write!(out, ":{n}\r\n");
+    out.push(b':');
+    if n < 0 {
+        out.push(b'-');
+    }
+    push_decimal(out, n.unsigned_abs());
+    out.extend_from_slice(b"\r\n");
 }
 
 fn array(out: &mut Vec<u8>, len: usize) {
-    let _ = write!(out, "*{len}\r\n");
+    out.push(b'*');
+    push_decimal(out, len as u64);
+    out.extend_from_slice(b"\r\n");
 }
 
 fn wrong_arity(out: &mut Vec<u8>, name: &str) {
