@@ -52,7 +52,7 @@ mod server;
 use decimal::push_decimal;
 use server::ShutdownSignals;
 
-use parse::{ChunkError, HeadError, HTTP_DATE_LEN};
+use parse::{ChunkError, HeadError, TransferCoding, HTTP_DATE_LEN};
 
 /// Largest request body read (and discarded); larger ones get `413`.
 const MAX_BODY: u64 = 1024 * 1024;
@@ -336,7 +336,7 @@ impl Handler for HttpServer {
             pos += head.len;
             st.waiting_since = now;
             let send_body = head.method != b"HEAD";
-            if head.transfer_encoding && !head.chunked {
+            if head.transfer_coding == TransferCoding::Other {
                 self.respond(&NOT_IMPLEMENTED, send_body, false, head.minor);
                 close = true;
                 break;
@@ -358,7 +358,7 @@ impl Handler for HttpServer {
                 keep_alive: head.keep_alive,
                 minor: head.minor,
             };
-            if head.chunked {
+            if head.transfer_coding == TransferCoding::Chunked {
                 st.body = Body::Chunked(parse::Chunked::default(), pending);
                 continue;
             }

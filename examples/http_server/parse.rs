@@ -34,16 +34,26 @@ pub struct Head<'a> {
     pub keep_alive: bool,
     /// Declared body length; 0 when there is no `Content-Length`.
     pub content_length: u64,
-    /// A `Transfer-Encoding` header was present. Never set together with a
-    /// `Content-Length`: that combination is rejected as malformed.
-    pub transfer_encoding: bool,
-    /// The transfer coding is exactly `chunked` (one header, one coding):
-    /// the body is read with [`Chunked`]. Any other coding is unknown to
-    /// this server (the caller answers 501). Implies `transfer_encoding`.
-    pub chunked: bool,
+    /// What `Transfer-Encoding` said. Never other than `None` together with
+    /// a `Content-Length`: that combination is rejected as malformed.
+    pub transfer_coding: TransferCoding,
     /// Bytes the head occupies in the input, blank line included.
     /// Invariant: `0 < len <= MAX_HEAD`.
     pub len: usize,
+}
+
+/// The request's `Transfer-Encoding`, as far as this server can act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferCoding {
+    /// No `Transfer-Encoding` header: the body, if any, has a
+    /// `Content-Length`.
+    None,
+    /// Exactly `chunked` (one header, one coding): the body is read with
+    /// [`Chunked`].
+    Chunked,
+    /// Any other coding or list of codings, unknown to this server (the
+    /// caller answers 501).
+    Other,
 }
 
 /// Why a head was refused; each maps to one status code.
@@ -123,8 +133,7 @@ fn parse_complete_head(input: &[u8]) -> Result<Head<'_>, Scan> {
         minor,
         keep_alive: minor == 1,
         content_length: 0,
-        transfer_encoding: false,
-        chunked: false,
+        transfer_coding: TransferCoding::None,
         len: 0,
     };
     let (mut close, mut keep_alive_token) = (false, false);
@@ -153,13 +162,18 @@ fn parse_complete_head(input: &[u8]) -> Result<Head<'_>, Scan> {
             content_length = Some(n);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             // A second header would append codings to the first.
-            head.chunked = !head.transfer_encoding && value.eq_ignore_ascii_case(b"chunked");
-            head.transfer_encoding = true;
+            head.transfer_coding = if head.transfer_coding == TransferCoding::None
+                && value.eq_ignore_ascii_case(b"chunked")
+            {
+                TransferCoding::Chunked
+            } else {
+                TransferCoding::Other
+            };
         } else if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
         }
     }
-    if head.transfer_encoding && content_length.is_some() {
+    if head.transfer_coding != TransferCoding::None && content_length.is_some() {
         // The classic request-smuggling ambiguity (RFC 9112 §6.1).
         return Err(HeadError::Malformed("both Transfer-Encoding and Content-Length").into());
     }
