@@ -417,8 +417,6 @@ fn serve(args: &Args) -> std::io::Result<()> {
         // from a member pauses long before (its own replies pile up only if
         // it sends commands without reading the answers).
         max_output: max_queue,
-        output_high_water: max_queue / 4,
-        output_low_water: max_queue / 16,
         // Far below the default 1 MiB: no line is longer than MAX_LINE, and
         // the codec rejects one as soon as it passes that.
         max_input: 4 * MAX_LINE,

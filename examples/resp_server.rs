@@ -501,7 +501,7 @@ fn serve(args: &Args) -> std::io::Result<()> {
         max_input: args.max_query,
         ..Config::default()
     };
-    config.max_output = args.max_output.max(config.output_high_water);
+    config.max_output = args.max_output;
     if let Some(max) = args.max_connections {
         config.max_connections = max;
     }

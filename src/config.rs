@@ -8,10 +8,14 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::limits::{derived_high_water, derived_low_water, Limits, SoftLimit};
+
 /// Settings for a [`Reactor`](crate::Reactor).
 ///
 /// The defaults suit a busy server on one core: 64 KiB reads, fair budgets,
 /// backpressure at 256 KiB of queued output and a hard cap at 4 MiB.
+/// The limits of each connection can be changed while it is open with
+/// [`Context::set_limits`](crate::Context::set_limits).
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Length of the accept queue asked of `listen(2)`. Default 1024 (mio's own
@@ -39,14 +43,21 @@ pub struct Config {
     /// Most unconsumed input kept for one connection: a peer that sends a
     /// message larger than this is closed with [`Limit::Input`](crate::Limit).
     pub max_input: usize,
-    /// Queued output at or above which the connection stops being read.
-    pub output_high_water: usize,
-    /// Queued output below which a paused connection is read again.
-    /// Invariant: `output_low_water < output_high_water`.
-    pub output_low_water: usize,
+    /// Queued output at or above which a connection is backpressured: it is
+    /// not read, its unconsumed input is not offered again, and writes to it
+    /// from other connections' callbacks are sent at once. `None`: a quarter
+    /// of `max_output`, at most 256 KiB. Invariant: `<= max_output`.
+    pub output_high_water: Option<usize>,
+    /// Queued output below which a backpressured connection resumes (and
+    /// `Handler::drained` runs). `None`: a quarter of the high-water mark.
+    /// Invariant: below the high-water mark.
+    pub output_low_water: Option<usize>,
     /// Hard cap on queued output: a write past it closes the connection with
-    /// [`Limit::Output`](crate::Limit). Invariant: `>= output_high_water`.
+    /// [`Limit::Output`](crate::Limit) at once.
     pub max_output: usize,
+    /// Soft cap on queued output, enforced over time (Redis's
+    /// `client-output-buffer-limit` soft limit). `None`: none.
+    pub soft_output: Option<SoftLimit>,
     /// Idle timeout given to every new connection (`None`: never).
     pub idle_timeout: Option<Duration>,
     /// How long a connection closed after flushing waits for the peer's FIN
@@ -76,9 +87,10 @@ impl Default for Config {
             read_budget_bytes: 256 * 1024,
             accepts_per_turn: 256,
             max_input: 1024 * 1024,
-            output_high_water: 256 * 1024,
-            output_low_water: 64 * 1024,
+            output_high_water: None,
+            output_low_water: None,
             max_output: 4 * 1024 * 1024,
+            soft_output: None,
             idle_timeout: None,
             linger_timeout: Duration::from_secs(2),
             accept_retry_delay: Duration::from_millis(100),
@@ -89,11 +101,30 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The limits every new connection starts with, water marks resolved.
+    pub fn limits(&self) -> Limits {
+        let high = self
+            .output_high_water
+            .unwrap_or_else(|| derived_high_water(self.max_output));
+        Limits {
+            max_input: self.max_input,
+            output_high_water: high,
+            output_low_water: self
+                .output_low_water
+                .unwrap_or_else(|| derived_low_water(high)),
+            max_output: self.max_output,
+            soft_output: self.soft_output,
+        }
+    }
+
     /// Checks that the settings agree with each other.
     ///
     /// ```
-    /// let bad = reactor::Config { output_low_water: 10, output_high_water: 5, ..Default::default() };
+    /// let bad = reactor::Config { output_low_water: Some(10), output_high_water: Some(5), ..Default::default() };
     /// assert!(bad.validate().is_err());
+    /// // Setting only the cap is enough: the water marks follow it.
+    /// let small = reactor::Config { max_output: 64 * 1024, ..Default::default() };
+    /// assert!(small.validate().is_ok());
     /// assert!(reactor::Config::default().validate().is_ok());
     /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -110,18 +141,7 @@ impl Config {
                 return Err(ConfigError(format!("{name} must be greater than zero")));
             }
         }
-        if self.output_low_water >= self.output_high_water {
-            return Err(ConfigError(format!(
-                "output_low_water ({}) must be below output_high_water ({})",
-                self.output_low_water, self.output_high_water
-            )));
-        }
-        if self.max_output < self.output_high_water {
-            return Err(ConfigError(format!(
-                "max_output ({}) must be at least output_high_water ({})",
-                self.max_output, self.output_high_water
-            )));
-        }
+        self.limits().validate().map_err(|e| ConfigError(e.0))?;
         if self.timer_tick.is_zero() {
             return Err(ConfigError("timer_tick must be greater than zero".into()));
         }

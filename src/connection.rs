@@ -12,9 +12,23 @@ use log::trace;
 use mio::net::TcpStream;
 
 use crate::buffer::{InputBuffer, OutputQueue};
+use crate::limits::Limits;
 use crate::state::{CloseReason, ConnState};
 use crate::timer::TimerId;
-use crate::token::ConnId;
+use crate::token::{ConnId, ListenerId};
+
+/// What a connection still connecting is to do once connected: the handler
+/// may half-close or close it before the connect completes, with output
+/// queued that is owed to the peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AfterConnect {
+    /// Nothing was asked: open normally.
+    Open,
+    /// `shutdown_write` was called: send what is queued, then FIN.
+    ShutdownWrite,
+    /// `close_after_flush` was called: send what is queued, then close.
+    CloseAfterFlush(CloseReason),
+}
 
 /// A connection in the slab. `S` is the handler's per-connection state.
 #[derive(Debug)]
@@ -44,8 +58,32 @@ pub(crate) struct Connection<S> {
     pub(crate) in_ready_queue: bool,
     /// Queued on the dirty list (output queued, not yet tried this turn).
     pub(crate) in_dirty_list: bool,
-    /// Reading is paused because queued output reached the high-water mark.
+    /// Queued output reached the high-water mark and has not yet fallen
+    /// below the low-water mark: no reads, no input offered to `data`.
     pub(crate) backpressured: bool,
+    /// The handler paused reading (`Context::pause_reading`): no reads, no
+    /// input offered, until `resume_reading`.
+    pub(crate) read_paused: bool,
+    /// Backpressure ended and `Handler::drained` has not run yet.
+    /// Invariant: when set, the connection is on the ready queue.
+    pub(crate) drained_pending: bool,
+    /// Unconsumed input is to be offered to `data` again although no new
+    /// byte arrived (after a drain, `resume_reading` or `wake`).
+    /// Invariant: when set, the connection is on the ready queue.
+    pub(crate) offer_pending: bool,
+    /// The peer's FIN was read, but `read_closed` waits until the input left
+    /// before it has been offered (flow control held it back).
+    pub(crate) read_closed_pending: bool,
+    /// What to do once an outbound connect completes. Invariant:
+    /// `AfterConnect::Open` unless the state is `Connecting`.
+    pub(crate) after_connect: AfterConnect,
+    /// Limits set for this connection alone; `None`: the `Config`'s.
+    pub(crate) limits: Option<Box<Limits>>,
+    /// Armed while queued output is above the soft limit; firing closes.
+    /// Invariant: `Some` only while above a soft limit.
+    pub(crate) soft_limit_timer: Option<TimerId>,
+    /// The listener that accepted it; `None` for outbound connections.
+    pub(crate) listener: Option<ListenerId>,
     /// Input left unconsumed by the handler.
     pub(crate) input: InputBuffer,
     /// Output not yet accepted by the socket.
@@ -58,9 +96,8 @@ pub(crate) struct Connection<S> {
     pub(crate) idle_timer: Option<TimerId>,
     /// The armed connect-timeout or linger timer, whichever the state needs.
     pub(crate) state_timer: Option<TimerId>,
-    /// Why the connection is ending, once decided (closing or closed). Also
-    /// `Some` on a `Connecting` connection whose `close_after_flush` waits
-    /// for the connect (output was queued); `finish_connect` then closes it.
+    /// Why the connection is ending, once decided (closing or closed); also
+    /// `PeerClosed` from the moment the peer's FIN is read.
     pub(crate) close_reason: Option<CloseReason>,
     /// The handler's state; `None` only while lent to a callback, or after
     /// the closed callback took it.
@@ -88,6 +125,14 @@ impl<S> Connection<S> {
             in_ready_queue: false,
             in_dirty_list: false,
             backpressured: false,
+            read_paused: false,
+            drained_pending: false,
+            offer_pending: false,
+            read_closed_pending: false,
+            after_connect: AfterConnect::Open,
+            limits: None,
+            soft_limit_timer: None,
+            listener: None,
             input: InputBuffer::default(),
             output: OutputQueue::default(),
             last_active: now,
@@ -120,6 +165,15 @@ impl<S> Connection<S> {
     /// Nothing queued in either direction and no readiness left unserved.
     pub(crate) fn is_idle(&self) -> bool {
         self.output.is_empty() && self.input.is_empty() && !self.readable
+    }
+
+    /// Whether unconsumed input may be offered to `data` now: the
+    /// connection still takes input (it reads, or the peer's FIN was just
+    /// read) and neither the handler nor backpressure holds it back.
+    pub(crate) fn may_offer(&self) -> bool {
+        (self.state.reads_input() || self.state == ConnState::ReadClosed)
+            && !self.read_paused
+            && !self.backpressured
     }
 }
 

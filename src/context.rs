@@ -17,15 +17,17 @@ use std::time::{Duration, Instant};
 use log::debug;
 use mio::event::Source;
 use mio::{Interest, Token};
+use socket2::SockRef;
 
 use crate::connection::Connection;
 use crate::core::{Core, Payload, TimerKind};
 use crate::handler::{Handler, WriteError};
+use crate::limits::{Limits, LimitsError};
 use crate::listener;
 use crate::state::{CloseReason, ConnState};
 use crate::stats::Stats;
 use crate::timer::TimerId;
-use crate::token::{self, ConnId, SourceId};
+use crate::token::{self, ConnId, ListenerId, SourceId};
 
 /// The loop as a handler callback sees it.
 pub struct Context<'a, H: Handler> {
@@ -36,9 +38,11 @@ pub struct Context<'a, H: Handler> {
 impl<H: Handler> Context<'_, H> {
     /// Queues a copy of `data` for `conn`.
     ///
-    /// Fails with [`WriteError::Gone`] if the connection is closed or closing
-    /// for good, and with [`WriteError::OutputLimit`] (closing it) if the
-    /// queue would pass [`Config::max_output`](crate::Config::max_output).
+    /// Fails with [`WriteError::Gone`] if the connection is closed or no
+    /// longer sends, and with [`WriteError::OutputLimit`] (closing it) if the
+    /// queue would pass its hard cap ([`Limits::max_output`]). Reaching the
+    /// high-water mark sends at once what the socket takes and marks the
+    /// connection backpressured ([`Context::is_backpressured`]).
     pub fn write(&mut self, conn: ConnId, data: &[u8]) -> Result<(), WriteError> {
         self.core.queue_output(conn, Payload::Slice(data))
     }
@@ -59,6 +63,99 @@ impl<H: Handler> Context<'_, H> {
     pub fn close_after_flush(&mut self, conn: ConnId) {
         self.core
             .close_after_flush(conn, CloseReason::ClosedLocally);
+    }
+
+    /// Shuts down our write side of `conn` once what is queued is written
+    /// (`shutdown(SHUT_WR)`: the peer reads EOF) and keeps reading: a
+    /// half-close. Later writes fail with [`WriteError::Gone`]. The
+    /// connection ends when the peer's FIN arrives too
+    /// ([`Handler::read_closed`] runs first). Called on a connection whose
+    /// peer already sent FIN, it is [`Context::close_after_flush`]; called
+    /// while connecting, it takes effect once connected.
+    pub fn shutdown_write(&mut self, conn: ConnId) {
+        self.core.shutdown_write(conn);
+    }
+
+    /// Closes `conn` now with a reset (`SO_LINGER` 0, then close): the peer
+    /// sees `ECONNRESET`, not a clean end, and queued output is dropped. A
+    /// proxy passes a reset on this way. Reason: [`CloseReason::Aborted`].
+    pub fn abort(&mut self, conn: ConnId) {
+        self.core.abort(conn);
+    }
+
+    /// Stops reading `conn` and offering its unconsumed input to `data`,
+    /// until [`Context::resume_reading`]. The kernel's receive buffer then
+    /// fills and TCP flow control slows the peer. Output still flows.
+    pub fn pause_reading(&mut self, conn: ConnId) {
+        self.core.set_read_paused(conn, true);
+    }
+
+    /// Undoes [`Context::pause_reading`]: on the next turn the unconsumed
+    /// input is offered again and reading continues, whether or not new
+    /// bytes arrived meanwhile.
+    pub fn resume_reading(&mut self, conn: ConnId) {
+        self.core.set_read_paused(conn, false);
+    }
+
+    /// Whether the handler paused reading `conn` (`None` once it is closed).
+    pub fn is_reading_paused(&self, conn: ConnId) -> Option<bool> {
+        self.core.conn(conn).map(|c| c.read_paused)
+    }
+
+    /// Whether `conn`'s queued output reached its high-water mark and has not
+    /// yet fallen below its low-water mark. While it is, the loop neither
+    /// reads `conn` nor offers it input; a handler producing output in a
+    /// loop (pipelined commands, a large reply, a fan-out) stops here and
+    /// returns what it consumed: the rest is offered again, and
+    /// [`Handler::drained`] runs, once the queue drains. `false` for a
+    /// closed connection.
+    pub fn is_backpressured(&self, conn: ConnId) -> bool {
+        self.core.conn(conn).is_some_and(|c| c.backpressured)
+    }
+
+    /// Calls `data` for `conn` on the next turn with its unconsumed input
+    /// (possibly empty), even if no new byte arrives and without a timer. A
+    /// handler that stops early to let other connections run (fairness)
+    /// continues this way. Held back, like any offer, while reading is
+    /// paused or the output is backpressured.
+    pub fn wake(&mut self, conn: ConnId) {
+        self.core.wake(conn);
+    }
+
+    /// The limits in force for `conn`: its own if set, else the `Config`'s.
+    pub fn limits(&self, conn: ConnId) -> Option<Limits> {
+        self.core.conn(conn).map(|c| self.core.limits_of(c))
+    }
+
+    /// Gives `conn` limits of its own, replacing the `Config`'s for it
+    /// alone (a subscriber gets a pub/sub class, a proxy's backend a larger
+    /// buffer). Contradictory limits are refused with the reason. They apply
+    /// from the next write or flush on: a queue already above a lowered hard
+    /// cap is not cut, further writes are refused and close it.
+    pub fn set_limits(&mut self, conn: ConnId, limits: Limits) -> Result<(), LimitsError> {
+        limits.validate()?;
+        self.core.set_limits(conn, limits);
+        Ok(())
+    }
+
+    /// The local address of `conn`'s socket (which of the host's addresses
+    /// and ports the peer reached, or the source of an outbound connect).
+    pub fn local_addr(&self, conn: ConnId) -> Option<SocketAddr> {
+        self.core.conn(conn)?.socket.as_ref()?.local_addr().ok()
+    }
+
+    /// The listener that accepted `conn`; `None` for outbound connections
+    /// and closed ones.
+    pub fn listener(&self, conn: ConnId) -> Option<ListenerId> {
+        self.core.conn(conn)?.listener
+    }
+
+    /// `conn`'s socket, for socket options the loop does not set itself:
+    /// keepalive, linger, buffer sizes, `TCP_NODELAY` per connection, ...
+    /// Reading, writing or shutting it down through this reference bypasses
+    /// the loop's buffers and state machine; use the `Context` for those.
+    pub fn socket(&self, conn: ConnId) -> Option<SockRef<'_>> {
+        self.core.conn(conn)?.socket.as_ref().map(SockRef::from)
     }
 
     /// Sets (or with `None` removes) the idle timeout of `conn`, counting from now.

@@ -9,18 +9,28 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use std::io;
+
 use log::{debug, trace};
 use mio::net::TcpListener;
 use mio::Registry;
 use slab::Slab;
+use socket2::SockRef;
 
+use crate::buffer;
 use crate::config::Config;
-use crate::connection::Connection;
+use crate::connection::{AfterConnect, Connection};
 use crate::handler::{Handler, WriteError};
+use crate::limits::Limits;
 use crate::state::{CloseReason, ConnState, Limit};
 use crate::stats::Stats;
 use crate::timer::{TimerId, TimerWheel};
 use crate::token::ConnId;
+
+/// Capacity the shared staging buffer keeps between callbacks. A larger
+/// reply grows it for the moment; afterwards it shrinks back, so one large
+/// reply does not pin its size for the life of the process.
+const STAGING_RETAINED: usize = 256 * 1024;
 
 /// The live connection named by `id` in `conns`. A free function so callers
 /// can borrow one connection and other `Core` fields (stats) at once.
@@ -56,6 +66,8 @@ pub(crate) enum TimerKind {
     ConnectTimeout(ConnId),
     /// A lingering close waited long enough for the peer's FIN.
     Linger(ConnId),
+    /// Queued output stayed above the soft limit for its duration.
+    SoftLimit(ConnId),
     /// Accepting paused after `EMFILE`; try again.
     AcceptRetry,
     /// The graceful shutdown's deadline: force-close what remains.
@@ -91,6 +103,14 @@ pub(crate) struct Listener {
 pub(crate) struct Core<H: Handler> {
     /// Settings. Invariant: validated.
     pub(crate) config: Config,
+    /// `config.limits()`, resolved once: the limits of every connection
+    /// that has no limits of its own.
+    pub(crate) limits: Limits,
+    /// Set when a write from the running `data` callback left another
+    /// connection above its high-water mark: the reading connection yields
+    /// the rest of its turn so the loop can flush before it reads more (the
+    /// fan-out budget). Cleared by the read loop after each callback.
+    pub(crate) fanout_blocked: bool,
     /// Registers sockets with the poll instance.
     pub(crate) registry: Registry,
     /// Connections, keyed by token. Closed ones stay until the turn's end so
@@ -143,6 +163,8 @@ impl<H: Handler> Core<H> {
     pub(crate) fn new(config: Config, registry: Registry) -> Self {
         let now = Instant::now();
         Core {
+            limits: config.limits(),
+            fanout_blocked: false,
             scratch: vec![0; config.read_buffer_size],
             staging: Vec::new(),
             timers: TimerWheel::new(now, config.timer_tick),
@@ -188,6 +210,11 @@ impl<H: Handler> Core<H> {
         self.shutdown_deadline.is_some()
     }
 
+    /// The limits in force for `conn`.
+    pub(crate) fn limits_of(&self, conn: &Connection<H::State>) -> Limits {
+        conn.limits.as_deref().copied().unwrap_or(self.limits)
+    }
+
     /// Queues `payload` for `id`; it is written this turn.
     ///
     /// Output for the connection whose `data` callback is running, while its
@@ -195,23 +222,31 @@ impl<H: Handler> Core<H> {
     /// from there right after the callback, and only what the socket refuses
     /// is copied into the connection's own queue. The common reply thus costs
     /// no allocation, the way reads land in the shared `scratch` buffer.
+    ///
+    /// Flow control, in order: a write past the hard cap closes the
+    /// connection; reaching the high-water mark marks it backpressured and
+    /// sends at once what the socket takes (write-through), so neither a
+    /// large reply nor a fan-out waits in memory for the end of the turn;
+    /// still above it, a write from another connection's `data` callback
+    /// ends that connection's reading for this turn (`fanout_blocked`).
     pub(crate) fn queue_output(
         &mut self,
         id: ConnId,
         payload: Payload<'_>,
     ) -> Result<(), WriteError> {
-        let max_output = self.config.max_output;
         let staging_for_me = self.current == Some(id);
         let staged = self.staged_len(id);
         let conn = live(&mut self.conns, id).ok_or(WriteError::Gone)?;
         if !conn.state.accepts_output() {
             return Err(WriteError::Gone);
         }
+        let limits = conn.limits.as_deref().copied().unwrap_or(self.limits);
         let len = payload.len();
-        if conn.output.len() + staged + len > max_output {
+        let queued = conn.output.len() + staged + len;
+        if queued > limits.max_output {
             debug!(
                 "conn {id}: {} bytes queued plus {len} would pass the output cap",
-                conn.output.len() + staged
+                queued - len
             );
             self.close_now(id, CloseReason::LimitExceeded(Limit::Output));
             return Err(WriteError::OutputLimit);
@@ -232,7 +267,133 @@ impl<H: Handler> Core<H> {
             }
         }
         self.mark_dirty(id);
+        if queued >= limits.output_high_water {
+            self.write_through(id, limits);
+        }
+        if let Some(soft) = limits.soft_output {
+            self.check_soft_limit(id, soft.bytes, soft.duration);
+        }
         Ok(())
+    }
+
+    /// `id` reached its high-water mark: backpressure it and send what the
+    /// socket takes now. A write from another connection's `data` callback
+    /// that still leaves it above high water blocks the fan-out.
+    fn write_through(&mut self, id: ConnId, limits: Limits) {
+        let Some(conn) = live(&mut self.conns, id) else {
+            return;
+        };
+        if !conn.backpressured {
+            trace!("conn {id}: backpressure on (high water reached)");
+            conn.backpressured = true;
+            self.stats.backpressure_events += 1;
+        }
+        if conn.writable && conn.state.writes_output() {
+            self.stats.write_throughs += 1;
+            self.unstage(id);
+            self.send_queued(id);
+        }
+        let still_high = self
+            .conn(id)
+            .is_some_and(|c| c.output.len() + self.staged_len(id) >= limits.output_high_water);
+        if still_high && self.current.is_some_and(|current| current != id) {
+            self.fanout_blocked = true;
+        }
+    }
+
+    /// Arms or cancels the soft-limit timer of `id` as its queue crosses the
+    /// soft limit.
+    fn check_soft_limit(&mut self, id: ConnId, soft_bytes: usize, after: Duration) {
+        let staged = self.staged_len(id);
+        let deadline = self.now + after;
+        let Some(conn) = live(&mut self.conns, id) else {
+            return;
+        };
+        let above = conn.output.len() + staged > soft_bytes;
+        match (above, conn.soft_limit_timer) {
+            (true, None) => {
+                debug!("conn {id}: above the soft output limit ({soft_bytes} bytes)");
+                let timer = self.timers.insert(deadline, TimerKind::SoftLimit(id));
+                if let Some(conn) = live(&mut self.conns, id) {
+                    conn.soft_limit_timer = Some(timer);
+                }
+            }
+            (false, Some(timer)) => {
+                conn.soft_limit_timer = None;
+                self.timers.cancel(timer);
+            }
+            _ => {}
+        }
+    }
+
+    /// Moves what the running callback staged for `id` out of the shared
+    /// staging buffer: sent at once if the socket is writable, the rest
+    /// copied into the connection's queue (which is empty while bytes are
+    /// staged, so the order holds).
+    pub(crate) fn unstage(&mut self, id: ConnId) {
+        if self.current != Some(id) || self.staging.is_empty() {
+            return;
+        }
+        let mut staged = std::mem::take(&mut self.staging);
+        let mut sent = 0;
+        if let Some(conn) = live(&mut self.conns, id) {
+            if conn.writable && conn.state.writes_output() {
+                let socket = conn.socket.as_ref().expect("open connection has a socket");
+                let result = buffer::send_slice(SockRef::from(socket), &staged)
+                    .map(|n| (n, n == staged.len()));
+                match note_send(&mut self.stats, conn, self.now, result) {
+                    Ok(written) => sent = written,
+                    Err(e) => {
+                        debug!("conn {id}: write failed: {e}");
+                        self.close_now(id, CloseReason::from_io(&e));
+                    }
+                }
+            }
+        }
+        match live(&mut self.conns, id) {
+            Some(conn) => conn.output.push_slice(&staged[sent..]),
+            // Closed during or right after the callback: the bytes will never
+            // be sent, so they leave the gauge with the connection.
+            None => self.stats.queued_output_bytes -= (staged.len() - sent) as u64,
+        }
+        staged.clear();
+        staged.shrink_to(STAGING_RETAINED);
+        self.staging = staged;
+    }
+
+    /// Writes `id`'s queue with one vectored send per attempt, until it is
+    /// empty or the socket refuses more; then lifts backpressure and the
+    /// soft-limit clock if the queue fell low enough. A write error closes
+    /// the connection.
+    pub(crate) fn send_queued(&mut self, id: ConnId) {
+        let Some(conn) = live(&mut self.conns, id) else {
+            return;
+        };
+        if !conn.state.writes_output() {
+            return;
+        }
+        while conn.writable && !conn.output.is_empty() {
+            let socket = conn.socket.as_ref().expect("open connection has a socket");
+            let result = conn.output.send_to(SockRef::from(socket));
+            if let Err(e) = note_send(&mut self.stats, conn, self.now, result) {
+                debug!("conn {id}: write failed: {e}");
+                self.close_now(id, CloseReason::from_io(&e));
+                return;
+            }
+        }
+        let limits = conn.limits.as_deref().copied().unwrap_or(self.limits);
+        // Called from a write-through, the staged bytes were just unstaged.
+        let queued = conn.output.len();
+        if conn.backpressured && queued < limits.output_low_water {
+            trace!("conn {id}: backpressure off ({queued} bytes queued)");
+            conn.backpressured = false;
+            conn.drained_pending = true;
+            conn.offer_pending |= !conn.input.is_empty();
+            self.push_ready(Ready::Conn(id));
+        }
+        if let Some(soft) = limits.soft_output {
+            self.check_soft_limit(id, soft.bytes, soft.duration);
+        }
     }
 
     /// Bytes staged for `id`: those in `staging` if its `data` callback is
@@ -279,24 +440,114 @@ impl<H: Handler> Core<H> {
     /// Stops reading `id` and closes it once its output is written.
     /// Keeps an earlier reason (the peer's FIN) if one was recorded.
     pub(crate) fn close_after_flush(&mut self, id: ConnId, reason: CloseReason) {
+        let linger = self.config.linger_timeout;
         let Some(conn) = self.conn_mut(id) else {
             return;
         };
         match conn.state {
-            ConnState::Open | ConnState::ReadClosed => {
+            ConnState::Open | ConnState::ReadClosed | ConnState::HalfClosing => {
                 conn.close_reason.get_or_insert(reason);
                 conn.set_state(ConnState::Closing, "close after flush");
                 // The flush phase finishes the close even with nothing queued.
                 self.mark_dirty(id);
             }
+            ConnState::HalfClosed => {
+                // Our FIN is out already: only the peer's is awaited.
+                conn.close_reason.get_or_insert(reason);
+                conn.set_state(ConnState::Lingering, "close after FIN sent");
+                let readable = conn.readable;
+                self.arm_state_timer(id, linger, TimerKind::Linger(id));
+                if readable {
+                    self.push_ready(Ready::Conn(id));
+                }
+            }
             ConnState::Connecting if !conn.output.is_empty() => {
                 // Output queued while connecting is owed to the peer: record
                 // the decision and let `finish_connect` close after flushing
                 // once connected (a failed connect still closes at once).
-                conn.close_reason.get_or_insert(reason);
+                conn.after_connect = AfterConnect::CloseAfterFlush(reason);
             }
             ConnState::Connecting => self.close_now(id, reason),
             ConnState::Closing | ConnState::Lingering | ConnState::Closed => {}
+        }
+    }
+
+    /// Shuts down the write side of `id` once its queued output is written
+    /// (FIN), and keeps reading: a half-close.
+    pub(crate) fn shutdown_write(&mut self, id: ConnId) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        match conn.state {
+            ConnState::Open => {
+                conn.set_state(ConnState::HalfClosing, "shutdown write after flush");
+                self.mark_dirty(id);
+            }
+            // The peer is done too: nothing is left but to flush and close.
+            ConnState::ReadClosed => self.close_after_flush(id, CloseReason::ClosedLocally),
+            ConnState::Connecting => {
+                if conn.after_connect == AfterConnect::Open {
+                    conn.after_connect = AfterConnect::ShutdownWrite;
+                }
+            }
+            ConnState::HalfClosing
+            | ConnState::HalfClosed
+            | ConnState::Closing
+            | ConnState::Lingering
+            | ConnState::Closed => {}
+        }
+    }
+
+    /// Closes `id` with a reset: `SO_LINGER` 0 makes `close` send RST and
+    /// drop whatever is unsent, so the peer sees an abort, not a clean end.
+    pub(crate) fn abort(&mut self, id: ConnId) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        let socket = conn.socket.as_ref().expect("open connection has a socket");
+        if let Err(e) = SockRef::from(socket).set_linger(Some(Duration::ZERO)) {
+            debug!("conn {id}: cannot set SO_LINGER 0 for an abort: {e}");
+        }
+        self.close_now(id, CloseReason::Aborted);
+    }
+
+    /// Pauses (`true`) or resumes reading `id`. Resuming offers unconsumed
+    /// input again next turn, and reads on if the socket is readable.
+    pub(crate) fn set_read_paused(&mut self, id: ConnId, paused: bool) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if conn.read_paused == paused {
+            return;
+        }
+        trace!(
+            "conn {id}: reading {}",
+            if paused { "paused" } else { "resumed" }
+        );
+        conn.read_paused = paused;
+        if !paused {
+            conn.offer_pending |= !conn.input.is_empty();
+            self.push_ready(Ready::Conn(id));
+        }
+    }
+
+    /// Offers `id`'s unconsumed input to `data` again next turn, even if no
+    /// new byte arrives.
+    pub(crate) fn wake(&mut self, id: ConnId) {
+        if let Some(conn) = self.conn_mut(id) {
+            conn.offer_pending = true;
+            self.push_ready(Ready::Conn(id));
+        }
+    }
+
+    /// Replaces the limits of `id`. Backpressure and the soft-limit clock
+    /// follow the new marks from the next write or flush on; a queue already
+    /// above a lowered hard cap is not cut, only refused further writes.
+    pub(crate) fn set_limits(&mut self, id: ConnId, limits: Limits) {
+        let same_as_default = limits == self.limits;
+        if let Some(conn) = self.conn_mut(id) {
+            conn.limits = (!same_as_default).then(|| Box::new(limits));
+            self.mark_dirty(id);
         }
     }
 
@@ -314,7 +565,11 @@ impl<H: Handler> Core<H> {
         let queued = conn.output.len() as u64;
         conn.output = Default::default();
         conn.input = Default::default();
-        let timers = [conn.idle_timer.take(), conn.state_timer.take()];
+        let timers = [
+            conn.idle_timer.take(),
+            conn.state_timer.take(),
+            conn.soft_limit_timer.take(),
+        ];
         debug!("conn {id} ({}) closed: {reason}", conn.peer);
         for timer in timers.into_iter().flatten() {
             self.timers.cancel(timer);
@@ -381,5 +636,37 @@ impl<H: Handler> Core<H> {
             let conn = self.conns.remove(slot);
             trace!("conn {}: slot {slot} freed", conn.id);
         }
+    }
+}
+
+/// Books the outcome of one send on `conn`: counters, `last_active`, and
+/// the `writable` flag, which only `WouldBlock` or a short write clears.
+/// Returns the bytes written, or the error that must close the connection.
+pub(crate) fn note_send<S>(
+    stats: &mut Stats,
+    conn: &mut Connection<S>,
+    now: Instant,
+    result: io::Result<(usize, bool)>,
+) -> io::Result<usize> {
+    stats.write_syscalls += 1;
+    match result {
+        Ok((written, complete)) => {
+            stats.bytes_out += written as u64;
+            stats.queued_output_bytes -= written as u64;
+            conn.last_active = now;
+            if !complete {
+                // Short write: the send buffer is full for now.
+                conn.writable = false;
+            }
+            Ok(written)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            conn.writable = false;
+            stats.would_blocks += 1;
+            Ok(0)
+        }
+        // Interrupted before anything was sent: the caller may simply retry.
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+        Err(e) => Err(e),
     }
 }

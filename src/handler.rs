@@ -63,9 +63,19 @@ pub trait Handler: Sized {
 
     /// Input arrived. `input` holds every byte not yet consumed: what earlier
     /// calls left plus what was just read. Returns how many leading bytes were
-    /// consumed; the rest is offered again, with more, on the next call.
+    /// consumed; the rest is kept and offered again:
     ///
-    /// Output written here leaves in one system call after this returns.
+    /// * with more bytes, when more arrive;
+    /// * without new bytes, when the connection's output drains below its
+    ///   low-water mark after reaching high water (so a handler that stops
+    ///   consuming once [`Context::is_backpressured`] says so resumes where
+    ///   it stopped), after [`Context::resume_reading`], and on the turn
+    ///   after [`Context::wake`] (then `input` may be empty);
+    /// * once more when the peer's FIN arrives, before
+    ///   [`read_closed`](Handler::read_closed).
+    ///
+    /// Output written here leaves in one system call after this returns, or
+    /// at once when it reaches the high-water mark.
     fn data(
         &mut self,
         ctx: &mut Context<'_, Self>,
@@ -74,13 +84,27 @@ pub trait Handler: Sized {
         input: &[u8],
     ) -> usize;
 
+    /// `conn`'s queued output fell below its low-water mark after having
+    /// reached its high-water mark: it is taking output again. Runs on the
+    /// turn after the drain, before the connection's unconsumed input is
+    /// offered again. A proxy resumes reading the other side here; a
+    /// handler that produces a large reply piece by piece writes the next
+    /// piece.
+    fn drained(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, state: &mut Self::State) {
+        let _ = (ctx, conn, state);
+    }
+
     /// An outbound connection started by [`Context::connect`] is established.
     fn connected(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, state: &mut Self::State) {
         let _ = (ctx, conn, state);
     }
 
     /// The peer shut down its write side (`read() == 0`); we may still write.
-    /// The default closes once everything queued is written.
+    /// Called after the input left unconsumed was offered once more. The
+    /// default closes once everything queued is written; a proxy passes the
+    /// half-close on with [`Context::shutdown_write`] instead. On a
+    /// connection whose own write side is already shut down, the connection
+    /// ends after this returns.
     fn read_closed(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, state: &mut Self::State) {
         let _ = state;
         ctx.close_after_flush(conn);
@@ -162,7 +186,9 @@ pub struct Fired {
 pub enum WriteError {
     /// The connection is closed (or the id is stale) or no longer sends.
     Gone,
-    /// The write would pass `max_output`; the connection was closed.
+    /// The write would pass the connection's hard output cap
+    /// ([`Limits::max_output`](crate::Limits::max_output)); the connection
+    /// was closed.
     OutputLimit,
 }
 

@@ -18,20 +18,17 @@
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::Instant;
 
 use log::{debug, error, trace, warn};
 use mio::{Interest, Token};
-use socket2::SockRef;
 
-use crate::buffer;
+use crate::connection::AfterConnect;
 use crate::connection::Connection;
 use crate::context::Context;
 use crate::core::{live, Core, Ready, TimerKind};
 use crate::handler::Handler;
 use crate::state::{CloseReason, ConnState, Limit};
-use crate::stats::Stats;
-use crate::token::ConnId;
+use crate::token::{ConnId, ListenerId};
 
 /// `EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM` on Linux: out of descriptors or
 /// kernel memory. Accepting pauses and resumes from a timer.
@@ -93,7 +90,8 @@ impl<H: Handler> Driver<'_, H> {
         result
     }
 
-    /// One step of a connection's life, driven by its readiness flags.
+    /// One step of a connection's life, driven by its readiness flags and
+    /// by what flow control owes it.
     pub(crate) fn drive(&mut self, id: ConnId) {
         let Some(conn) = self.core.conn_mut(id) else {
             return;
@@ -104,10 +102,15 @@ impl<H: Handler> Driver<'_, H> {
                     self.finish_connect(id);
                 }
             }
-            ConnState::Open | ConnState::ReadClosed | ConnState::Closing => {
+            ConnState::Open
+            | ConnState::ReadClosed
+            | ConnState::HalfClosing
+            | ConnState::HalfClosed
+            | ConnState::Closing => {
                 if conn.writable && !conn.output.is_empty() {
                     self.flush(id);
                 }
+                self.resume_input(id);
                 self.read_input(id);
                 self.collect_error(id);
             }
@@ -116,7 +119,32 @@ impl<H: Handler> Driver<'_, H> {
         }
     }
 
-    /// Reads until `WouldBlock`, a short read, backpressure or the budget,
+    /// Flow control let go of `id` (its output drained, or the handler
+    /// resumed or woke it): run `drained`, offer the unconsumed input again,
+    /// and finish a FIN that waited for that input.
+    fn resume_input(&mut self, id: ConnId) {
+        let Some(conn) = self.core.conn_mut(id) else {
+            return;
+        };
+        if std::mem::take(&mut conn.drained_pending) {
+            self.call_with_state(id, "drained", |handler, ctx, state| {
+                handler.drained(ctx, id, state)
+            });
+            self.flush(id);
+        }
+        let Some(conn) = self.core.conn_mut(id) else {
+            return;
+        };
+        if conn.read_closed_pending {
+            conn.offer_pending = false;
+            self.finish_input(id);
+        } else if conn.may_offer() && std::mem::take(&mut conn.offer_pending) {
+            self.deliver(id, &[]);
+            self.flush(id);
+        }
+    }
+
+    /// Reads until `WouldBlock`, a short read, flow control or the budget,
     /// handing each read to the handler and flushing what it wrote.
     fn read_input(&mut self, id: ConnId) {
         let mut scratch = std::mem::take(&mut self.core.scratch);
@@ -130,20 +158,10 @@ impl<H: Handler> Driver<'_, H> {
             let Some(conn) = live(&mut core.conns, id) else {
                 break;
             };
-            if !conn.state.reads_input() || !conn.readable {
-                break;
-            }
-            if conn.output.len() >= core.config.output_high_water {
-                // Backpressure: the peer is not reading what we send, so stop
-                // reading what it sends. No syscall: the connection is skipped
-                // until a flush brings the queue under the low-water mark.
-                if !conn.backpressured {
-                    trace!(
-                        "conn {id}: backpressure on ({} bytes queued)",
-                        conn.output.len()
-                    );
-                    conn.backpressured = true;
-                }
+            // Paused or backpressured: the connection is skipped with no
+            // system call; a drain or `resume_reading` puts it on the ready
+            // queue again, with its `readable` flag intact.
+            if !conn.state.reads_input() || !conn.readable || !conn.may_offer() {
                 break;
             }
             if reads >= budget_reads || bytes >= budget_bytes {
@@ -173,6 +191,17 @@ impl<H: Handler> Driver<'_, H> {
                     core.stats.bytes_in += n as u64;
                     self.deliver(id, &scratch[..n]);
                     self.flush(id);
+                    if std::mem::take(&mut self.core.fanout_blocked) {
+                        // What this read fanned out left another connection
+                        // above high water: read no more this turn, so the
+                        // loop writes to the others before it reads again.
+                        trace!("conn {id}: fan-out above high water, yielding");
+                        self.core.stats.fanout_yields += 1;
+                        if self.core.conn(id).is_some_and(|c| c.readable) {
+                            self.core.push_ready(Ready::Conn(id));
+                        }
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     conn.readable = false;
@@ -197,8 +226,8 @@ impl<H: Handler> Driver<'_, H> {
         self.close_if_idle_in_shutdown(id);
     }
 
-    /// A connection that no longer reads (the peer sent FIN) and has nothing
-    /// to write never makes the system call that would report a reset: the
+    /// A connection that does not read (the peer sent FIN, or flow control
+    /// holds it) never makes the system call that would report a reset: the
     /// peer's RST after its FIN (`EPIPE` in CLOSE_WAIT) went unnoticed and the
     /// connection stayed open for good. When an event reported an error,
     /// fetch it with `SO_ERROR` and close.
@@ -206,23 +235,28 @@ impl<H: Handler> Driver<'_, H> {
         let Some(conn) = self.core.conn_mut(id) else {
             return;
         };
-        if !std::mem::take(&mut conn.error_hint) || conn.state.reads_input() {
+        if !conn.error_hint || (conn.state.reads_input() && conn.may_offer()) {
             return;
         }
+        conn.error_hint = false;
         let socket = conn.socket.as_ref().expect("open connection has a socket");
         if let Ok(Some(e)) | Err(e) = socket.take_error() {
-            debug!("conn {id}: socket error after FIN: {e}");
+            debug!("conn {id}: socket error while not reading: {e}");
             self.core.close_now(id, CloseReason::from_io(&e));
         }
     }
 
     /// Hands `fresh` bytes (plus any leftovers) to the handler and keeps what
-    /// it did not consume.
+    /// it did not consume. With `fresh` empty, offers the leftovers again.
     fn deliver(&mut self, id: ConnId, fresh: &[u8]) {
-        let max_input = self.core.config.max_input;
-        let Some(conn) = self.core.conn_mut(id) else {
+        let core = &mut *self.core;
+        let Some(conn) = live(&mut core.conns, id) else {
             return;
         };
+        let max_input = conn
+            .limits
+            .as_deref()
+            .map_or(core.limits.max_input, |l| l.max_input);
         let mut input = std::mem::take(&mut conn.input);
         let had_leftovers = !input.is_empty();
         if had_leftovers {
@@ -234,11 +268,12 @@ impl<H: Handler> Driver<'_, H> {
             fresh
         };
         self.core.current = Some(id);
+        self.core.fanout_blocked = false;
         let consumed = self.call_with_state(id, "data", |handler, ctx, state| {
             handler.data(ctx, id, state, offered)
         });
+        self.core.unstage(id);
         self.core.current = None;
-        self.send_staged(id);
         let Some(consumed) = consumed else {
             return;
         };
@@ -262,93 +297,93 @@ impl<H: Handler> Driver<'_, H> {
         }
     }
 
-    /// Sends what the handler wrote to its own connection during `data`
-    /// straight from the shared staging buffer; only what the socket refuses
-    /// is copied into the connection's queue, to wait for a writable event.
-    fn send_staged(&mut self, id: ConnId) {
-        let core = &mut *self.core;
-        if core.staging.is_empty() {
-            return;
-        }
-        let mut staged = std::mem::take(&mut core.staging);
-        let mut sent = 0;
-        if let Some(conn) = live(&mut core.conns, id) {
-            // The queue is empty here (bytes are staged only then), so
-            // sending first keeps the order.
-            if conn.writable && conn.state.writes_output() {
-                let socket = conn.socket.as_ref().expect("open connection has a socket");
-                let result = buffer::send_slice(SockRef::from(socket), &staged)
-                    .map(|n| (n, n == staged.len()));
-                match note_send(&mut core.stats, conn, core.now, result) {
-                    Ok(written) => sent = written,
-                    Err(e) => {
-                        debug!("conn {id}: write failed: {e}");
-                        core.close_now(id, CloseReason::from_io(&e));
-                    }
-                }
-            }
-        }
-        match live(&mut core.conns, id) {
-            Some(conn) => conn.output.push_slice(&staged[sent..]),
-            // Closed during or right after the callback: the bytes will never
-            // be sent, so they leave the gauge with the connection.
-            None => core.stats.queued_output_bytes -= (staged.len() - sent) as u64,
-        }
-        staged.clear();
-        core.staging = staged;
-    }
-
-    /// The peer sent FIN: stop reading and let the handler decide.
+    /// The peer sent FIN: no more reads. What it sent before is offered
+    /// once more, then the handler hears of the FIN (`finish_input`).
     fn peer_closed(&mut self, id: ConnId) {
         let Some(conn) = self.core.conn_mut(id) else {
             return;
         };
         conn.readable = false;
         conn.close_reason = Some(CloseReason::PeerClosed);
-        conn.set_state(ConnState::ReadClosed, "peer sent FIN");
+        conn.read_closed_pending = true;
+        if conn.state == ConnState::Open {
+            conn.set_state(ConnState::ReadClosed, "peer sent FIN");
+        }
+        self.finish_input(id);
+    }
+
+    /// After the peer's FIN: offers the unconsumed input until the handler
+    /// takes all of it or makes no progress (a message the FIN cut short),
+    /// then calls `read_closed`. Flow control may hold the offer back; the
+    /// drain or `resume_reading` that lets go of it calls this again.
+    fn finish_input(&mut self, id: ConnId) {
+        loop {
+            let Some(conn) = self.core.conn(id) else {
+                return;
+            };
+            if conn.input.is_empty()
+                || !conn.state.reads_input() && conn.state != ConnState::ReadClosed
+            {
+                break;
+            }
+            if conn.read_paused || conn.backpressured {
+                return;
+            }
+            let before = conn.input.len();
+            self.deliver(id, &[]);
+            self.flush(id);
+            if self.core.conn(id).map_or(true, |c| c.input.len() == before) {
+                break;
+            }
+        }
+        let Some(conn) = self.core.conn_mut(id) else {
+            return;
+        };
+        conn.read_closed_pending = false;
         self.call_with_state(id, "read_closed", |handler, ctx, state| {
             handler.read_closed(ctx, id, state)
         });
+        // A half-closed connection has now ended in both directions.
+        match self.core.conn(id).map(|c| c.state) {
+            Some(ConnState::HalfClosed) => self.core.close_now(id, CloseReason::PeerClosed),
+            Some(ConnState::HalfClosing) => {
+                self.core.close_after_flush(id, CloseReason::PeerClosed)
+            }
+            _ => {}
+        }
         self.flush(id);
     }
 
-    /// Writes queued output with one vectored send per attempt, until the
-    /// queue is empty or the socket refuses more; then applies the
-    /// consequences: backpressure release, finishing a close, shutdown.
+    /// Writes queued output (see `Core::send_queued`), then applies the
+    /// consequences of an empty queue: finishing a close, sending the FIN
+    /// of a half-close, closing an idle connection in a shutdown.
     pub(crate) fn flush(&mut self, id: ConnId) {
-        let core = &mut *self.core;
-        let shutting_down = core.is_shutting_down();
-        let Some(conn) = live(&mut core.conns, id) else {
+        self.core.send_queued(id);
+        let Some(conn) = self.core.conn(id) else {
             return;
         };
-        if !conn.state.writes_output() {
+        if !conn.output.is_empty() {
             return;
         }
-        while conn.writable && !conn.output.is_empty() {
-            let socket = conn.socket.as_ref().expect("open connection has a socket");
-            let result = conn.output.send_to(SockRef::from(socket));
-            if let Err(e) = note_send(&mut core.stats, conn, core.now, result) {
-                debug!("conn {id}: write failed: {e}");
-                core.close_now(id, CloseReason::from_io(&e));
-                return;
-            }
+        match conn.state {
+            ConnState::Closing => self.finish_closing(id),
+            ConnState::HalfClosing => self.send_fin(id),
+            _ if self.core.is_shutting_down() => self.close_if_idle_in_shutdown(id),
+            _ => {}
         }
-        if conn.backpressured && conn.output.len() < core.config.output_low_water {
-            trace!(
-                "conn {id}: backpressure off ({} bytes queued)",
-                conn.output.len()
-            );
-            conn.backpressured = false;
-            if conn.readable {
-                core.push_ready(Ready::Conn(id));
-            }
-        }
-        let conn = live(&mut core.conns, id).expect("still open");
-        if conn.output.is_empty() {
-            if conn.state == ConnState::Closing {
-                self.finish_closing(id);
-            } else if shutting_down {
-                self.close_if_idle_in_shutdown(id);
+    }
+
+    /// A half-close's output is written: send FIN, keep reading.
+    fn send_fin(&mut self, id: ConnId) {
+        let Some(conn) = self.core.conn_mut(id) else {
+            return;
+        };
+        let socket = conn.socket.as_ref().expect("open connection has a socket");
+        match socket.shutdown(std::net::Shutdown::Write) {
+            Ok(()) => conn.set_state(ConnState::HalfClosed, "output flushed, FIN sent"),
+            Err(e) => {
+                debug!("conn {id}: shutdown(Write) failed: {e}");
+                self.core.close_now(id, CloseReason::from_io(&e));
             }
         }
     }
@@ -365,7 +400,14 @@ impl<H: Handler> Driver<'_, H> {
         let Some(conn) = self.core.conn(id) else {
             return;
         };
-        if !matches!(conn.state, ConnState::Open | ConnState::ReadClosed) || !conn.is_idle() {
+        let takes_part = matches!(
+            conn.state,
+            ConnState::Open
+                | ConnState::ReadClosed
+                | ConnState::HalfClosing
+                | ConnState::HalfClosed
+        );
+        if !takes_part || !conn.is_idle() {
             return;
         }
         // Only now, with the transport idle, ask the protocol. The state is
@@ -378,7 +420,9 @@ impl<H: Handler> Driver<'_, H> {
             .map_or(true, |state| handler.is_idle(state))
         {
             self.core.close_after_flush(id, CloseReason::Shutdown);
-            self.finish_closing(id);
+            if self.core.conn(id).map(|c| c.state) == Some(ConnState::Closing) {
+                self.finish_closing(id);
+            }
         }
     }
 
@@ -476,16 +520,19 @@ impl<H: Handler> Driver<'_, H> {
             return;
         }
         conn.set_state(ConnState::Open, "connected");
+        let after_connect = std::mem::replace(&mut conn.after_connect, AfterConnect::Open);
         if let Some(timer) = conn.state_timer.take() {
             self.core.timers.cancel(timer);
         }
         self.call_with_state(id, "connected", |handler, ctx, state| {
             handler.connected(ctx, id, state)
         });
-        // `close_after_flush` while connecting, with output queued, was
-        // deferred until now (see `Core::close_after_flush`).
-        if let Some(reason) = self.core.conn(id).and_then(|c| c.close_reason) {
-            self.core.close_after_flush(id, reason);
+        // A half-close or close asked for while connecting, with output
+        // queued, was deferred until now (see `Core::close_after_flush`).
+        match after_connect {
+            AfterConnect::Open => {}
+            AfterConnect::ShutdownWrite => self.core.shutdown_write(id),
+            AfterConnect::CloseAfterFlush(reason) => self.core.close_after_flush(id, reason),
         }
         self.flush(id);
         self.read_input(id);
@@ -501,7 +548,7 @@ impl<H: Handler> Driver<'_, H> {
                 return;
             };
             match listener.socket.accept() {
-                Ok((socket, peer)) => self.admit(socket, peer),
+                Ok((socket, peer)) => self.admit(index, socket, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e)
                     if matches!(
@@ -532,7 +579,7 @@ impl<H: Handler> Driver<'_, H> {
     }
 
     /// Takes in one accepted socket, or turns it away over the limit.
-    fn admit(&mut self, mut socket: mio::net::TcpStream, peer: SocketAddr) {
+    fn admit(&mut self, listener: usize, mut socket: mio::net::TcpStream, peer: SocketAddr) {
         let core = &mut *self.core;
         core.stats.accepted += 1;
         if core.stats.open_connections as usize >= core.config.max_connections {
@@ -561,7 +608,8 @@ impl<H: Handler> Driver<'_, H> {
             index: slot as u32,
             generation: core.new_generation(),
         };
-        let conn = Connection::new(id, socket, peer, ConnState::Open, core.now, None);
+        let mut conn = Connection::new(id, socket, peer, ConnState::Open, core.now, None);
+        conn.listener = Some(ListenerId(listener));
         core.conns.insert(conn);
         core.stats.open_connections += 1;
         trace!("conn {id}: accepted from {peer} -> Open");
@@ -619,38 +667,6 @@ impl<H: Handler> Driver<'_, H> {
                 self.core.dirty.clear();
             }
         }
-    }
-}
-
-/// Books the outcome of one send on `conn`: counters, `last_active`, and
-/// the `writable` flag, which only `WouldBlock` or a short write clears.
-/// Returns the bytes written, or the error that must close the connection.
-fn note_send<S>(
-    stats: &mut Stats,
-    conn: &mut Connection<S>,
-    now: Instant,
-    result: io::Result<(usize, bool)>,
-) -> io::Result<usize> {
-    stats.write_syscalls += 1;
-    match result {
-        Ok((written, complete)) => {
-            stats.bytes_out += written as u64;
-            stats.queued_output_bytes -= written as u64;
-            conn.last_active = now;
-            if !complete {
-                // Short write: the send buffer is full for now.
-                conn.writable = false;
-            }
-            Ok(written)
-        }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            conn.writable = false;
-            stats.would_blocks += 1;
-            Ok(0)
-        }
-        // Interrupted before anything was sent: the caller may simply retry.
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
-        Err(e) => Err(e),
     }
 }
 

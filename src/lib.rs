@@ -45,6 +45,7 @@
 //! | `state` | the state machine and close reasons |
 //! | `connection` | one connection's record in the slab |
 //! | `buffer` | input leftovers and the vectored output queue |
+//! | `limits` | per-connection limits: input cap, output water marks, hard and soft output caps |
 //! | [`codec`] | framing for handlers: lines and length-prefixed frames, no allocation from declared lengths |
 //! | `timer` | the hashed timing wheel |
 //! | `listener` | socket2 listeners and outbound connects |
@@ -70,6 +71,7 @@ mod core;
 mod handle;
 mod handler;
 mod io;
+mod limits;
 mod listener;
 mod reactor;
 mod state;
@@ -81,9 +83,11 @@ pub use crate::config::{descriptor_limit, Config, ConfigError, RESERVED_DESCRIPT
 pub use crate::context::Context;
 pub use crate::handle::Handle;
 pub use crate::handler::{Fired, Handler, WriteError};
+pub use crate::limits::{Limits, LimitsError, SoftLimit};
 pub use crate::reactor::Reactor;
 pub use crate::state::{CloseReason, ConnState, Limit};
 pub use crate::stats::Stats;
 pub use crate::timer::TimerId;
 pub use crate::token::{ConnId, ListenerId, SourceId, MAX_CONNECTIONS};
 pub use mio::{event::Event, Interest};
+pub use socket2::SockRef;

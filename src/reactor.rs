@@ -408,6 +408,22 @@ fn fire_timer<H: Handler>(
                 driver.core.close_now(id, reason);
             }
         }
+        TimerKind::SoftLimit(id) => {
+            let Some(conn) = driver.core.conn_mut(id) else {
+                return;
+            };
+            conn.soft_limit_timer = None;
+            let limits = driver.core.limits_of(driver.core.conn(id).expect("live"));
+            let queued = driver.core.conn(id).map_or(0, |c| c.output.len());
+            // The timer is cancelled when the queue falls back under the
+            // soft limit, so firing means it stayed above for the duration.
+            if limits.soft_output.is_some_and(|soft| queued > soft.bytes) {
+                debug!("conn {id}: {queued} bytes queued, above the soft limit for too long");
+                driver
+                    .core
+                    .close_now(id, CloseReason::LimitExceeded(crate::state::Limit::Output));
+            }
+        }
         TimerKind::AcceptRetry => {
             debug!("retrying accept");
             driver.core.accept_paused = false;

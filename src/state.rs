@@ -8,17 +8,26 @@
 //! connection can have.
 //!
 //! ```text
-//!  Connecting ──connected──▶ Open ──peer FIN──▶ ReadClosed
-//!      │                      │  ╲                  │
-//!      │                      │   close_after_flush │ close_after_flush
+//!                      shutdown_write          flushed, FIN sent
+//!                   ┌──────────────▶ HalfClosing ──────────▶ HalfClosed
+//!                   │                    │ peer FIN             │ peer FIN ─────────────▶ Closed
+//!                   │                    ▼                      │ close_after_flush
+//!  Connecting ──connected──▶ Open ──peer FIN──▶ ReadClosed      ▼
+//!      │                      │  ╲                  │       Lingering
+//!      │                      │   close_after_flush │ close_after_flush, shutdown_write
 //!      │                      │         ▼           ▼
 //!      │                      │       Closing ──flushed, peer FIN seen──▶ Closed
 //!      │                      │         │
 //!      │                      │   flushed, shutdown(Write)
 //!      │                      │         ▼
 //!      │                      │     Lingering ──peer FIN or linger timeout──▶ Closed
-//!      └──────────────────────┴──── error, reset, timeout, limit, close ───▶ Closed
+//!      └──────────────────────┴──── error, reset, timeout, limit, close, abort ───▶ Closed
 //! ```
+//!
+//! Beside the state, flow control can hold a connection that reads input
+//! (`Open`, `HalfClosing`, `HalfClosed`): its handler paused reading, or its
+//! queued output is above the high-water mark. Neither changes the state;
+//! both only stop reads and the offering of input (see `io.rs`).
 
 use std::fmt;
 use std::io;
@@ -32,6 +41,12 @@ pub enum ConnState {
     Open,
     /// The peer sent FIN (`read() == 0`); we may still write.
     ReadClosed,
+    /// The handler shut down our write side (`Context::shutdown_write`):
+    /// queued output is written, then FIN is sent. Input is still read.
+    HalfClosing,
+    /// Our FIN is sent; input is still read and handed to the handler
+    /// until the peer's FIN, which ends the connection.
+    HalfClosed,
     /// Closing after flush: no more input is read; queued output is written,
     /// then the write side is shut down.
     Closing,
@@ -57,27 +72,37 @@ impl ConnState {
             (Connecting, Open)
                 | (Open, ReadClosed)
                 | (Open, Closing)
+                | (Open, HalfClosing)
                 | (ReadClosed, Closing)
+                | (HalfClosing, HalfClosed)
+                | (HalfClosing, Closing)
+                | (HalfClosed, Lingering)
                 | (Closing, Lingering)
-                | (Connecting | Open | ReadClosed | Closing | Lingering, Closed)
+                | (
+                    Connecting | Open | ReadClosed | HalfClosing | HalfClosed | Closing | Lingering,
+                    Closed
+                )
         )
     }
 
     /// Whether input from the socket is read and handed to the handler.
     pub fn reads_input(self) -> bool {
-        self == ConnState::Open
+        matches!(
+            self,
+            ConnState::Open | ConnState::HalfClosing | ConnState::HalfClosed
+        )
     }
 
     /// Whether queued output may be written to the socket.
     pub fn writes_output(self) -> bool {
         matches!(
             self,
-            ConnState::Open | ConnState::ReadClosed | ConnState::Closing
+            ConnState::Open | ConnState::ReadClosed | ConnState::HalfClosing | ConnState::Closing
         )
     }
 
     /// Whether the handler may still queue output (queued while connecting,
-    /// it is written once connected).
+    /// it is written once connected). Not after `shutdown_write`.
     pub fn accepts_output(self) -> bool {
         matches!(
             self,
@@ -119,11 +144,14 @@ pub enum CloseReason {
     ConnectTimeout,
     /// A handler callback for this connection panicked.
     HandlerPanic,
+    /// The handler aborted it (`Context::abort`): closed with a reset
+    /// (`SO_LINGER` 0), queued output dropped.
+    Aborted,
 }
 
 impl CloseReason {
     /// Number of distinct reasons, ignoring payloads.
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 11;
 
     /// A dense index for counters, ignoring payloads.
     pub fn index(self) -> usize {
@@ -138,6 +166,7 @@ impl CloseReason {
             CloseReason::ConnectFailed(_) => 7,
             CloseReason::ConnectTimeout => 8,
             CloseReason::HandlerPanic => 9,
+            CloseReason::Aborted => 10,
         }
     }
 
@@ -166,6 +195,7 @@ impl fmt::Display for CloseReason {
             CloseReason::ConnectFailed(kind) => write!(f, "connect failed: {kind}"),
             CloseReason::ConnectTimeout => write!(f, "connect timed out"),
             CloseReason::HandlerPanic => write!(f, "handler panicked"),
+            CloseReason::Aborted => write!(f, "aborted with a reset"),
         }
     }
 }
@@ -175,7 +205,16 @@ mod tests {
     use super::ConnState::*;
     use super::*;
 
-    const ALL: [ConnState; 6] = [Connecting, Open, ReadClosed, Closing, Lingering, Closed];
+    const ALL: [ConnState; 8] = [
+        Connecting,
+        Open,
+        ReadClosed,
+        HalfClosing,
+        HalfClosed,
+        Closing,
+        Lingering,
+        Closed,
+    ];
 
     #[test]
     fn transition_table_is_exactly_the_documented_one() {
@@ -190,10 +229,16 @@ mod tests {
                 (Connecting, Open),
                 (Connecting, Closed),
                 (Open, ReadClosed),
+                (Open, HalfClosing),
                 (Open, Closing),
                 (Open, Closed),
                 (ReadClosed, Closing),
                 (ReadClosed, Closed),
+                (HalfClosing, HalfClosed),
+                (HalfClosing, Closing),
+                (HalfClosing, Closed),
+                (HalfClosed, Lingering),
+                (HalfClosed, Closed),
                 (Closing, Lingering),
                 (Closing, Closed),
                 (Lingering, Closed),
@@ -214,6 +259,7 @@ mod tests {
             CloseReason::ConnectFailed(io::ErrorKind::ConnectionRefused),
             CloseReason::ConnectTimeout,
             CloseReason::HandlerPanic,
+            CloseReason::Aborted,
         ];
         let mut seen: Vec<usize> = reasons.iter().map(|r| r.index()).collect();
         seen.sort();

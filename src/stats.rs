@@ -37,6 +37,15 @@ pub struct Stats {
     /// Times a connection or listener used up its per-turn budget and was
     /// put on the ready queue for the next turn.
     pub budget_yields: u64,
+    /// Times a connection's queued output reached its high-water mark
+    /// (it was then backpressured until it fell below low water).
+    pub backpressure_events: u64,
+    /// Sends made at once because a write took a queue to its high-water
+    /// mark, instead of waiting for the end of the callback or the turn.
+    pub write_throughs: u64,
+    /// Times a connection stopped reading for the rest of its turn because
+    /// its input, fanned out to others, left one of them above high water.
+    pub fanout_yields: u64,
     /// Events dropped because their connection closed earlier in the batch.
     pub stale_events: u64,
     /// Handler callbacks that panicked (each closed its connection, if any).

@@ -120,8 +120,8 @@ impl Handler for Lab {
 
 fn small_buffers() -> Config {
     Config {
-        output_high_water: 64 * 1024,
-        output_low_water: 16 * 1024,
+        output_high_water: Some(64 * 1024),
+        output_low_water: Some(16 * 1024),
         max_output: 1024 * 1024,
         ..Config::default()
     }
@@ -134,7 +134,7 @@ fn small_buffers() -> Config {
 fn slow_reader_pauses_reading_and_resumes_after_draining() {
     const LIMIT: usize = 64 * 1024 * 1024;
     let config = small_buffers();
-    let (high_water, max_output) = (config.output_high_water, config.max_output);
+    let (high_water, max_output) = (config.limits().output_high_water, config.max_output);
     let lab = Lab::new(Mode::Echo);
     let (closes, max_queued) = (Arc::clone(&lab.closes), Arc::clone(&lab.max_queued));
     let server = common::start(lab, config);
@@ -211,8 +211,8 @@ fn slow_reader_pauses_reading_and_resumes_after_draining() {
 #[test]
 fn output_cap_closes_a_connection_that_never_reads() {
     let config = Config {
-        output_high_water: 64 * 1024,
-        output_low_water: 16 * 1024,
+        output_high_water: Some(64 * 1024),
+        output_low_water: Some(16 * 1024),
         max_output: 256 * 1024,
         ..Config::default()
     };
