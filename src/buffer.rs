@@ -16,6 +16,10 @@ use socket2::SockRef;
 /// Small chunks are copied into the tail chunk up to this size, so many tiny
 /// replies do not become many iovecs.
 const COALESCE_LIMIT: usize = 16 * 1024;
+/// Capacity an input buffer may keep once the large message that grew it
+/// is consumed; beyond this the leftovers move to a smaller allocation, so
+/// one 10 MB request does not pin 10 MB for the connection's life.
+const INPUT_RETAINED: usize = 64 * 1024;
 /// Most chunks handed to one `sendmsg` (Linux allows 1024).
 const MAX_IOVECS: usize = 64;
 /// `MSG_NOSIGNAL` (Linux): a send to a peer that reset fails with `EPIPE`
@@ -59,11 +63,19 @@ impl InputBuffer {
         self.bytes.extend_from_slice(data);
     }
 
-    /// Marks `n` leading bytes consumed; frees the allocation once empty.
+    /// Marks `n` leading bytes consumed; frees the allocation once empty,
+    /// and gives back most of it once what is left is small beside it.
     pub(crate) fn consume(&mut self, n: usize) {
         self.start += n.min(self.len());
         if self.start == self.bytes.len() {
             *self = InputBuffer::default();
+        } else if self.bytes.capacity() > INPUT_RETAINED && self.len() * 4 <= self.bytes.capacity()
+        {
+            // Copies at most a quarter of the capacity, so a pipeline of
+            // large messages consumed one by one stays linear.
+            self.bytes.drain(..self.start);
+            self.start = 0;
+            self.bytes.shrink_to(INPUT_RETAINED);
         }
     }
 
@@ -200,6 +212,16 @@ mod tests {
         input.consume(6);
         assert!(input.is_empty());
         assert_eq!(input.capacity(), 0);
+    }
+
+    #[test]
+    fn input_gives_back_a_large_message_s_memory() {
+        let mut input = InputBuffer::default();
+        input.extend(&vec![b'x'; 10 << 20]);
+        input.extend(b"next");
+        input.consume(10 << 20);
+        assert_eq!(input.unconsumed(), b"next");
+        assert!(input.capacity() <= INPUT_RETAINED, "{}", input.capacity());
     }
 
     #[test]
