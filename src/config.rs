@@ -58,6 +58,13 @@ pub struct Config {
     /// Soft cap on queued output, enforced over time (Redis's
     /// `client-output-buffer-limit` soft limit). `None`: none.
     pub soft_output: Option<SoftLimit>,
+    /// Fan-out hold: a connection whose input, fanned out, left another
+    /// connection above its high-water mark is not read again until that
+    /// one drains below it, or for at most this long. A target that took no
+    /// bytes for this long (a reader that stopped) no longer holds anyone,
+    /// so a stuck reader slows the others at most once by this much, while
+    /// readers that keep up are never outrun. Always > 0.
+    pub fanout_hold: Duration,
     /// Idle timeout given to every new connection (`None`: never).
     pub idle_timeout: Option<Duration>,
     /// How long a connection closed after flushing waits for the peer's FIN
@@ -91,6 +98,7 @@ impl Default for Config {
             output_low_water: None,
             max_output: 4 * 1024 * 1024,
             soft_output: None,
+            fanout_hold: Duration::from_millis(50),
             idle_timeout: None,
             linger_timeout: Duration::from_secs(2),
             accept_retry_delay: Duration::from_millis(100),
@@ -142,6 +150,9 @@ impl Config {
             }
         }
         self.limits().validate().map_err(|e| ConfigError(e.0))?;
+        if self.fanout_hold.is_zero() {
+            return Err(ConfigError("fanout_hold must be greater than zero".into()));
+        }
         if self.timer_tick.is_zero() {
             return Err(ConfigError("timer_tick must be greater than zero".into()));
         }

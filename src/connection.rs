@@ -90,6 +90,14 @@ pub(crate) struct Connection<S> {
     pub(crate) output: OutputQueue,
     /// Turn clock at the last read or write progress.
     pub(crate) last_active: Instant,
+    /// Turn clock when the socket last took output bytes (or when the
+    /// connection opened): a target that took nothing for `fanout_hold`
+    /// is stalled and holds no fan-out.
+    pub(crate) last_sent: Instant,
+    /// Reading is held because this connection's fan-out left a draining
+    /// connection above high water. Invariant: set exactly while the id is
+    /// in `Core::fanout_held`.
+    pub(crate) fanout_held: bool,
     /// Idle limit; `None`: none.
     pub(crate) idle_timeout: Option<Duration>,
     /// The armed idle timer. Invariant: `Some` only if `idle_timeout` is.
@@ -136,6 +144,8 @@ impl<S> Connection<S> {
             input: InputBuffer::default(),
             output: OutputQueue::default(),
             last_active: now,
+            last_sent: now,
+            fanout_held: false,
             idle_timeout: None,
             idle_timer: None,
             state_timer: None,
@@ -169,11 +179,13 @@ impl<S> Connection<S> {
 
     /// Whether unconsumed input may be offered to `data` now: the
     /// connection still takes input (it reads, or the peer's FIN was just
-    /// read) and neither the handler nor backpressure holds it back.
+    /// read) and neither the handler, backpressure nor a fan-out hold
+    /// holds it back.
     pub(crate) fn may_offer(&self) -> bool {
         (self.state.reads_input() || self.state == ConnState::ReadClosed)
             && !self.read_paused
             && !self.backpressured
+            && !self.fanout_held
     }
 }
 

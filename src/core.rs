@@ -68,6 +68,8 @@ pub(crate) enum TimerKind {
     Linger(ConnId),
     /// Queued output stayed above the soft limit for its duration.
     SoftLimit(ConnId),
+    /// Connections held by their fan-out have waited long enough.
+    FanoutHold,
     /// Accepting paused after `EMFILE`; try again.
     AcceptRetry,
     /// The graceful shutdown's deadline: force-close what remains.
@@ -107,10 +109,17 @@ pub(crate) struct Core<H: Handler> {
     /// that has no limits of its own.
     pub(crate) limits: Limits,
     /// Set when a write from the running `data` callback left another
-    /// connection above its high-water mark: the reading connection yields
-    /// the rest of its turn so the loop can flush before it reads more (the
-    /// fan-out budget). Cleared by the read loop after each callback.
+    /// connection, one still taking bytes, above its high-water mark: the
+    /// reading connection is then held (`fanout_held`). Cleared before each
+    /// `data` callback.
     pub(crate) fanout_blocked: bool,
+    /// Connections held by their fan-out, released together when any
+    /// connection drains below its high-water mark or when the hold timer
+    /// fires. Entries may be stale (closed connections).
+    pub(crate) fanout_held: Vec<ConnId>,
+    /// Whether a `TimerKind::FanoutHold` is armed. Invariant: armed
+    /// whenever `fanout_held` is not empty.
+    pub(crate) fanout_timer_armed: bool,
     /// Registers sockets with the poll instance.
     pub(crate) registry: Registry,
     /// Connections, keyed by token. Closed ones stay until the turn's end so
@@ -165,6 +174,8 @@ impl<H: Handler> Core<H> {
         Core {
             limits: config.limits(),
             fanout_blocked: false,
+            fanout_held: Vec::new(),
+            fanout_timer_armed: false,
             scratch: vec![0; config.read_buffer_size],
             staging: Vec::new(),
             timers: TimerWheel::new(now, config.timer_tick),
@@ -229,6 +240,7 @@ impl<H: Handler> Core<H> {
     /// large reply nor a fan-out waits in memory for the end of the turn;
     /// still above it, a write from another connection's `data` callback
     /// ends that connection's reading for this turn (`fanout_blocked`).
+    #[inline]
     pub(crate) fn queue_output(
         &mut self,
         id: ConnId,
@@ -240,10 +252,15 @@ impl<H: Handler> Core<H> {
         if !conn.state.accepts_output() {
             return Err(WriteError::Gone);
         }
-        let limits = conn.limits.as_deref().copied().unwrap_or(self.limits);
+        let limits = conn.limits.as_deref().unwrap_or(&self.limits);
+        let (max_output, high_water, soft) = (
+            limits.max_output,
+            limits.output_high_water,
+            limits.soft_output.is_some(),
+        );
         let len = payload.len();
         let queued = conn.output.len() + staged + len;
-        if queued > limits.max_output {
+        if queued > max_output {
             debug!(
                 "conn {id}: {} bytes queued plus {len} would pass the output cap",
                 queued - len
@@ -267,11 +284,11 @@ impl<H: Handler> Core<H> {
             }
         }
         self.mark_dirty(id);
-        if queued >= limits.output_high_water {
-            self.write_through(id, limits);
+        if queued >= high_water {
+            self.write_through(id, high_water);
         }
-        if let Some(soft) = limits.soft_output {
-            self.check_soft_limit(id, soft.bytes, soft.duration);
+        if soft {
+            self.check_soft_limit(id);
         }
         Ok(())
     }
@@ -279,7 +296,7 @@ impl<H: Handler> Core<H> {
     /// `id` reached its high-water mark: backpressure it and send what the
     /// socket takes now. A write from another connection's `data` callback
     /// that still leaves it above high water blocks the fan-out.
-    fn write_through(&mut self, id: ConnId, limits: Limits) {
+    fn write_through(&mut self, id: ConnId, high_water: usize) {
         let Some(conn) = live(&mut self.conns, id) else {
             return;
         };
@@ -293,22 +310,31 @@ impl<H: Handler> Core<H> {
             self.unstage(id);
             self.send_queued(id);
         }
-        let still_high = self
-            .conn(id)
-            .is_some_and(|c| c.output.len() + self.staged_len(id) >= limits.output_high_water);
-        if still_high && self.current.is_some_and(|current| current != id) {
+        // A target that took no bytes for `fanout_hold` has stalled (its
+        // reader stopped): it must not hold the others, its limits deal
+        // with it.
+        let stall = self.config.fanout_hold;
+        let holds = self.conn(id).is_some_and(|c| {
+            c.output.len() + self.staged_len(id) >= high_water
+                && self.now.saturating_duration_since(c.last_sent) < stall
+        });
+        if holds && self.current.is_some_and(|current| current != id) {
             self.fanout_blocked = true;
         }
     }
 
     /// Arms or cancels the soft-limit timer of `id` as its queue crosses the
     /// soft limit.
-    fn check_soft_limit(&mut self, id: ConnId, soft_bytes: usize, after: Duration) {
+    fn check_soft_limit(&mut self, id: ConnId) {
         let staged = self.staged_len(id);
-        let deadline = self.now + after;
         let Some(conn) = live(&mut self.conns, id) else {
             return;
         };
+        let limits = conn.limits.as_deref().unwrap_or(&self.limits);
+        let Some(soft) = limits.soft_output else {
+            return;
+        };
+        let (soft_bytes, deadline) = (soft.bytes, self.now + soft.duration);
         let above = conn.output.len() + staged > soft_bytes;
         match (above, conn.soft_limit_timer) {
             (true, None) => {
@@ -330,10 +356,15 @@ impl<H: Handler> Core<H> {
     /// staging buffer: sent at once if the socket is writable, the rest
     /// copied into the connection's queue (which is empty while bytes are
     /// staged, so the order holds).
+    #[inline]
     pub(crate) fn unstage(&mut self, id: ConnId) {
-        if self.current != Some(id) || self.staging.is_empty() {
-            return;
+        if self.current == Some(id) && !self.staging.is_empty() {
+            self.unstage_now(id);
         }
+    }
+
+    /// The work of [`Core::unstage`], out of line.
+    fn unstage_now(&mut self, id: ConnId) {
         let mut staged = std::mem::take(&mut self.staging);
         let mut sent = 0;
         if let Some(conn) = live(&mut self.conns, id) {
@@ -350,14 +381,18 @@ impl<H: Handler> Core<H> {
                 }
             }
         }
-        match live(&mut self.conns, id) {
-            Some(conn) => conn.output.push_slice(&staged[sent..]),
-            // Closed during or right after the callback: the bytes will never
-            // be sent, so they leave the gauge with the connection.
-            None => self.stats.queued_output_bytes -= (staged.len() - sent) as u64,
+        if sent < staged.len() {
+            match live(&mut self.conns, id) {
+                Some(conn) => conn.output.push_slice(&staged[sent..]),
+                // Closed during or right after the callback: the bytes will
+                // never be sent, so they leave the gauge with the connection.
+                None => self.stats.queued_output_bytes -= (staged.len() - sent) as u64,
+            }
         }
         staged.clear();
-        staged.shrink_to(STAGING_RETAINED);
+        if staged.capacity() > STAGING_RETAINED {
+            staged.shrink_to(STAGING_RETAINED);
+        }
         self.staging = staged;
     }
 
@@ -381,7 +416,17 @@ impl<H: Handler> Core<H> {
                 return;
             }
         }
+        // The common case, checked first: nothing to lift.
+        if !conn.backpressured && conn.soft_limit_timer.is_none() {
+            return;
+        }
         let limits = conn.limits.as_deref().copied().unwrap_or(self.limits);
+        if conn.output.len() < limits.output_high_water && !self.fanout_held.is_empty() {
+            self.release_fanout_held();
+        }
+        let Some(conn) = live(&mut self.conns, id) else {
+            return;
+        };
         // Called from a write-through, the staged bytes were just unstaged.
         let queued = conn.output.len();
         if conn.backpressured && queued < limits.output_low_water {
@@ -391,8 +436,37 @@ impl<H: Handler> Core<H> {
             conn.offer_pending |= !conn.input.is_empty();
             self.push_ready(Ready::Conn(id));
         }
-        if let Some(soft) = limits.soft_output {
-            self.check_soft_limit(id, soft.bytes, soft.duration);
+        if limits.soft_output.is_some() {
+            self.check_soft_limit(id);
+        }
+    }
+
+    /// Holds `id`'s reading: its fan-out left a draining connection above
+    /// high water. Released by `release_fanout_held`.
+    pub(crate) fn hold_for_fanout(&mut self, id: ConnId) {
+        let hold = self.config.fanout_hold;
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if !conn.fanout_held {
+            conn.fanout_held = true;
+            self.fanout_held.push(id);
+        }
+        if !self.fanout_timer_armed {
+            self.fanout_timer_armed = true;
+            self.timers.insert(self.now + hold, TimerKind::FanoutHold);
+        }
+    }
+
+    /// Lets every connection held by its fan-out read again (next turn):
+    /// some connection drained below high water, or the hold timed out.
+    pub(crate) fn release_fanout_held(&mut self) {
+        for id in std::mem::take(&mut self.fanout_held) {
+            if let Some(conn) = self.conn_mut(id) {
+                conn.fanout_held = false;
+                conn.offer_pending |= !conn.input.is_empty();
+                self.push_ready(Ready::Conn(id));
+            }
         }
     }
 
@@ -654,6 +728,9 @@ pub(crate) fn note_send<S>(
             stats.bytes_out += written as u64;
             stats.queued_output_bytes -= written as u64;
             conn.last_active = now;
+            if written > 0 {
+                conn.last_sent = now;
+            }
             if !complete {
                 // Short write: the send buffer is full for now.
                 conn.writable = false;

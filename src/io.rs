@@ -107,10 +107,15 @@ impl<H: Handler> Driver<'_, H> {
             | ConnState::HalfClosing
             | ConnState::HalfClosed
             | ConnState::Closing => {
+                // A flush below that lets go of backpressure queues the
+                // connection for the next turn, so the flags read now do.
+                let owed = conn.drained_pending || conn.offer_pending || conn.read_closed_pending;
                 if conn.writable && !conn.output.is_empty() {
                     self.flush(id);
                 }
-                self.resume_input(id);
+                if owed {
+                    self.resume_input(id);
+                }
                 self.read_input(id);
                 self.collect_error(id);
             }
@@ -192,14 +197,13 @@ impl<H: Handler> Driver<'_, H> {
                     self.deliver(id, &scratch[..n]);
                     self.flush(id);
                     if std::mem::take(&mut self.core.fanout_blocked) {
-                        // What this read fanned out left another connection
-                        // above high water: read no more this turn, so the
-                        // loop writes to the others before it reads again.
-                        trace!("conn {id}: fan-out above high water, yielding");
+                        // What this read fanned out left a connection that
+                        // is still taking bytes above high water: read no
+                        // more until it drains, so a reader that keeps up is
+                        // never outrun (bounded by `Config::fanout_hold`).
+                        trace!("conn {id}: fan-out above high water, holding");
                         self.core.stats.fanout_yields += 1;
-                        if self.core.conn(id).is_some_and(|c| c.readable) {
-                            self.core.push_ready(Ready::Conn(id));
-                        }
+                        self.core.hold_for_fanout(id);
                         break;
                     }
                 }
@@ -223,7 +227,9 @@ impl<H: Handler> Driver<'_, H> {
         // (there is nothing left to write) would notice. Without this check
         // a shutdown left such a connection open until its deadline
         // (tests/shutdown.rs, drained read during shutdown).
-        self.close_if_idle_in_shutdown(id);
+        if self.core.is_shutting_down() {
+            self.close_if_idle_in_shutdown(id);
+        }
     }
 
     /// A connection that does not read (the peer sent FIN, or flow control
@@ -248,15 +254,11 @@ impl<H: Handler> Driver<'_, H> {
 
     /// Hands `fresh` bytes (plus any leftovers) to the handler and keeps what
     /// it did not consume. With `fresh` empty, offers the leftovers again.
+    #[inline]
     fn deliver(&mut self, id: ConnId, fresh: &[u8]) {
-        let core = &mut *self.core;
-        let Some(conn) = live(&mut core.conns, id) else {
+        let Some(conn) = self.core.conn_mut(id) else {
             return;
         };
-        let max_input = conn
-            .limits
-            .as_deref()
-            .map_or(core.limits.max_input, |l| l.max_input);
         let mut input = std::mem::take(&mut conn.input);
         let had_leftovers = !input.is_empty();
         if had_leftovers {
@@ -283,11 +285,14 @@ impl<H: Handler> Driver<'_, H> {
         } else if consumed < fresh.len() {
             input.extend(&fresh[consumed..]);
         }
-        let Some(conn) = self.core.conn_mut(id) else {
+        let core = &mut *self.core;
+        let Some(conn) = live(&mut core.conns, id) else {
             return;
         };
         conn.input = input;
-        if conn.input.len() > max_input {
+        let over_cap = !conn.input.is_empty()
+            && conn.input.len() > conn.limits.as_deref().unwrap_or(&core.limits).max_input;
+        if over_cap {
             debug!(
                 "conn {id}: {} unconsumed input bytes pass the input cap",
                 conn.input.len()
@@ -358,7 +363,16 @@ impl<H: Handler> Driver<'_, H> {
     /// consequences of an empty queue: finishing a close, sending the FIN
     /// of a half-close, closing an idle connection in a shutdown.
     pub(crate) fn flush(&mut self, id: ConnId) {
-        self.core.send_queued(id);
+        let Some(conn) = self.core.conn(id) else {
+            return;
+        };
+        // Sending, or lifting backpressure or the soft-limit clock, is owed.
+        if (conn.writable && !conn.output.is_empty())
+            || conn.backpressured
+            || conn.soft_limit_timer.is_some()
+        {
+            self.core.send_queued(id);
+        }
         let Some(conn) = self.core.conn(id) else {
             return;
         };

@@ -43,8 +43,9 @@ pub struct Stats {
     /// Sends made at once because a write took a queue to its high-water
     /// mark, instead of waiting for the end of the callback or the turn.
     pub write_throughs: u64,
-    /// Times a connection stopped reading for the rest of its turn because
-    /// its input, fanned out to others, left one of them above high water.
+    /// Times a connection stopped reading (held until a drain, at most
+    /// `Config::fanout_hold`) because its input, fanned out to others, left
+    /// one still taking bytes above high water.
     pub fanout_yields: u64,
     /// Events dropped because their connection closed earlier in the batch.
     pub stale_events: u64,

@@ -421,15 +421,20 @@ fn the_soft_limit_closes_only_after_its_time() {
     assert_eq!(closes(&log).len(), 1, "the reader was closed too");
 }
 
-/// Every input is written 4 times to each of four other connections (one
-/// 64 KiB read becomes 256 KiB per reader, high water in one callback)
-/// with the default hard cap of 4 MiB: readers that keep up get every byte
-/// in order; one that never reads is cut off and slows nobody.
+/// Every input is written 8 times to each of four other connections (one
+/// 64 KiB read becomes 512 KiB per reader, twice high water in one
+/// callback) with a hard cap of 2 MiB: readers that keep up get every byte
+/// in order, however slow their thread is next to the loop (the fan-out
+/// hold waits for them); one that never reads is cut off and holds nobody
+/// for long.
 #[test]
 fn fan_out_reaches_every_reader_that_keeps_up() {
     const TOTAL: usize = 8 * 1024 * 1024;
-    const FANOUT: usize = 4;
-    let config = Config::default();
+    const FANOUT: usize = 8;
+    let config = Config {
+        max_output: 2 * 1024 * 1024,
+        ..Config::default()
+    };
     let (server, log) = start(Mode::Broadcast { fanout: FANOUT }, config);
     let readers: Vec<_> = (0..3)
         .map(|_| {
