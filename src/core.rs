@@ -525,6 +525,10 @@ impl<H: Handler> Core<H> {
                 // The flush phase finishes the close even with nothing queued.
                 self.mark_dirty(id);
             }
+            ConnState::HalfClosed if conn.close_reason == Some(CloseReason::PeerClosed) => {
+                // Both FINs are out (the default `read_closed` lands here).
+                self.close_now(id, CloseReason::PeerClosed);
+            }
             ConnState::HalfClosed => {
                 // Our FIN is out already: only the peer's is awaited.
                 conn.close_reason.get_or_insert(reason);

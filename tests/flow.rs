@@ -303,7 +303,13 @@ fn paused_reading_reads_nothing_and_resume_continues() {
 /// the client sees EOF, can still send, and the connection ends with its FIN.
 #[test]
 fn shutdown_write_half_closes_and_keeps_reading() {
-    let (server, log) = start(Mode::AllLines, Config::default());
+    // A linger far longer than the wait below: once both FINs are out the
+    // connection must end at once, not linger.
+    let config = Config {
+        linger_timeout: Duration::from_secs(30),
+        ..Config::default()
+    };
+    let (server, log) = start(Mode::AllLines, config);
     let (mut stream, mut reader) = connect(server.addr);
     stream.write_all(b"half\n").unwrap();
     assert_eq!(read_line(&mut reader), "bye\n");
