@@ -79,16 +79,6 @@ fn pair(proxy: &ChildServer, listener: &TcpListener) -> (TcpStream, TcpStream) {
     (client, server)
 }
 
-/// Peak resident memory of process `pid` (`VmHWM`), in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .expect("VmHWM");
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 /// Writes `total` bytes of the PRNG stream `seed`, then a FIN, counting
 /// what was written in `sent` (so a test can see the writer stall).
 fn send_stream(mut stream: TcpStream, seed: u64, total: u64, sent: Arc<AtomicU64>) {
@@ -144,13 +134,13 @@ fn relay_to_slow_reader(
     let received = receive_stream(&mut to, 7, Some(Duration::from_millis(1)));
     assert_eq!(received, total, "the FIN came after {received} bytes");
     common::join_within(writer, Duration::from_secs(10));
-    peak_rss_kib(proxy.child.id())
+    common::peak_rss_kib(proxy.child.id())
 }
 
 /// Stops the proxy and returns its exit report, after the pairs ended;
 /// prints both with the proxy's peak memory.
 fn stop(mut proxy: ChildServer) -> String {
-    let peak = peak_rss_kib(proxy.child.id());
+    let peak = common::peak_rss_kib(proxy.child.id());
     let report = proxy.stop_with_report();
     eprintln!("{report}; peak VmHWM {peak} KiB");
     report
@@ -260,14 +250,14 @@ fn memory_stays_bounded_while_the_backend_is_still_connecting() {
     });
     let stalled_at = sent.load(Ordering::Relaxed);
     assert!(stalled_at < total, "nothing held the client back");
-    let peak_connecting = peak_rss_kib(proxy.child.id());
+    let peak_connecting = common::peak_rss_kib(proxy.child.id());
     // Make room: the proxy's SYN, sent again after 1 s or 3 s, gets in.
     drop(accept_within(&listener, Duration::from_secs(1)));
     drop(filler);
     let mut server = accept_within(&listener, Duration::from_secs(15));
     assert_eq!(receive_stream(&mut server, 11, None), total);
     common::join_within(writer, Duration::from_secs(10));
-    let peak = peak_rss_kib(proxy.child.id());
+    let peak = common::peak_rss_kib(proxy.child.id());
     eprintln!(
         "while connecting: client stalled after {stalled_at} bytes, peak VmHWM \
          {peak_connecting} KiB then {peak} KiB, {:?}",
@@ -519,7 +509,7 @@ fn five_hundred_clients_at_once_through_the_proxy_to_echo_server() {
         assert!(echoed == payload, "client {i}: echo differs");
         echoed.len()
     });
-    let peak = peak_rss_kib(proxy.child.id());
+    let peak = common::peak_rss_kib(proxy.child.id());
     eprintln!(
         "500 clients, {} bytes each way: peak VmHWM {peak} KiB, {:?}",
         lengths.iter().sum::<usize>(),

@@ -255,11 +255,26 @@ impl Drop for ChildServer {
     }
 }
 
+/// Peak resident memory (`VmHWM` in `/proc/PID/status`) of process `pid`, in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    status_field_kib(pid, "VmHWM:")
+}
+
+/// One `kB` field of `/proc/PID/status`, in KiB.
+fn status_field_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 /// Runs example `name` with `args` (which should pick port 0) and waits for
 /// the line "listening on ADDR" on its stderr. `shell_prefix`, if given, is
 /// a shell command run before exec (e.g. `ulimit -n 64`).
-// The child is reaped by `ChildServer`'s `Drop`; on the panic paths before
-// that exists, the test process is failing anyway.
+// The child is reaped by `ChildServer`'s `Drop`, or killed and reaped
+// before the panic when it never says where it listens.
 #[allow(clippy::zombie_processes)]
 pub fn spawn_example(name: &str, args: &[&str], shell_prefix: Option<&str>) -> ChildServer {
     let bin = example_bin(name);
@@ -297,9 +312,13 @@ pub fn spawn_example(name: &str, args: &[&str], shell_prefix: Option<&str>) -> C
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("{name} printed no 'listening on' line"));
+        let Ok(line) = rx.recv_timeout(left) else {
+            // Stop it by its own pid before failing: a panicking test would
+            // otherwise leave the server running.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{name} printed no 'listening on' line");
+        };
         if let Some(rest) = line.split("listening on ").nth(1) {
             let addr = rest
                 .split_whitespace()
@@ -338,12 +357,7 @@ pub fn spawn_on_loopback(name: &str, extra: &[&str]) -> ChildServer {
 /// what a test reads before and after sending a server hostile input, to
 /// check that the server did not allocate what the input only declared.
 pub fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS");
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    status_field_kib(pid, "VmRSS:")
 }
 
 /// Descriptors open in this process right now.
@@ -529,7 +543,12 @@ pub fn read_to_eof(stream: &mut TcpStream, limit: usize) -> std::io::Result<Vec<
     let mut out = Vec::new();
     let mut buf = vec![0; 64 * 1024];
     loop {
-        let n = stream.read(&mut buf)?;
+        let n = match stream.read(&mut buf) {
+            Ok(n) => n,
+            // A signal delivered to the test process is not the peer's doing.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         if n == 0 {
             return Ok(out);
         }
