@@ -227,6 +227,16 @@ impl Parser {
         self.args.capacity()
     }
 
+    /// Forgets the command last returned once the caller is done with its
+    /// arguments, releasing what a huge command made large now rather than
+    /// at the next `parse` (which an idle connection may not call for a long
+    /// time). Does nothing while a command is still being received.
+    pub fn finish(&mut self) {
+        if self.done {
+            self.reset();
+        }
+    }
+
     /// Forgets the finished command, keeping allocations unless a huge
     /// command left them large.
     fn reset(&mut self) {
