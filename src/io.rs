@@ -107,11 +107,15 @@ impl<H: Handler> Driver<'_, H> {
             | ConnState::HalfClosing
             | ConnState::HalfClosed
             | ConnState::Closing => {
-                // A flush below that lets go of backpressure queues the
-                // connection for the next turn, so the flags read now do.
-                let owed = conn.drained_pending || conn.offer_pending || conn.read_closed_pending;
+                let mut owed =
+                    conn.drained_pending || conn.offer_pending || conn.read_closed_pending;
                 if conn.writable && !conn.output.is_empty() {
                     self.flush(id);
+                    // The flush may have let go of backpressure: `drained`
+                    // runs before anything more is read.
+                    owed = self.core.conn(id).is_some_and(|c| {
+                        c.drained_pending || c.offer_pending || c.read_closed_pending
+                    });
                 }
                 if owed {
                     self.resume_input(id);
@@ -166,7 +170,14 @@ impl<H: Handler> Driver<'_, H> {
             // Paused or backpressured: the connection is skipped with no
             // system call; a drain or `resume_reading` puts it on the ready
             // queue again, with its `readable` flag intact.
-            if !conn.state.reads_input() || !conn.readable || !conn.may_offer() {
+            // `drained_pending`: backpressure ended inside this step (a
+            // write-through drained the queue); the connection is on the
+            // ready queue, where `drained` runs before it reads again.
+            if !conn.state.reads_input()
+                || !conn.readable
+                || !conn.may_offer()
+                || conn.drained_pending
+            {
                 break;
             }
             if reads >= budget_reads || bytes >= budget_bytes {
@@ -337,8 +348,13 @@ impl<H: Handler> Driver<'_, H> {
             let before = conn.input.len();
             self.deliver(id, &[]);
             self.flush(id);
-            if self.core.conn(id).map_or(true, |c| c.input.len() == before) {
-                break;
+            match self.core.conn(id) {
+                None => return,
+                // Stopped by flow control, not by a message the FIN cut
+                // short: the drain (or resume) comes back here.
+                Some(c) if c.read_paused || c.backpressured || c.drained_pending => return,
+                Some(c) if c.input.len() == before => break,
+                Some(_) => {}
             }
         }
         let Some(conn) = self.core.conn_mut(id) else {

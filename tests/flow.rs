@@ -31,6 +31,10 @@ enum Mode {
     OneLineThenWake,
     /// Raw bytes, each input written `fanout` times to every other connection.
     Broadcast { fanout: usize },
+    /// `big` replies produced piece by piece as the socket drains: a reply
+    /// in progress is continued first, and nothing more is consumed until
+    /// it is done (a streaming server's shape).
+    Incremental,
 }
 
 /// What the handler saw, shared with the test thread.
@@ -53,6 +57,8 @@ struct Lab {
     log: Arc<Mutex<Log>>,
     /// Open connections, for broadcasts.
     conns: Vec<ConnId>,
+    /// `Mode::Incremental`: bytes of `big` reply still to write, by connection.
+    owed: std::collections::HashMap<ConnId, usize>,
 }
 
 /// A reply of `kib` KiB whose bytes say where they are: byte `i` of the
@@ -71,6 +77,7 @@ impl Lab {
             mode,
             log: Arc::clone(&log),
             conns: Vec::new(),
+            owed: std::collections::HashMap::new(),
         };
         (lab, log)
     }
@@ -81,10 +88,33 @@ impl Lab {
         log.max_queued = log.max_queued.max(queued);
     }
 
+    /// Writes the 64 KiB pieces still owed of `conn`'s `big` reply until
+    /// the queue is backpressured; whether the reply is complete.
+    fn continue_reply(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId) -> bool {
+        let piece = big_reply(64);
+        while let Some(owed) = self.owed.get_mut(&conn) {
+            if *owed == 0 {
+                self.owed.remove(&conn);
+                break;
+            }
+            if ctx.is_backpressured(conn) {
+                return false;
+            }
+            *owed -= 1;
+            let _ = ctx.write(conn, &piece);
+        }
+        true
+    }
+
     /// Runs one line; `false` stops processing this call's input.
     fn line(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, line: &str) -> bool {
         let mut words = line.split(' ');
         match (words.next(), words.next()) {
+            (Some("big"), Some(kib)) if self.mode == Mode::Incremental => {
+                let kib: usize = kib.parse().unwrap();
+                self.owed.insert(conn, kib / 64);
+                self.continue_reply(ctx, conn);
+            }
             (Some("big"), Some(kib)) => {
                 let _ = ctx.write(conn, &big_reply(kib.parse().unwrap()));
                 self.note_queue(ctx, conn);
@@ -147,12 +177,16 @@ impl Handler for Lab {
             }
             return input.len();
         }
+        if self.mode == Mode::Incremental && !self.continue_reply(ctx, conn) {
+            // A reply in progress goes first: consume nothing yet.
+            return 0;
+        }
         let mut consumed = 0;
         while let Some(end) = input[consumed..].iter().position(|&b| b == b'\n') {
             let line = std::str::from_utf8(&input[consumed..consumed + end]).unwrap();
             consumed += end + 1;
             let go_on = self.line(ctx, conn, line);
-            if !go_on || ctx.conn_state(conn).is_none() {
+            if !go_on || ctx.conn_state(conn).is_none() || self.owed.contains_key(&conn) {
                 break;
             }
             match self.mode {
@@ -167,8 +201,9 @@ impl Handler for Lab {
         consumed
     }
 
-    fn drained(&mut self, _: &mut Context<'_, Self>, conn: ConnId, _: &mut ()) {
+    fn drained(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, _: &mut ()) {
         self.log.lock().unwrap().drained.push(conn);
+        self.continue_reply(ctx, conn);
     }
 
     fn timer(&mut self, ctx: &mut Context<'_, Self>, fired: Fired) {
@@ -258,6 +293,34 @@ fn leftovers_are_offered_again_at_the_peers_fin() {
     let mut all = String::new();
     reader.read_to_string(&mut all).unwrap();
     assert_eq!(all, "l1\nl2\nl3\n");
+    server.wait_for("the close", Duration::from_secs(5), |s| {
+        s.closed_total() == 1
+    });
+    assert_eq!(closes(&log), vec![CloseReason::PeerClosed]);
+}
+
+/// A reply produced piece by piece in `data` and `drained` that is still
+/// going when the peer's FIN arrives: the commands behind it are answered
+/// after it, then the connection closes. (An offer at FIN that consumes
+/// nothing because flow control stopped it is not a message cut short.)
+#[test]
+fn commands_behind_a_reply_in_progress_survive_the_peers_fin() {
+    let (server, log) = start(Mode::Incremental, Config::default());
+    let (mut stream, mut reader) = connect(server.addr);
+    stream.write_all(b"big 32768\nping\n").unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    // Not reading yet: the server fills the socket and is backpressured
+    // with the reply half written when it reads the FIN.
+    thread::sleep(Duration::from_millis(200));
+    let piece = big_reply(64);
+    let mut got = vec![0; piece.len()];
+    for i in 0..32768 / 64 {
+        reader.read_exact(&mut got).unwrap();
+        assert!(got == piece, "piece {i} differs");
+    }
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "ping\n");
     server.wait_for("the close", Duration::from_secs(5), |s| {
         s.closed_total() == 1
     });
