@@ -383,19 +383,21 @@ impl<H: Handler> Driver<'_, H> {
             return;
         };
         // Sending, or lifting backpressure or the soft-limit clock, is owed.
-        if (conn.writable && !conn.output.is_empty())
+        let state = if (conn.writable && !conn.output.is_empty())
             || conn.backpressured
             || conn.soft_limit_timer.is_some()
         {
             self.core.send_queued(id);
-        }
-        let Some(conn) = self.core.conn(id) else {
+            match self.core.conn(id) {
+                Some(conn) if conn.output.is_empty() => conn.state,
+                _ => return,
+            }
+        } else if conn.output.is_empty() {
+            conn.state
+        } else {
             return;
         };
-        if !conn.output.is_empty() {
-            return;
-        }
-        match conn.state {
+        match state {
             ConnState::Closing => self.finish_closing(id),
             ConnState::HalfClosing => self.send_fin(id),
             _ if self.core.is_shutting_down() => self.close_if_idle_in_shutdown(id),
