@@ -7,39 +7,18 @@
 //! while the others get everything.
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::resp::{encode, spawn, Client};
 use common::tools::have;
-use common::{join_within, wait_until, ChildServer};
-
-fn server(extra: &[&str]) -> ChildServer {
-    common::spawn_on_loopback("resp_server", extra)
-}
-
-/// A command as a multibulk frame.
-fn encode(args: &[&[u8]]) -> Vec<u8> {
-    let mut frame = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        frame.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        frame.extend_from_slice(arg);
-        frame.extend_from_slice(b"\r\n");
-    }
-    frame
-}
+use common::{join_within, wait_until};
 
 /// The frame a subscriber of `channel` receives for `payload`.
 fn message(channel: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut frame = b"*3\r\n$7\r\nmessage\r\n".to_vec();
-    for part in [channel, payload] {
-        frame.extend_from_slice(format!("${}\r\n", part.len()).as_bytes());
-        frame.extend_from_slice(part);
-        frame.extend_from_slice(b"\r\n");
-    }
-    frame
+    encode::<&[u8]>(&[b"message", channel, payload])
 }
 
 /// Payload `i` of a burst, `len` bytes: its number, then filler.
@@ -49,97 +28,10 @@ fn payload(i: usize, len: usize) -> Vec<u8> {
     bytes
 }
 
-/// A client connection that reads replies as raw bytes.
-struct Conn {
-    /// The socket, for writing.
-    stream: TcpStream,
-    /// A clone of the socket, buffered for reading.
-    reader: BufReader<TcpStream>,
-}
-
-impl Conn {
-    fn connect(addr: SocketAddr) -> Conn {
-        let stream = common::client(addr);
-        let reader = BufReader::new(stream.try_clone().unwrap());
-        Conn { stream, reader }
-    }
-
-    fn send(&mut self, args: &[&str]) {
-        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        self.stream.write_all(&encode(&args)).unwrap();
-    }
-
-    /// The bytes of one reply, or `None` at EOF (or a reset) before its
-    /// end: a connection the server dropped may stop mid-message.
-    fn try_read_raw(&mut self) -> Option<Vec<u8>> {
-        let mut line = Vec::new();
-        match self.reader.read_until(b'\n', &mut line) {
-            Ok(_) if !line.ends_with(b"\r\n") => return None,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
-            Err(e) => panic!("read: {e}"),
-        }
-        let count = || -> i64 {
-            std::str::from_utf8(&line[1..line.len() - 2])
-                .unwrap()
-                .parse()
-                .unwrap()
-        };
-        match line[0] {
-            b'+' | b'-' | b':' => {}
-            b'$' => {
-                let len = count();
-                if len >= 0 {
-                    let start = line.len();
-                    line.resize(start + len as usize + 2, 0);
-                    match self.reader.read_exact(&mut line[start..]) {
-                        Ok(()) => {}
-                        Err(e)
-                            if matches!(
-                                e.kind(),
-                                std::io::ErrorKind::UnexpectedEof
-                                    | std::io::ErrorKind::ConnectionReset
-                            ) =>
-                        {
-                            return None
-                        }
-                        Err(e) => panic!("read: {e}"),
-                    }
-                }
-            }
-            b'*' => {
-                for _ in 0..count() {
-                    line.extend_from_slice(&self.try_read_raw()?);
-                }
-            }
-            other => panic!("bad reply type {other}"),
-        }
-        Some(line)
-    }
-
-    fn read_raw(&mut self) -> Vec<u8> {
-        self.try_read_raw().expect("a reply, not EOF")
-    }
-
-    fn call(&mut self, args: &[&str]) -> Vec<u8> {
-        self.send(args);
-        self.read_raw()
-    }
-
-    /// An integer reply's value.
-    fn read_int(&mut self) -> i64 {
-        let reply = self.read_raw();
-        std::str::from_utf8(&reply)
-            .ok()
-            .and_then(|r| r.strip_prefix(':')?.trim_end().parse().ok())
-            .unwrap_or_else(|| panic!("not an integer: {:?}", String::from_utf8_lossy(&reply)))
-    }
-}
-
 /// Connects, subscribes to `channel` and reads the confirmation.
-fn subscriber(addr: SocketAddr, channel: &str) -> Conn {
-    let mut c = Conn::connect(addr);
-    let confirmation = c.call(&["SUBSCRIBE", channel]);
+fn subscriber(addr: SocketAddr, channel: &str) -> Client {
+    let mut c = Client::connect(addr);
+    let confirmation = c.call_raw(&["SUBSCRIBE", channel]);
     assert_eq!(
         confirmation,
         format!(
@@ -154,7 +46,7 @@ fn subscriber(addr: SocketAddr, channel: &str) -> Conn {
 /// A subscriber on its own thread that reads `count` messages of
 /// `channel` and checks each against `payload(i, len)`, in order; returns
 /// the connection, still open.
-fn keep_up(mut c: Conn, channel: &'static str, count: usize, len: usize) -> JoinHandle<Conn> {
+fn keep_up(mut c: Client, channel: &'static str, count: usize, len: usize) -> JoinHandle<Client> {
     std::thread::spawn(move || {
         for i in 0..count {
             let got = c.read_raw();
@@ -172,12 +64,11 @@ fn keep_up(mut c: Conn, channel: &'static str, count: usize, len: usize) -> Join
 /// burst (written from another thread while the replies are read); returns
 /// each PUBLISH's receiver count.
 fn burst(addr: SocketAddr, channel: &str, count: usize, len: usize) -> Vec<i64> {
-    let mut publisher = Conn::connect(addr);
+    let mut publisher = Client::connect(addr);
     let batch: Vec<u8> = (0..count)
-        .flat_map(|i| encode(&[b"PUBLISH", channel.as_bytes(), &payload(i, len)]))
+        .flat_map(|i| encode::<&[u8]>(&[b"PUBLISH", channel.as_bytes(), &payload(i, len)]))
         .collect();
-    let mut writer = publisher.stream.try_clone().unwrap();
-    let sending = std::thread::spawn(move || writer.write_all(&batch).unwrap());
+    let sending = publisher.send_in_background(batch);
     let counts = (0..count).map(|_| publisher.read_int()).collect();
     join_within(sending, Duration::from_secs(30));
     counts
@@ -186,7 +77,7 @@ fn burst(addr: SocketAddr, channel: &str, count: usize, len: usize) -> Vec<i64> 
 /// Reads what a dropped subscriber still had in its socket until EOF: a
 /// prefix of the burst in order, the last message possibly cut short.
 /// Returns how many whole messages arrived.
-fn messages_until_eof(c: &mut Conn, channel: &str, len: usize) -> usize {
+fn messages_until_eof(c: &mut Client, channel: &str, len: usize) -> usize {
     let mut received = 0;
     while let Some(got) = c.try_read_raw() {
         assert!(
@@ -208,10 +99,10 @@ fn shown(bytes: &[u8]) -> String {
 /// A session on two connections exercising every pub/sub reply shape;
 /// returns each reply, escaped, in order. `a` subscribes, `b` publishes.
 fn transcript(addr: SocketAddr) -> Vec<String> {
-    let mut a = Conn::connect(addr);
-    let mut b = Conn::connect(addr);
+    let mut a = Client::connect(addr);
+    let mut b = Client::connect(addr);
     let mut log = Vec::new();
-    let mut step = |c: &mut Conn, args: &[&str], replies: usize| {
+    let mut step = |c: &mut Client, args: &[&str], replies: usize| {
         if !args.is_empty() {
             c.send(args);
         }
@@ -249,7 +140,8 @@ fn transcript(addr: SocketAddr) -> Vec<String> {
     step(&mut b, &["PUBLISH", "q", "x"], 1);
     step(&mut a, &["SUBSCRIBE", "q"], 1);
     step(&mut a, &["QUIT"], 1);
-    assert!(a.try_read_raw().is_none(), "QUIT closes");
+    // QUIT closes.
+    a.assert_closed();
     log
 }
 
@@ -336,7 +228,7 @@ impl Drop for RedisServer {
 
 #[test]
 fn replies_are_byte_for_byte_those_of_redis() {
-    let server = server(&[]);
+    let server = spawn(&[]);
     let ours = transcript(server.addr);
     for (i, (got, want)) in ours.iter().zip(EXPECTED).enumerate() {
         assert_eq!(got, want, "reply {i}");
@@ -352,7 +244,7 @@ fn replies_are_byte_for_byte_those_of_redis() {
 fn a_burst_reaches_every_subscriber_that_keeps_up_in_order() {
     const COUNT: usize = 20_000;
     const LEN: usize = 100;
-    let server = server(&[]);
+    let server = spawn(&[]);
     let readers: Vec<_> = (0..3)
         .map(|_| keep_up(subscriber(server.addr, "news"), "news", COUNT, LEN))
         .collect();
@@ -369,7 +261,7 @@ fn a_stuck_subscriber_is_dropped_at_the_hard_limit_and_the_others_get_everything
     const LEN: usize = 1000;
     // 2 MiB hard limit, no soft limit: 20 MB published, of which the stuck
     // subscriber's socket buffers hold a few MB at most.
-    let server = server(&["--pubsub-hard-limit", "2097152", "--pubsub-soft-limit", "0"]);
+    let server = spawn(&["--pubsub-hard-limit", "2097152", "--pubsub-soft-limit", "0"]);
     let readers: Vec<_> = (0..3)
         .map(|_| keep_up(subscriber(server.addr, "news"), "news", COUNT, LEN))
         .collect();
@@ -387,7 +279,7 @@ fn a_stuck_subscriber_is_dropped_at_the_hard_limit_and_the_others_get_everything
         counts.windows(2).all(|w| w[0] >= w[1] && w[1] >= 3),
         "receiver counts go from 4 to 3 once"
     );
-    let mut keepers: Vec<Conn> = readers
+    let mut keepers: Vec<Client> = readers
         .into_iter()
         .map(|r| join_within(r, Duration::from_secs(60)))
         .collect();
@@ -399,8 +291,8 @@ fn a_stuck_subscriber_is_dropped_at_the_hard_limit_and_the_others_get_everything
         "stuck subscriber read {received} of {delivered} queued for it"
     );
     // The others are still subscribed and served.
-    let mut publisher = Conn::connect(server.addr);
-    assert_eq!(publisher.call(&["PUBLISH", "news", "after"]), b":3\r\n");
+    let mut publisher = Client::connect(server.addr);
+    assert_eq!(publisher.call_raw(&["PUBLISH", "news", "after"]), b":3\r\n");
     for keeper in &mut keepers {
         assert_eq!(keeper.read_raw(), message(b"news", b"after"));
     }
@@ -412,7 +304,7 @@ fn a_stuck_subscriber_is_dropped_by_the_soft_limit_after_its_time() {
     const LEN: usize = 1000;
     const SOFT_SECS: u64 = 2;
     // No hard limit: only the soft one (256 KiB for 2 s) can drop it.
-    let server = server(&[
+    let server = spawn(&[
         "--pubsub-hard-limit",
         "0",
         "--pubsub-soft-limit",
@@ -428,16 +320,16 @@ fn a_stuck_subscriber_is_dropped_by_the_soft_limit_after_its_time() {
     let start = Instant::now();
     let counts = burst(server.addr, "news", COUNT, LEN);
     assert_eq!(counts[0], 4);
-    let mut keepers: Vec<Conn> = readers
+    let mut keepers: Vec<Client> = readers
         .into_iter()
         .map(|r| join_within(r, Duration::from_secs(60)))
         .collect();
     // Publish until it reaches only the three that read.
-    let mut publisher = Conn::connect(server.addr);
+    let mut publisher = Client::connect(server.addr);
     let mut probes = 0;
     let dropped_after = loop {
         probes += 1;
-        if publisher.call(&["PUBLISH", "news", "probe"]) == b":3\r\n" {
+        if publisher.call_raw(&["PUBLISH", "news", "probe"]) == b":3\r\n" {
             break start.elapsed();
         }
         assert!(
@@ -463,37 +355,37 @@ fn a_stuck_subscriber_is_dropped_by_the_soft_limit_after_its_time() {
 
 #[test]
 fn subscriptions_end_with_the_connection_and_unsubscribing_restores_commands() {
-    let server = server(&[]);
-    let mut publisher = Conn::connect(server.addr);
+    let server = spawn(&[]);
+    let mut publisher = Client::connect(server.addr);
     let mut sub = subscriber(server.addr, "a");
     assert_eq!(
-        sub.call(&["SUBSCRIBE", "b"]),
+        sub.call_raw(&["SUBSCRIBE", "b"]),
         b"*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n"
     );
-    assert_eq!(publisher.call(&["PUBLISH", "b", "hi"]), b":1\r\n");
+    assert_eq!(publisher.call_raw(&["PUBLISH", "b", "hi"]), b":1\r\n");
     assert_eq!(sub.read_raw(), message(b"b", b"hi"));
     // Out of subscribed mode, every command works again.
     sub.send(&["UNSUBSCRIBE"]);
     sub.read_raw();
     sub.read_raw();
-    assert_eq!(sub.call(&["SET", "k", "v"]), b"+OK\r\n");
-    assert_eq!(sub.call(&["GET", "k"]), b"$1\r\nv\r\n");
-    assert_eq!(publisher.call(&["PUBLISH", "b", "hi"]), b":0\r\n");
+    assert_eq!(sub.call_raw(&["SET", "k", "v"]), b"+OK\r\n");
+    assert_eq!(sub.call_raw(&["GET", "k"]), b"$1\r\nv\r\n");
+    assert_eq!(publisher.call_raw(&["PUBLISH", "b", "hi"]), b":0\r\n");
     // A subscriber that goes away is forgotten.
     let gone = subscriber(server.addr, "a");
-    assert_eq!(publisher.call(&["PUBLISH", "a", "x"]), b":1\r\n");
+    assert_eq!(publisher.call_raw(&["PUBLISH", "a", "x"]), b":1\r\n");
     drop(gone);
     wait_until("the subscription to end", Duration::from_secs(5), || {
-        publisher.call(&["PUBLISH", "a", "x"]) == b":0\r\n"
+        publisher.call_raw(&["PUBLISH", "a", "x"]) == b":0\r\n"
     });
 }
 
 #[test]
 fn a_subscriber_can_ping_with_a_large_payload() {
-    let server = server(&[]);
+    let server = spawn(&[]);
     let mut sub = subscriber(server.addr, "a");
     let big = "p".repeat(3_000_000);
-    let reply = sub.call(&["PING", &big]);
+    let reply = sub.call_raw(&["PING", &big]);
     let mut want = b"*2\r\n$4\r\npong\r\n$3000000\r\n".to_vec();
     want.extend_from_slice(big.as_bytes());
     want.extend_from_slice(b"\r\n");

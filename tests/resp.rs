@@ -18,142 +18,20 @@ mod common;
 #[path = "../examples/resp_server/parse.rs"]
 mod parse;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::io::{BufRead, Read, Write};
+use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
+use common::resp::{bulk, encode, err, reset_peak, simple, spawn, Client, Reply};
 use common::tools::{have, run_bounded};
 use common::{join_within, peak_rss_kib, rss_kib, writes_in_report, ChildServer, Prng, XorShift};
 use parse::{Parsed, Parser, ProtocolError, ARGV_PREALLOC, MAX_INLINE};
 use proptest::prelude::*;
 
-fn server(extra: &[&str]) -> ChildServer {
-    common::spawn_on_loopback("resp_server", extra)
-}
-
-/// A RESP2 reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Reply {
-    /// `+text`
-    Simple(String),
-    /// `-text`
-    Error(String),
-    /// `:n`
-    Int(i64),
-    /// `$n` and its bytes; `None` for the null bulk `$-1`.
-    Bulk(Option<Vec<u8>>),
-    /// `*n` and its elements.
-    Array(Vec<Reply>),
-}
-
-fn bulk(s: &str) -> Reply {
-    Reply::Bulk(Some(s.as_bytes().to_vec()))
-}
-
-fn simple(s: &str) -> Reply {
-    Reply::Simple(s.into())
-}
-
-fn err(s: &str) -> Reply {
-    Reply::Error(s.into())
-}
-
-/// A client connection with a reply reader.
-struct Client {
-    /// The socket, for writing (and for the non-blocking probe).
-    stream: TcpStream,
-    /// A clone of the socket, buffered for reading replies.
-    reader: BufReader<TcpStream>,
-}
-
-impl Client {
-    fn new(server: &ChildServer) -> Client {
-        let stream = common::client(server.addr);
-        let reader = BufReader::new(stream.try_clone().unwrap());
-        Client { stream, reader }
-    }
-
-    fn send_raw(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).unwrap();
-    }
-
-    fn send(&mut self, args: &[&str]) {
-        let frame = encode(
-            &args
-                .iter()
-                .map(|a| a.as_bytes().to_vec())
-                .collect::<Vec<_>>(),
-        );
-        self.send_raw(&frame);
-    }
-
-    fn call(&mut self, args: &[&str]) -> Reply {
-        self.send(args);
-        self.read()
-    }
-
-    /// Reads the `*N` line of an array reply and returns N, so that a test
-    /// can check a huge array element by element without holding it all.
-    fn read_array_len(&mut self) -> usize {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("array header");
-        line.strip_prefix('*')
-            .and_then(|n| n.trim_end().parse().ok())
-            .unwrap_or_else(|| panic!("expected an array, got {line:?}"))
-    }
-
-    fn read(&mut self) -> Reply {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("reply line");
-        assert!(line.ends_with("\r\n"), "truncated reply {line:?}");
-        let body = line[1..line.len() - 2].to_string();
-        match line.as_bytes()[0] {
-            b'+' => Reply::Simple(body),
-            b'-' => Reply::Error(body),
-            b':' => Reply::Int(body.parse().unwrap()),
-            b'$' => {
-                let len: i64 = body.parse().unwrap();
-                if len < 0 {
-                    return Reply::Bulk(None);
-                }
-                let mut data = vec![0; len as usize + 2];
-                self.reader.read_exact(&mut data).unwrap();
-                data.truncate(len as usize);
-                Reply::Bulk(Some(data))
-            }
-            b'*' => {
-                let len: usize = body.parse().unwrap();
-                Reply::Array((0..len).map(|_| self.read()).collect())
-            }
-            other => panic!("bad reply type {other}"),
-        }
-    }
-
-    /// The server closed the connection: EOF (or a reset), not a timeout.
-    fn assert_closed(&mut self) {
-        let mut rest = Vec::new();
-        match self.reader.read_to_end(&mut rest) {
-            Ok(_) => assert!(rest.is_empty(), "unexpected {rest:?}"),
-            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
-        }
-    }
-}
-
-/// A command as a multibulk frame.
-fn encode(args: &[Vec<u8>]) -> Vec<u8> {
-    let mut frame = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        frame.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        frame.extend_from_slice(arg);
-        frame.extend_from_slice(b"\r\n");
-    }
-    frame
-}
-
 #[test]
 fn every_command_answers_like_redis() {
-    let server = server(&[]);
-    let mut c = Client::new(&server);
+    let server = spawn(&[]);
+    let mut c = Client::connect(server.addr);
     assert_eq!(c.call(&["PING"]), simple("PONG"));
     assert_eq!(c.call(&["ping", "hi there"]), bulk("hi there"));
     assert_eq!(c.call(&["ECHO", "x\r\ny"]), bulk("x\r\ny"));
@@ -222,8 +100,8 @@ fn every_command_answers_like_redis() {
 
 #[test]
 fn inline_commands_work() {
-    let server = server(&[]);
-    let mut c = Client::new(&server);
+    let server = spawn(&[]);
+    let mut c = Client::connect(server.addr);
     c.send_raw(b"PING\r\nSET greeting \"hello world\\x21\"\r\n\r\nGET greeting\nping 'it''s'\r\n");
     assert_eq!(c.read(), simple("PONG"));
     assert_eq!(c.read(), simple("OK"));
@@ -238,8 +116,8 @@ fn inline_commands_work() {
 
 #[test]
 fn pipelined_commands_are_answered_in_order() {
-    let server = server(&[]);
-    let mut c = Client::new(&server);
+    let server = spawn(&[]);
+    let mut c = Client::connect(server.addr);
     let mut batch = Vec::new();
     for i in 0..200 {
         let (key, value) = (format!("key{i}"), format!("value{i}"));
@@ -257,7 +135,7 @@ fn pipelined_commands_are_answered_in_order() {
 
 #[test]
 fn protocol_errors_are_answered_then_closed() {
-    let server = server(&[]);
+    let server = spawn(&[]);
     let cases: [(&[u8], &str); 8] = [
         (b"*x\r\n", "invalid multibulk length"),
         (b"*3000000000\r\n", "invalid multibulk length"),
@@ -269,7 +147,7 @@ fn protocol_errors_are_answered_then_closed() {
         (b"SET \"a b\r\n", "unbalanced quotes in request"),
     ];
     for (request, message) in cases {
-        let mut c = Client::new(&server);
+        let mut c = Client::connect(server.addr);
         // Commands before the error are still answered, in order.
         c.send_raw(b"PING\r\n");
         c.send_raw(request);
@@ -289,7 +167,7 @@ fn protocol_errors_are_answered_then_closed() {
         (b"*1\r\n", "too big bulk count string"),
     ];
     for (prefix, message) in long {
-        let mut c = Client::new(&server);
+        let mut c = Client::connect(server.addr);
         let mut request = prefix.to_vec();
         request.extend(std::iter::repeat_n(b'1', MAX_INLINE + 10));
         c.send_raw(&request);
@@ -303,14 +181,14 @@ fn protocol_errors_are_answered_then_closed() {
 
 #[test]
 fn huge_declared_lengths_cost_only_the_bytes_sent() {
-    let server = server(&[]);
+    let server = spawn(&[]);
     let pid = server.child.id();
-    let mut probe = Client::new(&server);
+    let mut probe = Client::connect(server.addr);
     assert_eq!(probe.call(&["PING"]), simple("PONG"));
     let before = rss_kib(pid);
     let mut stallers = Vec::new();
     for _ in 0..10 {
-        let mut c = Client::new(&server);
+        let mut c = Client::connect(server.addr);
         c.send_raw(b"*2147483647\r\n$3\r\nSET\r\n$500000000\r\n");
         c.send_raw(&[b'x'; 100_000]);
         stallers.push(c);
@@ -338,8 +216,8 @@ fn huge_declared_lengths_cost_only_the_bytes_sent() {
 
 #[test]
 fn the_query_buffer_is_capped_by_max_query() {
-    let server = server(&["--max-query", "1048576"]);
-    let mut c = Client::new(&server);
+    let server = spawn(&["--max-query", "1048576"]);
+    let mut c = Client::connect(server.addr);
     c.send_raw(b"*2\r\n$4\r\nECHO\r\n$100000000\r\n");
     let chunk = vec![b'x'; 64 * 1024];
     // Past 1 MiB buffered the server closes; writes then fail or the read
@@ -350,14 +228,14 @@ fn the_query_buffer_is_capped_by_max_query() {
         }
     }
     c.assert_closed();
-    let mut probe = Client::new(&server);
+    let mut probe = Client::connect(server.addr);
     assert_eq!(probe.call(&["PING"]), simple("PONG"));
 }
 
 #[test]
 fn big_values_cross_many_reads() {
-    let server = server(&[]);
-    let mut c = Client::new(&server);
+    let server = spawn(&[]);
+    let mut c = Client::connect(server.addr);
     let value: String = (0..3_000_000)
         .map(|i| char::from(b'a' + (i % 26) as u8))
         .collect();
@@ -370,8 +248,8 @@ fn big_values_cross_many_reads() {
 
 #[test]
 fn sigterm_shuts_down_with_status_zero() {
-    let mut server = server(&[]);
-    let mut c = Client::new(&server);
+    let mut server = spawn(&[]);
+    let mut c = Client::connect(server.addr);
     assert_eq!(c.call(&["PING"]), simple("PONG"));
     server.signal("TERM");
     c.assert_closed();
@@ -383,7 +261,7 @@ fn redis_cli_talks_to_it() {
     if !have("redis-cli") {
         return;
     }
-    let server = server(&[]);
+    let server = spawn(&[]);
     let port = server.addr.port().to_string();
     let cli = |args: &[&str]| {
         let mut all = vec!["-h", "127.0.0.1", "-p", &port];
@@ -401,7 +279,7 @@ fn redis_benchmark_runs_without_errors() {
     if !have("redis-benchmark") {
         return;
     }
-    let server = server(&[]);
+    let server = spawn(&[]);
     let port = server.addr.port().to_string();
     for pipeline in ["1", "16"] {
         let report = run_bounded(
@@ -557,8 +435,8 @@ fn structured_garbage_from_resp_fragments_never_panics() {
 
 #[test]
 fn a_pipelined_batch_is_answered_in_one_write() {
-    let mut server = server(&[]);
-    let mut c = Client::new(&server);
+    let mut server = spawn(&[]);
+    let mut c = Client::connect(server.addr);
     let batch: Vec<u8> = (0..100)
         .flat_map(|i| encode(&[b"ECHO".to_vec(), format!("m{i}").into_bytes()]))
         .collect();
@@ -575,16 +453,6 @@ fn a_pipelined_batch_is_answered_in_one_write() {
 }
 
 // Flow control and memory (issue 8).
-
-/// Restarts `pid`'s peak (`VmHWM`) from its current RSS, so that a test
-/// measures the peak of one phase, not of the set-up before it (writing 5
-/// to /proc/PID/clear_refs, Linux 4.0+). Where that is refused, the peak
-/// stays the one since start, which only makes the check stricter.
-fn reset_peak(pid: u32) {
-    if let Err(e) = std::fs::write(format!("/proc/{pid}/clear_refs"), "5") {
-        eprintln!("note: cannot reset VmHWM of {pid} ({e}); measuring the peak since start");
-    }
-}
 
 /// Waits (at most 5 s) for the RSS of `pid` to fall below `limit_kib`;
 /// returns the last reading. Memory is given back when the loop gets to
@@ -614,32 +482,43 @@ fn set_value(c: &mut Client, key: &str, value: &[u8]) {
     assert_eq!(c.read(), simple("OK"));
 }
 
-/// Sends `bytes` from another thread, so that the caller can read the
-/// replies meanwhile, as a client that reads normally does.
-fn send_in_background(c: &Client, bytes: Vec<u8>) -> std::thread::JoinHandle<()> {
-    let mut writer = c.stream.try_clone().unwrap();
-    std::thread::spawn(move || writer.write_all(&bytes).unwrap())
+/// `count` pipelined `GET key`s.
+fn gets(key: &str, count: usize) -> Vec<u8> {
+    let one = encode(&["GET", key]);
+    one.repeat(count)
+}
+
+/// A server holding `value` under `key`, the client that set it, and the
+/// server's RSS then: the baseline a memory check measures from, where the
+/// server's peak is restarted too.
+fn holding(key: &str, value: &[u8]) -> (ChildServer, Client, u64) {
+    let server = spawn(&[]);
+    let pid = server.child.id();
+    let mut c = Client::connect(server.addr);
+    set_value(&mut c, key, value);
+    assert_eq!(c.call(&["PING"]), simple("PONG"));
+    let baseline = rss_kib(pid);
+    reset_peak(pid);
+    (server, c, baseline)
 }
 
 const MIB: u64 = 1024;
 
 #[test]
 fn a_client_that_pipelines_and_never_reads_is_paused_not_cut_off() {
-    let server = server(&["--max-output", "1048576"]);
+    let server = spawn(&["--max-output", "1048576"]);
     let pid = server.child.id();
-    let mut c = Client::new(&server);
+    let mut c = Client::connect(server.addr);
     let value = patterned(100_000, 1);
     set_value(&mut c, "big", &value);
     let before = rss_kib(pid);
     // 2 000 GETs of 100 KB, never read while sent: 200 MB of replies
     // against a 1 MiB output cap. The server answers until the socket is
     // full, then stops reading this client.
-    let batch: Vec<u8> = (0..2000)
-        .flat_map(|_| encode(&[b"GET".to_vec(), b"big".to_vec()]))
-        .collect();
+    let batch = gets("big", 2000);
     c.send_raw(&batch);
     // Other clients are served meanwhile, large values included.
-    let mut probe = Client::new(&server);
+    let mut probe = Client::connect(server.addr);
     assert_eq!(probe.call(&["PING"]), simple("PONG"));
     std::thread::sleep(Duration::from_millis(300));
     probe.send(&["GET", "big"]);
@@ -652,13 +531,18 @@ fn a_client_that_pipelines_and_never_reads_is_paused_not_cut_off() {
         "RSS grew from {before} KiB to {during} KiB for a client that does not read"
     );
     // It was paused, not disconnected: reading now gets every reply.
-    for i in 0..2000 {
+    read_values(&mut c, 2000, &value);
+    assert_eq!(c.call(&["PING"]), simple("PONG"));
+}
+
+/// Reads `count` replies, each of which must be `value` as a bulk string.
+fn read_values(c: &mut Client, count: usize, value: &[u8]) {
+    for i in 0..count {
         match c.read() {
             Reply::Bulk(Some(got)) if got == value => {}
-            other => panic!("reply {i}: {:?}", other_summary(&other)),
+            other => panic!("reply {i}: {}", other_summary(&other)),
         }
     }
-    assert_eq!(c.call(&["PING"]), simple("PONG"));
 }
 
 /// A reply shown without its megabytes.
@@ -673,8 +557,8 @@ fn other_summary(reply: &Reply) -> String {
 fn a_reply_larger_than_max_output_is_produced_as_the_client_reads() {
     // The output cap bounds what is queued, not what may be asked for: a
     // 3 MB value is sent piece by piece through a queue of at most 1 MiB.
-    let server = server(&["--max-output", "1048576"]);
-    let mut c = Client::new(&server);
+    let server = spawn(&["--max-output", "1048576"]);
+    let mut c = Client::connect(server.addr);
     let value = patterned(3_000_000, 2);
     set_value(&mut c, "v", &value);
     let small = b"small".to_vec();
@@ -702,23 +586,12 @@ fn a_reply_larger_than_max_output_is_produced_as_the_client_reads() {
 
 #[test]
 fn two_thousand_pipelined_100kb_gets_peak_under_64_mb() {
-    let server = server(&[]);
-    let pid = server.child.id();
-    let mut c = Client::new(&server);
     let value = patterned(100_000, 3);
-    set_value(&mut c, "k", &value);
-    let before = rss_kib(pid);
-    reset_peak(pid);
-    let batch: Vec<u8> = (0..2000)
-        .flat_map(|_| encode(&[b"GET".to_vec(), b"k".to_vec()]))
-        .collect();
-    let writer = send_in_background(&c, batch);
-    for i in 0..2000 {
-        match c.read() {
-            Reply::Bulk(Some(got)) if got == value => {}
-            other => panic!("reply {i}: {}", other_summary(&other)),
-        }
-    }
+    let (server, mut c, before) = holding("k", &value);
+    let pid = server.child.id();
+    let batch = gets("k", 2000);
+    let writer = c.send_in_background(batch);
+    read_values(&mut c, 2000, &value);
     join_within(writer, Duration::from_secs(10));
     let peak = peak_rss_kib(pid);
     eprintln!("2000 x GET 100 KB: RSS {before} KiB before, peak {peak} KiB");
@@ -731,14 +604,9 @@ fn two_thousand_pipelined_100kb_gets_peak_under_64_mb() {
 
 #[test]
 fn mget_of_a_10_mb_value_50_times_stays_bounded_and_gives_memory_back() {
-    let server = server(&[]);
-    let pid = server.child.id();
-    let mut c = Client::new(&server);
     let value = patterned(10_000_000, 4);
-    set_value(&mut c, "big", &value);
-    assert_eq!(c.call(&["PING"]), simple("PONG"));
-    let baseline = rss_kib(pid);
-    reset_peak(pid);
+    let (server, mut c, baseline) = holding("big", &value);
+    let pid = server.child.id();
     c.send(
         &["MGET"; 1]
             .into_iter()
@@ -753,17 +621,12 @@ fn mget_of_a_10_mb_value_50_times_stays_bounded_and_gives_memory_back() {
         format!("refused: {}", line.trim_end())
     } else {
         assert_eq!(line, "*50\r\n");
-        for i in 0..50 {
-            match c.read() {
-                Reply::Bulk(Some(got)) if got == value => {}
-                other => panic!("element {i}: {}", other_summary(&other)),
-            }
-        }
+        read_values(&mut c, 50, &value);
         "sent in full".to_string()
     };
     let peak = peak_rss_kib(pid);
     drop(c);
-    let mut other = Client::new(&server);
+    let mut other = Client::connect(server.addr);
     assert_eq!(other.call(&["DEL", "big"]), Reply::Int(1));
     let after = rss_settled_below(pid, baseline + 32 * MIB);
     eprintln!(
@@ -779,28 +642,16 @@ fn mget_of_a_10_mb_value_50_times_stays_bounded_and_gives_memory_back() {
 
 #[test]
 fn six_pipelined_10_mb_gets_are_served_and_memory_comes_back() {
-    let server = server(&[]);
-    let pid = server.child.id();
-    let mut c = Client::new(&server);
     let value = patterned(10_000_000, 5);
-    set_value(&mut c, "big", &value);
-    assert_eq!(c.call(&["PING"]), simple("PONG"));
-    let baseline = rss_kib(pid);
-    reset_peak(pid);
-    let batch: Vec<u8> = (0..6)
-        .flat_map(|_| encode(&[b"GET".to_vec(), b"big".to_vec()]))
-        .collect();
+    let (server, mut c, baseline) = holding("big", &value);
+    let pid = server.child.id();
+    let batch = gets("big", 6);
     c.send_raw(&batch);
-    for i in 0..6 {
-        match c.read() {
-            Reply::Bulk(Some(got)) if got == value => {}
-            other => panic!("reply {i}: {}", other_summary(&other)),
-        }
-    }
+    read_values(&mut c, 6, &value);
     let peak = peak_rss_kib(pid);
     let served = rss_settled_below(pid, baseline + 32 * MIB);
     drop(c);
-    let mut probe = Client::new(&server);
+    let mut probe = Client::connect(server.addr);
     assert_eq!(probe.call(&["PING"]), simple("PONG"));
     let gone = rss_settled_below(pid, baseline + 32 * MIB);
     eprintln!(
@@ -819,9 +670,9 @@ fn six_pipelined_10_mb_gets_are_served_and_memory_comes_back() {
 
 #[test]
 fn overwriting_a_large_value_with_a_small_one_frees_it() {
-    let server = server(&[]);
+    let server = spawn(&[]);
     let pid = server.child.id();
-    let mut c = Client::new(&server);
+    let mut c = Client::connect(server.addr);
     assert_eq!(c.call(&["PING"]), simple("PONG"));
     let before = rss_kib(pid);
     set_value(&mut c, "k", &patterned(10_000_000, 6));
@@ -837,7 +688,7 @@ fn redis_benchmark_with_100kb_values_at_depth_1000_completes() {
     if !have("redis-benchmark") {
         return;
     }
-    let server = server(&[]);
+    let server = spawn(&[]);
     let pid = server.child.id();
     let before = rss_kib(pid);
     reset_peak(pid);
@@ -890,8 +741,8 @@ fn redis_benchmark_with_100kb_values_at_depth_1000_completes() {
 
 #[test]
 fn a_reply_in_progress_is_finished_after_the_clients_fin() {
-    let server = server(&[]);
-    let mut c = Client::new(&server);
+    let server = spawn(&[]);
+    let mut c = Client::connect(server.addr);
     let value = patterned(8_000_000, 7);
     set_value(&mut c, "big", &value);
     c.send(&["GET", "big"]);
@@ -906,15 +757,15 @@ fn a_reply_in_progress_is_finished_after_the_clients_fin() {
 
 #[test]
 fn mget_is_a_snapshot_even_while_sent_piece_by_piece() {
-    let server = server(&[]);
-    let mut c = Client::new(&server);
+    let server = spawn(&[]);
+    let mut c = Client::connect(server.addr);
     let old = patterned(10_000_000, 8);
     set_value(&mut c, "big", &old);
     c.send(&["MGET", "big", "big", "big"]);
     // Most of the 30 MB reply is still to be sent when another client
     // replaces and then deletes the key.
     std::thread::sleep(Duration::from_millis(200));
-    let mut other = Client::new(&server);
+    let mut other = Client::connect(server.addr);
     set_value(&mut other, "big", &patterned(10_000_000, 9));
     assert_eq!(other.call(&["DEL", "big"]), Reply::Int(1));
     assert_eq!(c.read_array_len(), 3);
@@ -926,8 +777,8 @@ fn mget_is_a_snapshot_even_while_sent_piece_by_piece() {
 
 #[test]
 fn mixed_sizes_with_a_slow_reader_arrive_intact_and_in_order() {
-    let server = server(&["--max-output", "262144"]);
-    let mut c = Client::new(&server);
+    let server = spawn(&["--max-output", "262144"]);
+    let mut c = Client::connect(server.addr);
     let mut rng = Prng(0x5eed_0008);
     let values: Vec<Vec<u8>> = (0..24)
         .map(|i| {
@@ -976,7 +827,7 @@ fn mixed_sizes_with_a_slow_reader_arrive_intact_and_in_order() {
             }
         }
     }
-    let writer = send_in_background(&c, batch);
+    let writer = c.send_in_background(batch);
     for (i, want) in expected.iter().enumerate() {
         if i % 16 == 0 {
             // A reader slower than the server: the queue fills, input

@@ -340,57 +340,25 @@ fn split_args(
         }
         let start = out.len();
         match line[i] {
-            b'"' => {
+            quote @ (b'"' | b'\'') => {
                 i += 1;
                 loop {
-                    match line.get(i..) {
-                        None | Some([]) => return Err(ProtocolError::UnbalancedQuotes),
-                        Some([b'\\', b'x', h, l, ..]) if hex(*h).is_some() && hex(*l).is_some() => {
-                            out.push(hex(*h).unwrap_or(0) * 16 + hex(*l).unwrap_or(0));
-                            i += 4;
-                        }
-                        Some([b'\\', c, ..]) => {
-                            out.push(match c {
-                                b'n' => b'\n',
-                                b'r' => b'\r',
-                                b't' => b'\t',
-                                b'b' => 8,
-                                b'a' => 7,
-                                other => *other,
-                            });
-                            i += 2;
-                        }
-                        Some([b'"', rest @ ..]) => {
-                            if rest.first().is_some_and(|b| !b.is_ascii_whitespace()) {
-                                return Err(ProtocolError::UnbalancedQuotes);
-                            }
-                            i += 1;
-                            break;
-                        }
-                        Some([c, ..]) => {
-                            out.push(*c);
-                            i += 1;
-                        }
+                    let rest = &line[i..];
+                    if let Some((byte, taken)) = escape(quote, rest) {
+                        out.push(byte);
+                        i += taken;
+                        continue;
                     }
-                }
-            }
-            b'\'' => {
-                i += 1;
-                loop {
-                    match line.get(i..) {
-                        None | Some([]) => return Err(ProtocolError::UnbalancedQuotes),
-                        Some([b'\\', b'\'', ..]) => {
-                            out.push(b'\'');
-                            i += 2;
-                        }
-                        Some([b'\'', rest @ ..]) => {
-                            if rest.first().is_some_and(|b| !b.is_ascii_whitespace()) {
+                    match rest {
+                        [] => return Err(ProtocolError::UnbalancedQuotes),
+                        [c, after @ ..] if *c == quote => {
+                            if after.first().is_some_and(|b| !b.is_ascii_whitespace()) {
                                 return Err(ProtocolError::UnbalancedQuotes);
                             }
                             i += 1;
                             break;
                         }
-                        Some([c, ..]) => {
+                        [c, ..] => {
                             out.push(*c);
                             i += 1;
                         }
@@ -405,6 +373,31 @@ fn split_args(
             }
         }
         args.push((start, out.len() - start));
+    }
+}
+
+/// The byte an escape at the start of `rest` stands for inside `quote`s,
+/// and how many bytes the escape takes; `None` where `rest` does not start
+/// with one. In double quotes a backslash before any other byte (`\\`,
+/// `\"`) stands for that byte, and `\x` without two hex digits for `x`.
+fn escape(quote: u8, rest: &[u8]) -> Option<(u8, usize)> {
+    match (quote, rest) {
+        (b'"', [b'\\', b'x', h, l, ..]) if hex(*h).is_some() && hex(*l).is_some() => {
+            Some((hex(*h).unwrap_or(0) * 16 + hex(*l).unwrap_or(0), 4))
+        }
+        (b'"', [b'\\', c, ..]) => {
+            let byte = match c {
+                b'n' => b'\n',
+                b'r' => b'\r',
+                b't' => b'\t',
+                b'b' => 8,
+                b'a' => 7,
+                other => *other,
+            };
+            Some((byte, 2))
+        }
+        (b'\'', [b'\\', b'\'', ..]) => Some((b'\'', 2)),
+        _ => None,
     }
 }
 

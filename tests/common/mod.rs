@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use reactor::{CloseReason, Config, ConnId, Context, Handle, Handler, Reactor, Stats};
 use socket2::SockRef;
 
+pub mod resp;
 pub mod tools;
 
 /// What an [`Echo`] does with each input it reads.

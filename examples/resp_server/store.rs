@@ -1,0 +1,92 @@
+//! The key space of the `resp_server` example: keys to shared values, with
+//! lazy expiry, and memory given back as values and keys go.
+//!
+//! Values are reference-counted so that a reply sent piece by piece as the
+//! client reads (see `pending.rs`) holds the value it started with instead
+//! of a copy; the store only ever replaces its own reference.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Instant;
+
+/// A stored value. Shared so that a reply being sent piece by piece keeps
+/// the value it started with (MGET stays a snapshot) without a copy, while
+/// a SET or DEL meanwhile replaces or drops the key's own reference.
+pub type Value = Rc<Vec<u8>>;
+
+/// One stored value.
+#[derive(Debug)]
+pub struct Entry {
+    /// The value's bytes (binary-safe).
+    pub value: Value,
+    /// When the key stops existing; `None`: never.
+    pub expires_at: Option<Instant>,
+}
+
+/// The key space, with lazy expiry.
+#[derive(Debug, Default)]
+pub struct Store {
+    /// Keys to entries. Invariant: an entry past `expires_at` is treated as
+    /// absent and removed when next looked up.
+    map: HashMap<Vec<u8>, Entry>,
+}
+
+impl Store {
+    /// How many keys are held, expired ones not yet looked up included.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// The live entry for `key`, removing it first if it has expired.
+    pub fn get(&mut self, key: &[u8], now: Instant) -> Option<&mut Entry> {
+        if self
+            .map
+            .get(key)
+            .is_some_and(|e| e.expires_at.is_some_and(|at| at <= now))
+        {
+            self.map.remove(key);
+        }
+        self.map.get_mut(key)
+    }
+
+    /// Sets `key`. The old value's allocation is reused when no reply holds
+    /// it and it is not much larger than the new value (reusing a 10 MB
+    /// buffer for a 10-byte value would pin the 10 MB).
+    pub fn set(&mut self, key: &[u8], value: &[u8], expires_at: Option<Instant>) {
+        match self.map.get_mut(key) {
+            Some(entry) => {
+                match Rc::get_mut(&mut entry.value) {
+                    Some(old) if old.capacity() <= value.len().saturating_mul(2).max(64) => {
+                        old.clear();
+                        old.extend_from_slice(value);
+                    }
+                    _ => entry.value = Rc::new(value.to_vec()),
+                }
+                entry.expires_at = expires_at;
+            }
+            None => {
+                self.map.insert(
+                    key.to_vec(),
+                    Entry {
+                        value: Rc::new(value.to_vec()),
+                        expires_at,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Removes `key`; returns whether it was there (and live).
+    pub fn remove(&mut self, key: &[u8], now: Instant) -> bool {
+        let live = self.get(key, now).is_some();
+        if live {
+            self.map.remove(key);
+            // A table that held many more keys than it does now gives the
+            // difference back, as Redis resizes its dictionaries.
+            if self.map.capacity() > 1024 && self.map.len() < self.map.capacity() / 8 {
+                self.map.shrink_to(self.map.len() * 2);
+            }
+        }
+        live
+    }
+}
