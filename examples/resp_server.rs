@@ -305,13 +305,12 @@ impl Handler for RespServer {
     /// The client sent FIN: close once everything owed is written, which
     /// may include a reply still being produced and commands behind it.
     ///
-    /// The reactor calls this once its last offer of the input made no
-    /// progress, which includes an offer that `data` declined because a
-    /// reply was still in progress and the connection was backpressured
-    /// again (a reactor bug: it should wait for the drain, as it does when
-    /// backpressured before the offer). So with a reply in progress, the
-    /// input may still hold commands: `drained` wakes the connection once
-    /// the reply is out, and `data` answers them before closing.
+    /// The reactor calls this once the input left was offered again with
+    /// nothing holding it back (it waits for a drain first). `data` still
+    /// declines input while a reply is in progress, so should one be
+    /// unfinished here, the input may hold commands: `drained` wakes the
+    /// connection once the reply is out, and `data` answers them before
+    /// closing. This keeps the order whatever the reactor's timing.
     fn read_closed(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, st: &mut RespConn) {
         if st.pending.is_empty() {
             ctx.close_after_flush(conn);
