@@ -17,10 +17,52 @@
 //!
 //! # Slow readers
 //!
-//! A member that stops reading accumulates output. Once its queue would pass
-//! `--max-queue` bytes (default 256 KiB) it is disconnected and the room is
-//! told why; the others never wait for it, because the reactor never blocks on
-//! one connection. Until then every member receives every line, in order.
+//! Relaying a line never blocks on a member: each member's copy is queued
+//! for it and sent as fast as its socket takes it. A member that reads
+//! slower than the room talks builds a backlog, which is bounded the way
+//! Redis bounds a client's output buffer (`client-output-buffer-limit`), by
+//! the reactor's output limits:
+//!
+//! * a hard limit, `--max-queue` (default 4 MiB): a line that would take the
+//!   backlog past it disconnects the member at once;
+//! * a soft limit, `--soft-queue` (default 256 KiB) for `--soft-seconds`
+//!   (default 10): a backlog that stays above it that long without a break
+//!   disconnects the member.
+//!
+//! Either way the room is told `* NAME left (not reading)`. Until then the
+//! member receives every line, in order. A member that never reads thus
+//! costs the server at most `--max-queue` bytes (plus its socket buffers in
+//! the kernel), and is gone `--soft-seconds` after its backlog passes
+//! `--soft-queue`, or at once when it passes `--max-queue`. `--soft-queue`
+//! equal to `--max-queue` leaves only the hard limit.
+//!
+//! The reactor meanwhile keeps a burst from outrunning the members that
+//! read as fast as they can: once a member's backlog reaches the high-water
+//! mark (a quarter of `--max-queue`, at most 256 KiB), what is queued for it
+//! is sent at once rather than at the end of the turn, and the sender whose
+//! lines left it there is not read again until a backlog drains below high
+//! water, or for 50 ms at most (the reactor's fan-out hold,
+//! `Config::fanout_hold`). A member whose socket took no byte for that long
+//! counts as stopped and holds nobody: a member that stops reading slows
+//! the room once, by 50 ms at most, and is then left to its limits, which
+//! is why it is disconnected rather than waited for. Nor does the room slow
+//! down to a member that reads, but slowly: it falls behind and meets the
+//! soft limit or the hard one.
+//!
+//! Why the hard limit is as large as 4 MiB: the hold comes between reads,
+//! never inside one. One read from a sender is up to 64 KiB (the reactor's
+//! read buffer) and is relayed whole by one `data` call, and 64 KiB of
+//! two-byte lines (`x` and a newline) becomes 32 768 lines of up to 36 bytes
+//! (`NICK: x` with a 32-byte name, and a newline): about 18 times as much,
+//! 1.1 MiB for every member, queued before its socket can take any of it, on
+//! top of up to a high-water mark already queued. A member that keeps up
+//! can thus have about 1.4 MiB queued for a moment; a hard limit below that
+//! would cut it off for one read of short lines. 4 MiB covers that almost
+//! three times, which also leaves a reader that goes unscheduled for a
+//! while on a busy host some time to catch up. The soft limit is the one
+//! that catches a member that falls behind and stays there: no member that
+//! keeps up holds 256 KiB of backlog, about 250 of the longest lines, for
+//! 10 s.
 //!
 //! # Why `ctx.write` (a copy per member) and not `write_vec` (a clone each)
 //!
@@ -44,7 +86,10 @@ use std::time::Duration;
 
 use clap::Parser;
 use reactor::codec::{Decoder, LineCodec};
-use reactor::{CloseReason, Config, ConnId, Context, Event, Handler, Limit, Reactor, SourceId};
+use reactor::{
+    CloseReason, Config, ConnId, Context, Event, Handler, Limit, Reactor, SoftLimit, SourceId,
+    WriteError,
+};
 use slab::Slab;
 
 #[path = "support/server.rs"]
@@ -69,10 +114,21 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7000")]
     addr: SocketAddr,
-    /// Bytes of undelivered output a member may have queued before it is
-    /// disconnected as too slow.
-    #[arg(long, default_value_t = 256 * 1024, value_parser = clap::value_parser!(u64).range(4096..))]
+    /// Hard limit: a member whose undelivered output would pass this many
+    /// bytes is disconnected at once as not reading. Large enough by
+    /// default for what one read of short lines becomes (see the module
+    /// docs).
+    #[arg(long, default_value_t = 4 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(4096..))]
     max_queue: u64,
+    /// Soft limit: a member whose undelivered output stays above this many
+    /// bytes for `--soft-seconds` is disconnected as not reading. At most
+    /// `--max-queue`.
+    #[arg(long, default_value_t = 256 * 1024)]
+    soft_queue: u64,
+    /// How long a member's undelivered output may stay above `--soft-queue`
+    /// (fractions allowed).
+    #[arg(long, default_value_t = 10.0)]
+    soft_seconds: f64,
     /// Seconds a graceful shutdown waits before force-closing connections.
     #[arg(long, default_value_t = 5.0)]
     grace: f64,
@@ -88,9 +144,6 @@ struct Member {
     /// output to be flushed. Its leave notice has been sent exactly when this
     /// is `None`.
     slot: Option<usize>,
-    /// Why the server cut this member off, for the leave notice; `None` if
-    /// it was not cut off by the server.
-    kicked: Option<&'static str>,
 }
 
 /// The room.
@@ -106,9 +159,6 @@ struct ChatServer {
     /// Frames what the server sends; longer than `input` because a relayed
     /// line carries the sender's name.
     output: LineCodec,
-    /// A member whose queued output would pass this many bytes is
-    /// disconnected. Equals `Config::max_output`, the reactor's own backstop.
-    max_queue: usize,
     /// Number for the next guest name (`guest1`, `guest2`, ...).
     next_guest: u64,
     /// Members disconnected for not reading, for the exit report.
@@ -135,7 +185,7 @@ impl ChatServer {
         self.text.clear();
         self.text.extend_from_slice(line.as_bytes());
         self.frame();
-        deliver(ctx, conn, &self.wire, self.max_queue);
+        deliver(ctx, conn, &self.wire);
     }
 
     /// Sends `line` to every member except `except`.
@@ -152,7 +202,7 @@ impl ChatServer {
             if Some(member) != except {
                 // A member cut off here closes at once; its `closed` callback
                 // runs after this loop, so `members` does not change under it.
-                deliver(ctx, member, &self.wire, self.max_queue);
+                deliver(ctx, member, &self.wire);
             }
         }
     }
@@ -276,23 +326,19 @@ impl ChatServer {
     }
 }
 
-/// Queues a framed line for `member`, or disconnects it if it is too far
-/// behind. The reply to a slow reader is disconnection, never waiting.
-fn deliver(ctx: &mut Context<'_, ChatServer>, member: ConnId, wire: &[u8], max_queue: usize) {
-    let Some(queued) = ctx.queued_output(member) else {
-        return;
-    };
-    if queued + wire.len() > max_queue {
-        log::info!("{member}: {queued} bytes unread, disconnecting");
-        if let Some(state) = ctx.state_mut(member) {
-            state.kicked = Some("not reading");
+/// Queues a framed line for `member`. The reactor enforces the output
+/// limits: a line past the hard limit closes the member instead, and
+/// `closed` tells the room it left for not reading. The reply to a slow
+/// reader is disconnection, never waiting.
+fn deliver(ctx: &mut Context<'_, ChatServer>, member: ConnId, wire: &[u8]) {
+    match ctx.write(member, wire) {
+        Ok(()) => {}
+        // It is closing (quit, overlong line) and takes no more output.
+        Err(WriteError::Gone) => {}
+        Err(WriteError::OutputLimit) => {
+            log::info!("{member}: output passed the hard limit, disconnected");
         }
-        ctx.close(member);
-        return;
     }
-    // `Gone`: it is closing (quit) and takes no more output. `OutputLimit`
-    // cannot happen (checked above), and would have closed it anyway.
-    let _ = ctx.write(member, wire);
 }
 
 /// Checks a requested nickname; the error says what is wrong.
@@ -334,7 +380,6 @@ impl Handler for ChatServer {
         Member {
             nick,
             slot: Some(slot),
-            kicked: None,
         }
     }
 
@@ -384,11 +429,12 @@ impl Handler for ChatServer {
         reason: CloseReason,
     ) {
         log::info!("{conn} ({}) closed: {reason}", me.nick);
-        let why = match (me.kicked, reason) {
-            (Some(why), _) => Some(why),
-            (None, CloseReason::LimitExceeded(Limit::Output)) => Some("not reading"),
-            (None, CloseReason::PeerClosed | CloseReason::ClosedLocally) => None,
-            (None, _) => Some("connection lost"),
+        let why = match reason {
+            // The hard limit or the soft one: the reactor does not say
+            // which, and to the room it is the same.
+            CloseReason::LimitExceeded(Limit::Output) => Some("not reading"),
+            CloseReason::PeerClosed | CloseReason::ClosedLocally => None,
+            _ => Some("connection lost"),
         };
         if why == Some("not reading") {
             self.kicked_slow += 1;
@@ -410,13 +456,39 @@ fn main() -> ExitCode {
     server::run("chat_server", serve)
 }
 
-fn serve(args: &Args) -> std::io::Result<()> {
+/// The output limits the flags ask for, or why they contradict each other.
+fn output_limits(args: &Args) -> Result<(usize, SoftLimit), String> {
     let max_queue = usize::try_from(args.max_queue).unwrap_or(usize::MAX);
+    let soft_queue = usize::try_from(args.soft_queue).unwrap_or(usize::MAX);
+    if soft_queue > max_queue {
+        return Err(format!(
+            "--soft-queue ({soft_queue}) must not be larger than --max-queue ({max_queue})"
+        ));
+    }
+    let soft_seconds = Duration::try_from_secs_f64(args.soft_seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            format!(
+                "--soft-seconds ({}) must be a positive number of seconds",
+                args.soft_seconds
+            )
+        })?;
+    let soft = SoftLimit {
+        bytes: soft_queue,
+        duration: soft_seconds,
+    };
+    Ok((max_queue, soft))
+}
+
+fn serve(args: &Args) -> std::io::Result<()> {
+    let invalid = |e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let (max_queue, soft) = output_limits(args).map_err(invalid)?;
     let config = Config {
-        // The reactor's hard cap backs up the handler's own check; reading
-        // from a member pauses long before (its own replies pile up only if
-        // it sends commands without reading the answers).
+        // The slow-reader policy (module docs). The water marks follow
+        // `max_output`: high water at a quarter of it, at most 256 KiB.
         max_output: max_queue,
+        soft_output: Some(soft),
         // Far below the default 1 MiB: no line is longer than MAX_LINE, and
         // the codec rejects one as soon as it passes that.
         max_input: 4 * MAX_LINE,
@@ -427,7 +499,6 @@ fn serve(args: &Args) -> std::io::Result<()> {
         members: Slab::new(),
         input: LineCodec::new(MAX_LINE),
         output: LineCodec::new(MAX_OUT_LINE),
-        max_queue,
         next_guest: 0,
         kicked_slow: 0,
         text: Vec::new(),
