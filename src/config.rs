@@ -27,6 +27,16 @@ pub struct Config {
     /// Set `TCP_NODELAY` on every connection: replies go out at once instead
     /// of waiting for Nagle's algorithm to coalesce them.
     pub nodelay: bool,
+    /// `TCP_NOTSENT_LOWAT` on every connection (Linux): the kernel keeps at
+    /// most about this many bytes that the peer's window has not yet let it
+    /// send, and reports the socket writable again once below half of it.
+    /// Bytes a slow reader has not taken then wait in the connection's own
+    /// queue, where its limits and the fan-out hold see them, instead of
+    /// hiding in a send buffer the kernel grows to 4 MiB; and a reader that
+    /// is slow but reading shows progress at this granularity. A fast
+    /// reader is unaffected (its bytes leave at once). `None`: the kernel's
+    /// default (no limit).
+    pub notsent_lowat: Option<u32>,
     /// Most connections open at once (accepted plus outbound). An accepted
     /// connection over this limit is closed at once and counted as rejected.
     /// Default: the soft descriptor limit minus [`RESERVED_DESCRIPTORS`].
@@ -60,11 +70,18 @@ pub struct Config {
     pub soft_output: Option<SoftLimit>,
     /// Fan-out hold: a connection whose input, fanned out, left another
     /// connection above its high-water mark is not read again until that
-    /// one drains below it, or for at most this long. A target that took no
-    /// bytes for this long (a reader that stopped) no longer holds anyone,
-    /// so a stuck reader slows the others at most once by this much, while
-    /// readers that keep up are never outrun. Always > 0.
+    /// one drains below it, or for at most this long. Readers that keep up
+    /// are never outrun by a burst; one that reads more slowly than one
+    /// read's amplification per hold falls behind and meets its limits
+    /// instead of pacing everyone. Always > 0.
     pub fanout_hold: Duration,
+    /// A reader whose socket took no bytes for this long has stalled (it
+    /// stopped reading) and holds no fan-out: its limits deal with it, and
+    /// it slows the others only this long, once. Longer than `fanout_hold`
+    /// because a reader's progress shows only when its kernel opens the TCP
+    /// window again, which on Linux waits until a sixteenth of its receive
+    /// buffer (up to 6 MiB) is free. Always > 0.
+    pub fanout_stall: Duration,
     /// Idle timeout given to every new connection (`None`: never).
     pub idle_timeout: Option<Duration>,
     /// How long a connection closed after flushing waits for the peer's FIN
@@ -88,6 +105,7 @@ impl Default for Config {
             backlog: 1024,
             reuse_port: false,
             nodelay: true,
+            notsent_lowat: Some(16 * 1024),
             max_connections: default_max_connections(),
             read_buffer_size: 64 * 1024,
             read_budget_reads: 16,
@@ -99,6 +117,7 @@ impl Default for Config {
             max_output: 4 * 1024 * 1024,
             soft_output: None,
             fanout_hold: Duration::from_millis(50),
+            fanout_stall: Duration::from_millis(250),
             idle_timeout: None,
             linger_timeout: Duration::from_secs(2),
             accept_retry_delay: Duration::from_millis(100),
@@ -150,8 +169,10 @@ impl Config {
             }
         }
         self.limits().validate().map_err(|e| ConfigError(e.0))?;
-        if self.fanout_hold.is_zero() {
-            return Err(ConfigError("fanout_hold must be greater than zero".into()));
+        if self.fanout_hold.is_zero() || self.fanout_stall.is_zero() {
+            return Err(ConfigError(
+                "fanout_hold and fanout_stall must be greater than zero".into(),
+            ));
         }
         if self.timer_tick.is_zero() {
             return Err(ConfigError("timer_tick must be greater than zero".into()));

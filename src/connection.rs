@@ -91,13 +91,16 @@ pub(crate) struct Connection<S> {
     /// Turn clock at the last read or write progress.
     pub(crate) last_active: Instant,
     /// Turn clock when the socket last took output bytes (or when the
-    /// connection opened): a target that took nothing for `fanout_hold`
+    /// connection opened): a target that took nothing for `fanout_stall`
     /// is stalled and holds no fan-out.
     pub(crate) last_sent: Instant,
-    /// Reading is held because this connection's fan-out left a draining
-    /// connection above high water. Invariant: set exactly while the id is
-    /// in `Core::fanout_held`.
+    /// Reading is held because this connection's fan-out left a reader
+    /// that is still taking bytes above high water. Invariant: set exactly
+    /// while the id is among `Fanout::held`.
     pub(crate) fanout_held: bool,
+    /// This connection is above high water and holds the connections whose
+    /// fan-out put it there. Invariant: counted in `Fanout::targets_high`.
+    pub(crate) fanout_target: bool,
     /// Idle limit; `None`: none.
     pub(crate) idle_timeout: Option<Duration>,
     /// The armed idle timer. Invariant: `Some` only if `idle_timeout` is.
@@ -146,6 +149,7 @@ impl<S> Connection<S> {
             last_active: now,
             last_sent: now,
             fanout_held: false,
+            fanout_target: false,
             idle_timeout: None,
             idle_timer: None,
             state_timer: None,

@@ -222,7 +222,7 @@ impl<H: Handler> Context<'_, H> {
                 core.config.max_connections
             )));
         }
-        let mut socket = listener::start_connect(local, addr, core.config.nodelay)?;
+        let mut socket = listener::start_connect(local, addr, &core.config)?;
         let slot = core.conns.vacant_key();
         core.registry.register(
             &mut socket,

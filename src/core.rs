@@ -20,6 +20,7 @@ use socket2::SockRef;
 use crate::buffer;
 use crate::config::Config;
 use crate::connection::{AfterConnect, Connection};
+use crate::fanout::Fanout;
 use crate::handler::{Handler, WriteError};
 use crate::limits::Limits;
 use crate::state::{CloseReason, ConnState, Limit};
@@ -108,18 +109,8 @@ pub(crate) struct Core<H: Handler> {
     /// `config.limits()`, resolved once: the limits of every connection
     /// that has no limits of its own.
     pub(crate) limits: Limits,
-    /// Set when a write from the running `data` callback left another
-    /// connection, one still taking bytes, above its high-water mark: the
-    /// reading connection is then held (`fanout_held`). Cleared before each
-    /// `data` callback.
-    pub(crate) fanout_blocked: bool,
-    /// Connections held by their fan-out, released together when any
-    /// connection drains below its high-water mark or when the hold timer
-    /// fires. Entries may be stale (closed connections).
-    pub(crate) fanout_held: Vec<ConnId>,
-    /// Whether a `TimerKind::FanoutHold` is armed. Invariant: armed
-    /// whenever `fanout_held` is not empty.
-    pub(crate) fanout_timer_armed: bool,
+    /// The fan-out hold's bookkeeping (see `fanout.rs`).
+    pub(crate) fanout: Fanout,
     /// Registers sockets with the poll instance.
     pub(crate) registry: Registry,
     /// Connections, keyed by token. Closed ones stay until the turn's end so
@@ -173,9 +164,7 @@ impl<H: Handler> Core<H> {
         let now = Instant::now();
         Core {
             limits: config.limits(),
-            fanout_blocked: false,
-            fanout_held: Vec::new(),
-            fanout_timer_armed: false,
+            fanout: Fanout::default(),
             scratch: vec![0; config.read_buffer_size],
             staging: Vec::new(),
             timers: TimerWheel::new(now, config.timer_tick),
@@ -239,7 +228,7 @@ impl<H: Handler> Core<H> {
     /// sends at once what the socket takes (write-through), so neither a
     /// large reply nor a fan-out waits in memory for the end of the turn;
     /// still above it, a write from another connection's `data` callback
-    /// ends that connection's reading for this turn (`fanout_blocked`).
+    /// holds that connection's reading (`fanout.rs`).
     #[inline]
     pub(crate) fn queue_output(
         &mut self,
@@ -310,17 +299,7 @@ impl<H: Handler> Core<H> {
             self.unstage(id);
             self.send_queued(id);
         }
-        // A target that took no bytes for `fanout_hold` has stalled (its
-        // reader stopped): it must not hold the others, its limits deal
-        // with it.
-        let stall = self.config.fanout_hold;
-        let holds = self.conn(id).is_some_and(|c| {
-            c.output.len() + self.staged_len(id) >= high_water
-                && self.now.saturating_duration_since(c.last_sent) < stall
-        });
-        if holds && self.current.is_some_and(|current| current != id) {
-            self.fanout_blocked = true;
-        }
+        self.note_fanout_target(id, high_water);
     }
 
     /// Arms or cancels the soft-limit timer of `id` as its queue crosses the
@@ -421,8 +400,8 @@ impl<H: Handler> Core<H> {
             return;
         }
         let limits = conn.limits.as_deref().copied().unwrap_or(self.limits);
-        if conn.output.len() < limits.output_high_water && !self.fanout_held.is_empty() {
-            self.release_fanout_held();
+        if conn.fanout_target && conn.output.len() < limits.output_high_water {
+            self.fanout_target_done(id);
         }
         let Some(conn) = live(&mut self.conns, id) else {
             return;
@@ -438,35 +417,6 @@ impl<H: Handler> Core<H> {
         }
         if limits.soft_output.is_some() {
             self.check_soft_limit(id);
-        }
-    }
-
-    /// Holds `id`'s reading: its fan-out left a draining connection above
-    /// high water. Released by `release_fanout_held`.
-    pub(crate) fn hold_for_fanout(&mut self, id: ConnId) {
-        let hold = self.config.fanout_hold;
-        let Some(conn) = self.conn_mut(id) else {
-            return;
-        };
-        if !conn.fanout_held {
-            conn.fanout_held = true;
-            self.fanout_held.push(id);
-        }
-        if !self.fanout_timer_armed {
-            self.fanout_timer_armed = true;
-            self.timers.insert(self.now + hold, TimerKind::FanoutHold);
-        }
-    }
-
-    /// Lets every connection held by its fan-out read again (next turn):
-    /// some connection drained below high water, or the hold timed out.
-    pub(crate) fn release_fanout_held(&mut self) {
-        for id in std::mem::take(&mut self.fanout_held) {
-            if let Some(conn) = self.conn_mut(id) {
-                conn.fanout_held = false;
-                conn.offer_pending |= !conn.input.is_empty();
-                self.push_ready(Ready::Conn(id));
-            }
         }
     }
 
@@ -656,6 +606,7 @@ impl<H: Handler> Core<H> {
         self.stats.open_connections -= 1;
         self.stats.closed_by_reason[reason.index()] += 1;
         self.unreported.push_back(id);
+        self.fanout_target_done(id);
     }
 
     /// Arms (or re-arms) the idle timer of `id` for `deadline`.

@@ -27,6 +27,7 @@ use crate::connection::Connection;
 use crate::context::Context;
 use crate::core::{live, Core, Ready, TimerKind};
 use crate::handler::Handler;
+use crate::listener;
 use crate::state::{CloseReason, ConnState, Limit};
 use crate::token::{ConnId, ListenerId};
 
@@ -207,11 +208,11 @@ impl<H: Handler> Driver<'_, H> {
                     core.stats.bytes_in += n as u64;
                     self.deliver(id, &scratch[..n]);
                     self.flush(id);
-                    if std::mem::take(&mut self.core.fanout_blocked) {
+                    if std::mem::take(&mut self.core.fanout.blocked) {
                         // What this read fanned out left a connection that
                         // is still taking bytes above high water: read no
                         // more until it drains, so a reader that keeps up is
-                        // never outrun (bounded by `Config::fanout_hold`).
+                        // never outrun (at most `Config::fanout_hold`; see fanout.rs).
                         trace!("conn {id}: fan-out above high water, holding");
                         self.core.stats.fanout_yields += 1;
                         self.core.hold_for_fanout(id);
@@ -281,7 +282,7 @@ impl<H: Handler> Driver<'_, H> {
             fresh
         };
         self.core.current = Some(id);
-        self.core.fanout_blocked = false;
+        self.core.fanout.blocked = false;
         let consumed = self.call_with_state(id, "data", |handler, ctx, state| {
             handler.data(ctx, id, state, offered)
         });
@@ -622,10 +623,8 @@ impl<H: Handler> Driver<'_, H> {
             );
             return; // dropping the socket closes it
         }
-        if core.config.nodelay {
-            if let Err(e) = socket.set_nodelay(true) {
-                debug!("set TCP_NODELAY for {peer}: {e}");
-            }
+        if let Err(e) = listener::set_options(&socket, &core.config) {
+            debug!("socket options for {peer}: {e}");
         }
         let slot = core.conns.vacant_key();
         if let Err(e) = core.registry.register(

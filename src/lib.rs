@@ -40,6 +40,7 @@
 //! | `reactor` | the loop: `run_once`, its phases, timers' effects, shutdown |
 //! | `io` | one connection's step: connect, read, deliver, flush, linger, accept |
 //! | `core` | the loop's shared state and close/write/timer bookkeeping |
+//! | `fanout` | the fan-out hold: a broadcast waits for the readers that keep up |
 //! | `context` | what a handler callback may do |
 //! | `handler` | the `Handler` trait |
 //! | `state` | the state machine and close reasons |
@@ -68,6 +69,7 @@ mod config;
 mod connection;
 mod context;
 mod core;
+mod fanout;
 mod handle;
 mod handler;
 mod io;

@@ -53,13 +53,11 @@ fn with_context(error: io::Error, what: &str, addr: SocketAddr) -> io::Error {
 pub(crate) fn start_connect(
     local: Option<SocketAddr>,
     addr: SocketAddr,
-    nodelay: bool,
+    config: &Config,
 ) -> io::Result<mio::net::TcpStream> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_nonblocking(true)?;
-    if nodelay {
-        socket.set_tcp_nodelay(true)?;
-    }
+    set_options(&socket, config)?;
     if let Some(local) = local {
         socket
             .bind(&local.into())
@@ -72,6 +70,19 @@ pub(crate) fn start_connect(
         Err(e) => return Err(with_context(e, "cannot connect to", addr)),
     }
     Ok(mio::net::TcpStream::from_std(socket.into()))
+}
+
+/// The options `Config` asks for on every connection, accepted or
+/// outbound: `TCP_NODELAY` and `TCP_NOTSENT_LOWAT`.
+pub(crate) fn set_options(socket: impl std::os::fd::AsFd, config: &Config) -> io::Result<()> {
+    let socket = socket2::SockRef::from(&socket);
+    if config.nodelay {
+        socket.set_tcp_nodelay(true)?;
+    }
+    if let Some(lowat) = config.notsent_lowat {
+        socket.set_tcp_notsent_lowat(lowat)?;
+    }
+    Ok(())
 }
 
 /// `EINPROGRESS` on Linux: a non-blocking connect has started.

@@ -424,13 +424,7 @@ fn fire_timer<H: Handler>(
                     .close_now(id, CloseReason::LimitExceeded(crate::state::Limit::Output));
             }
         }
-        TimerKind::FanoutHold => {
-            driver.core.fanout_timer_armed = false;
-            if !driver.core.fanout_held.is_empty() {
-                trace!("fan-out hold timed out");
-                driver.core.release_fanout_held();
-            }
-        }
+        TimerKind::FanoutHold => driver.core.fanout_hold_expired(),
         TimerKind::AcceptRetry => {
             debug!("retrying accept");
             driver.core.accept_paused = false;
