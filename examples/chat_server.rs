@@ -127,11 +127,11 @@ struct Args {
     soft_queue: u64,
     /// How long a member's undelivered output may stay above `--soft-queue`
     /// (fractions allowed).
-    #[arg(long, default_value_t = 10.0)]
-    soft_seconds: f64,
+    #[arg(long, default_value = "10", value_parser = server::seconds)]
+    soft_seconds: Duration,
     /// Seconds a graceful shutdown waits before force-closing connections.
-    #[arg(long, default_value_t = 5.0)]
-    grace: f64,
+    #[arg(long, default_value = "5", value_parser = server::seconds)]
+    grace: Duration,
 }
 
 /// One connection's protocol state, kept by the reactor beside its buffers.
@@ -465,15 +465,10 @@ fn output_limits(args: &Args) -> Result<(usize, SoftLimit), String> {
             "--soft-queue ({soft_queue}) must not be larger than --max-queue ({max_queue})"
         ));
     }
-    let soft_seconds = Duration::try_from_secs_f64(args.soft_seconds)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            format!(
-                "--soft-seconds ({}) must be a positive number of seconds",
-                args.soft_seconds
-            )
-        })?;
+    let soft_seconds = args.soft_seconds;
+    if soft_seconds.is_zero() {
+        return Err("--soft-seconds must be more than 0".to_string());
+    }
     let soft = SoftLimit {
         bytes: soft_queue,
         duration: soft_seconds,
@@ -495,7 +490,7 @@ fn serve(args: &Args) -> std::io::Result<()> {
         ..Config::default()
     };
     let handler = ChatServer {
-        shutdown: ShutdownSignals::new(Duration::from_secs_f64(args.grace))?,
+        shutdown: ShutdownSignals::new(args.grace)?,
         members: Slab::new(),
         input: LineCodec::new(MAX_LINE),
         output: LineCodec::new(MAX_OUT_LINE),

@@ -32,11 +32,11 @@ struct Args {
     #[arg(long)]
     max_connections: Option<usize>,
     /// Close connections idle for this many seconds.
-    #[arg(long)]
-    idle_timeout: Option<f64>,
+    #[arg(long, value_parser = server::seconds)]
+    idle_timeout: Option<Duration>,
     /// Seconds a graceful shutdown waits before force-closing connections.
-    #[arg(long, default_value_t = 10.0)]
-    grace: f64,
+    #[arg(long, default_value = "10", value_parser = server::seconds)]
+    grace: Duration,
 }
 
 /// Echoes input and turns signals into a graceful shutdown.
@@ -83,9 +83,9 @@ fn serve(args: &Args) -> std::io::Result<()> {
     if let Some(max) = args.max_connections {
         config.max_connections = max;
     }
-    config.idle_timeout = args.idle_timeout.map(Duration::from_secs_f64);
+    config.idle_timeout = args.idle_timeout;
     let handler = EchoServer {
-        shutdown: ShutdownSignals::new(Duration::from_secs_f64(args.grace))?,
+        shutdown: ShutdownSignals::new(args.grace)?,
     };
     let mut reactor = Reactor::new(handler, config)?;
     reactor.with_context(|handler, ctx| handler.shutdown.register(ctx))?;

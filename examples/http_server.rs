@@ -66,11 +66,11 @@ struct Args {
     addr: SocketAddr,
     /// Seconds a client has to complete a request head (slowloris cut-off;
     /// also the keep-alive idle limit and the longest pause inside a body).
-    #[arg(long, default_value_t = 10.0)]
-    header_timeout: f64,
+    #[arg(long, default_value = "10", value_parser = server::seconds)]
+    header_timeout: Duration,
     /// Seconds a graceful shutdown waits before force-closing connections.
-    #[arg(long, default_value_t = 10.0)]
-    grace: f64,
+    #[arg(long, default_value = "10", value_parser = server::seconds)]
+    grace: Duration,
     /// Most concurrent connections (default: from the descriptor limit).
     #[arg(long)]
     max_connections: Option<usize>,
@@ -438,8 +438,8 @@ fn serve(args: &Args) -> std::io::Result<()> {
         config.max_connections = max;
     }
     let handler = HttpServer {
-        shutdown: ShutdownSignals::new(Duration::from_secs_f64(args.grace))?,
-        header_timeout: Duration::from_secs_f64(args.header_timeout),
+        shutdown: ShutdownSignals::new(args.grace)?,
+        header_timeout: args.header_timeout,
         draining: false,
         date: parse::http_date(0),
         date_valid_until: Instant::now(),

@@ -66,11 +66,11 @@ struct Args {
     #[arg(long)]
     backend: SocketAddr,
     /// Seconds a backend connect may take before its client is reset.
-    #[arg(long, default_value_t = 5.0)]
-    connect_timeout: f64,
+    #[arg(long, default_value = "5", value_parser = server::seconds)]
+    connect_timeout: Duration,
     /// Seconds a graceful shutdown waits before closing the pairs left.
-    #[arg(long, default_value_t = 10.0)]
-    grace: f64,
+    #[arg(long, default_value = "10", value_parser = server::seconds)]
+    grace: Duration,
 }
 
 /// Which peer a connection talks to.
@@ -224,19 +224,12 @@ fn main() -> ExitCode {
     server::run("proxy", serve)
 }
 
-/// A flag's seconds as a `Duration`; a negative or absurd value is an
-/// error naming the flag, not a panic.
-fn seconds(flag: &str, value: f64) -> io::Result<Duration> {
-    Duration::try_from_secs_f64(value)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{flag} {value}: {e}")))
-}
-
 fn serve(args: &Args) -> io::Result<()> {
     let handler = Proxy {
         backend: args.backend,
-        connect_timeout: seconds("--connect-timeout", args.connect_timeout)?,
+        connect_timeout: args.connect_timeout,
         counts: Counts::default(),
-        shutdown: ShutdownSignals::new(seconds("--grace", args.grace)?)?,
+        shutdown: ShutdownSignals::new(args.grace)?,
     };
     let mut reactor = Reactor::new(handler, Config::default())?;
     reactor.with_context(|handler, ctx| handler.shutdown.register(ctx))?;

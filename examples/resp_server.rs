@@ -127,11 +127,11 @@ struct Args {
     #[arg(long, default_value_t = 8 * 1024 * 1024)]
     pubsub_soft_limit: usize,
     /// How long a subscriber may stay above the soft limit.
-    #[arg(long, default_value_t = 60.0)]
-    pubsub_soft_seconds: f64,
+    #[arg(long, default_value = "60", value_parser = server::seconds)]
+    pubsub_soft_seconds: Duration,
     /// Seconds a graceful shutdown waits before force-closing connections.
-    #[arg(long, default_value_t = 10.0)]
-    grace: f64,
+    #[arg(long, default_value = "10", value_parser = server::seconds)]
+    grace: Duration,
     /// Most concurrent connections (default: from the descriptor limit).
     #[arg(long)]
     max_connections: Option<usize>,
@@ -345,12 +345,7 @@ fn pubsub_limits(args: &Args, normal: Limits) -> std::io::Result<Limits> {
         0 => usize::MAX,
         n => n,
     };
-    let seconds = Duration::try_from_secs_f64(args.pubsub_soft_seconds).map_err(|e| {
-        std::io::Error::other(format!(
-            "--pubsub-soft-seconds {}: {e}",
-            args.pubsub_soft_seconds
-        ))
-    })?;
+    let seconds = args.pubsub_soft_seconds;
     let limits = Limits {
         max_input: normal.max_input,
         soft_output: (args.pubsub_soft_limit > 0).then_some(SoftLimit {
@@ -379,7 +374,7 @@ fn serve(args: &Args) -> std::io::Result<()> {
         store: Store::default(),
         pubsub: PubSub::new(normal_limits, pubsub_limits(args, normal_limits)?),
         out: Vec::with_capacity(RETAINED),
-        shutdown: ShutdownSignals::new(Duration::from_secs_f64(args.grace))?,
+        shutdown: ShutdownSignals::new(args.grace)?,
     };
     let mut reactor = Reactor::new(handler, config)?;
     reactor.with_context(|handler, ctx| handler.shutdown.register(ctx))?;

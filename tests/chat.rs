@@ -823,11 +823,15 @@ fn contradictory_limits_are_refused_with_a_reason() {
         ),
         (
             &["--soft-seconds", "0"][..],
-            "--soft-seconds (0) must be a positive number of seconds",
+            "--soft-seconds must be more than 0",
         ),
         (
             &["--soft-seconds", "inf"][..],
-            "--soft-seconds (inf) must be a positive number of seconds",
+            "inf is not a number of seconds from 0 up",
+        ),
+        (
+            &["--grace=-1"][..],
+            "-1 is not a number of seconds from 0 up",
         ),
     ] {
         let mut child = std::process::Command::new(common::example_bin("chat_server"))

@@ -33,6 +33,19 @@ pub fn run<A: clap::Parser>(name: &str, serve: fn(&A) -> io::Result<()>) -> Exit
     }
 }
 
+/// Parses a flag given in seconds (fractions allowed) into a `Duration`, as
+/// a clap `value_parser`: a negative, infinite or absurdly large value is a
+/// usage error naming the flag, not a panic in `Duration::from_secs_f64`.
+// udp_echo includes this file and has no flag in seconds.
+#[allow(dead_code)]
+pub fn seconds(text: &str) -> Result<Duration, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| format!("{text} is not a number of seconds from 0 up"))
+}
+
 /// The signal pipe and what a signal means for this server.
 pub struct ShutdownSignals {
     /// SIGINT/SIGTERM, readable when one arrived.
