@@ -40,14 +40,16 @@
 //! read as fast as they can: once a member's backlog reaches the high-water
 //! mark (a quarter of `--max-queue`, at most 256 KiB), what is queued for it
 //! is sent at once rather than at the end of the turn, and the sender whose
-//! lines left it there is not read again until a backlog drains below high
-//! water, or for 50 ms at most (the reactor's fan-out hold,
-//! `Config::fanout_hold`). A member whose socket took no byte for that long
-//! counts as stopped and holds nobody: a member that stops reading slows
-//! the room once, by 50 ms at most, and is then left to its limits, which
-//! is why it is disconnected rather than waited for. Nor does the room slow
-//! down to a member that reads, but slowly: it falls behind and meets the
-//! soft limit or the hard one.
+//! lines left it there is not read again until those backlogs drain below
+//! high water, or for 50 ms at most (the reactor's fan-out hold,
+//! `Config::fanout_hold`). A member whose socket took no byte for 250 ms
+//! (`Config::fanout_stall`) counts as stopped and holds nobody: a member
+//! that stops reading slows the room once, by a quarter of a second at
+//! most, and is then left to its limits, which is why it is disconnected
+//! rather than waited for. Nor does the room slow down for long to a member
+//! that reads, but more slowly than one read of lines per 50 ms (about
+//! 1.3 MB/s of 1 000-byte lines): it falls behind and meets the soft limit
+//! or the hard one.
 //!
 //! Why the hard limit is as large as 4 MiB: the hold comes between reads,
 //! never inside one. One read from a sender is up to 64 KiB (the reactor's
