@@ -54,9 +54,9 @@ pub struct Config {
     /// message larger than this is closed with [`Limit::Input`](crate::Limit).
     pub max_input: usize,
     /// Queued output at or above which a connection is backpressured: it is
-    /// not read, its unconsumed input is not offered again, and writes to it
-    /// from other connections' callbacks are sent at once. `None`: a quarter
-    /// of `max_output`, at most 256 KiB. Invariant: `<= max_output`.
+    /// not read, its unconsumed input is not offered again, and each write
+    /// to it is sent at once (write-through). `None`: a quarter of
+    /// `max_output`, at most 256 KiB. Invariant: `<= max_output`.
     pub output_high_water: Option<usize>,
     /// Queued output below which a backpressured connection resumes (and
     /// `Handler::drained` runs). `None`: a quarter of the high-water mark.
@@ -68,19 +68,20 @@ pub struct Config {
     /// Soft cap on queued output, enforced over time (Redis's
     /// `client-output-buffer-limit` soft limit). `None`: none.
     pub soft_output: Option<SoftLimit>,
-    /// Fan-out hold: a connection whose input, fanned out, left another
-    /// connection above its high-water mark is not read again until that
-    /// one drains below it, or for at most this long. Readers that keep up
+    /// Fan-out hold: a connection whose input, fanned out, left other
+    /// connections above their high-water marks is not read again until
+    /// every connection holding someone has drained below it (the hold is
+    /// one for the whole loop), or for at most this long. Readers that keep up
     /// are never outrun by a burst; one that reads more slowly than one
     /// read's amplification per hold falls behind and meets its limits
     /// instead of pacing everyone. Always > 0.
     pub fanout_hold: Duration,
     /// A reader whose socket took no bytes for this long has stalled (it
     /// stopped reading) and holds no fan-out: its limits deal with it, and
-    /// it slows the others only this long, once. Longer than `fanout_hold`
-    /// because a reader's progress shows only when its kernel opens the TCP
-    /// window again, which on Linux waits until a sixteenth of its receive
-    /// buffer (up to 6 MiB) is free. Always > 0.
+    /// it slows the others only this long, once. By default longer than
+    /// `fanout_hold`, because a reader's progress shows only when its kernel
+    /// opens the TCP window again, which on Linux waits until a sixteenth of
+    /// its receive buffer (up to 6 MiB) is free. Always > 0.
     pub fanout_stall: Duration,
     /// Idle timeout given to every new connection (`None`: never).
     pub idle_timeout: Option<Duration>,

@@ -65,11 +65,13 @@ pub(crate) struct Connection<S> {
     /// input offered, until `resume_reading`.
     pub(crate) read_paused: bool,
     /// Backpressure ended and `Handler::drained` has not run yet.
-    /// Invariant: when set, the connection is on the ready queue.
+    /// Invariant: when set, the connection is on the ready queue (or
+    /// closing, when `drained` no longer runs).
     pub(crate) drained_pending: bool,
     /// Unconsumed input is to be offered to `data` again although no new
     /// byte arrived (after a drain, `resume_reading` or `wake`).
-    /// Invariant: when set, the connection is on the ready queue.
+    /// Invariant: when set, the connection is on the ready queue, or held
+    /// by flow control whose release puts it there.
     pub(crate) offer_pending: bool,
     /// The peer's FIN was read, but `read_closed` waits until the input left
     /// before it has been offered (flow control held it back).
@@ -101,6 +103,9 @@ pub(crate) struct Connection<S> {
     /// This connection is above high water and holds the connections whose
     /// fan-out put it there. Invariant: counted in `Fanout::targets_high`.
     pub(crate) fanout_target: bool,
+    /// The handler shut our write side (`shutdown_write`): no more output
+    /// is taken, whatever the state becomes.
+    pub(crate) write_shut: bool,
     /// Idle limit; `None`: none.
     pub(crate) idle_timeout: Option<Duration>,
     /// The armed idle timer. Invariant: `Some` only if `idle_timeout` is.
@@ -150,6 +155,7 @@ impl<S> Connection<S> {
             last_sent: now,
             fanout_held: false,
             fanout_target: false,
+            write_shut: false,
             idle_timeout: None,
             idle_timer: None,
             state_timer: None,
@@ -179,6 +185,12 @@ impl<S> Connection<S> {
     /// Nothing queued in either direction and no readiness left unserved.
     pub(crate) fn is_idle(&self) -> bool {
         self.output.is_empty() && self.input.is_empty() && !self.readable
+    }
+
+    /// Whether flow control owes the connection a step of its own:
+    /// `drained`, an offer of its input, or the end of a FIN.
+    pub(crate) fn owes_resume(&self) -> bool {
+        self.drained_pending || self.offer_pending || self.read_closed_pending
     }
 
     /// Whether unconsumed input may be offered to `data` now: the

@@ -20,7 +20,7 @@ use mio::{Interest, Token};
 use socket2::SockRef;
 
 use crate::connection::Connection;
-use crate::core::{Core, Payload, TimerKind};
+use crate::core::{limits_of, Core, Payload, TimerKind};
 use crate::handler::{Handler, WriteError};
 use crate::limits::{Limits, LimitsError};
 use crate::listener;
@@ -124,14 +124,16 @@ impl<H: Handler> Context<'_, H> {
 
     /// The limits in force for `conn`: its own if set, else the `Config`'s.
     pub fn limits(&self, conn: ConnId) -> Option<Limits> {
-        self.core.conn(conn).map(|c| self.core.limits_of(c))
+        self.core
+            .conn(conn)
+            .map(|c| *limits_of(c, &self.core.limits))
     }
 
     /// Gives `conn` limits of its own, replacing the `Config`'s for it
     /// alone (a subscriber gets a pub/sub class, a proxy's backend a larger
     /// buffer). Contradictory limits are refused with the reason. They apply
-    /// from the next write or flush on: a queue already above a lowered hard
-    /// cap is not cut, further writes are refused and close it.
+    /// at once (backpressure, the soft-limit clock); a queue already above a
+    /// lowered hard cap is not cut, but the next write closes it.
     pub fn set_limits(&mut self, conn: ConnId, limits: Limits) -> Result<(), LimitsError> {
         limits.validate()?;
         self.core.set_limits(conn, limits);

@@ -41,6 +41,13 @@ pub(crate) fn live<S>(conns: &mut Slab<Connection<S>>, id: ConnId) -> Option<&mu
         .filter(|c| c.id == id && !c.is_closed())
 }
 
+/// The limits in force for `conn`: its own, or else `default` (the
+/// `Config`'s). A free function so callers can hold one connection and
+/// `Core::limits` at once.
+pub(crate) fn limits_of<'a, S>(conn: &'a Connection<S>, default: &'a Limits) -> &'a Limits {
+    conn.limits.as_deref().unwrap_or(default)
+}
+
 /// Bytes a handler asked to write.
 pub(crate) enum Payload<'a> {
     /// Borrowed: copied into the staging buffer or the queue.
@@ -210,11 +217,6 @@ impl<H: Handler> Core<H> {
         self.shutdown_deadline.is_some()
     }
 
-    /// The limits in force for `conn`.
-    pub(crate) fn limits_of(&self, conn: &Connection<H::State>) -> Limits {
-        conn.limits.as_deref().copied().unwrap_or(self.limits)
-    }
-
     /// Queues `payload` for `id`; it is written this turn.
     ///
     /// Output for the connection whose `data` callback is running, while its
@@ -238,10 +240,10 @@ impl<H: Handler> Core<H> {
         let staging_for_me = self.current == Some(id);
         let staged = self.staged_len(id);
         let conn = live(&mut self.conns, id).ok_or(WriteError::Gone)?;
-        if !conn.state.accepts_output() {
+        if !conn.state.accepts_output() || conn.write_shut {
             return Err(WriteError::Gone);
         }
-        let limits = conn.limits.as_deref().unwrap_or(&self.limits);
+        let limits = limits_of(conn, &self.limits);
         let (max_output, high_water, soft) = (
             limits.max_output,
             limits.output_high_water,
@@ -309,8 +311,11 @@ impl<H: Handler> Core<H> {
         let Some(conn) = live(&mut self.conns, id) else {
             return;
         };
-        let limits = conn.limits.as_deref().unwrap_or(&self.limits);
-        let Some(soft) = limits.soft_output else {
+        let Some(soft) = limits_of(conn, &self.limits).soft_output else {
+            // No soft limit (any more, after `set_limits`): no clock.
+            if let Some(timer) = conn.soft_limit_timer.take() {
+                self.timers.cancel(timer);
+            }
             return;
         };
         let (soft_bytes, deadline) = (soft.bytes, self.now + soft.duration);
@@ -399,7 +404,7 @@ impl<H: Handler> Core<H> {
         if !conn.backpressured && conn.soft_limit_timer.is_none() {
             return;
         }
-        let limits = conn.limits.as_deref().copied().unwrap_or(self.limits);
+        let limits = *limits_of(conn, &self.limits);
         if conn.fanout_target && conn.output.len() < limits.output_high_water {
             self.fanout_target_done(id);
         }
@@ -508,12 +513,17 @@ impl<H: Handler> Core<H> {
         };
         match conn.state {
             ConnState::Open => {
+                conn.write_shut = true;
                 conn.set_state(ConnState::HalfClosing, "shutdown write after flush");
                 self.mark_dirty(id);
             }
             // The peer is done too: nothing is left but to flush and close.
-            ConnState::ReadClosed => self.close_after_flush(id, CloseReason::ClosedLocally),
+            ConnState::ReadClosed => {
+                conn.write_shut = true;
+                self.close_after_flush(id, CloseReason::ClosedLocally);
+            }
             ConnState::Connecting => {
+                conn.write_shut = true;
                 if conn.after_connect == AfterConnect::Open {
                     conn.after_connect = AfterConnect::ShutdownWrite;
                 }
@@ -569,14 +579,22 @@ impl<H: Handler> Core<H> {
     }
 
     /// Replaces the limits of `id`. Backpressure and the soft-limit clock
-    /// follow the new marks from the next write or flush on; a queue already
-    /// above a lowered hard cap is not cut, only refused further writes.
+    /// follow the new marks at once (a lifted backpressure on the coming
+    /// flush); a queue already above a lowered hard cap is not cut, only
+    /// refused further writes.
     pub(crate) fn set_limits(&mut self, id: ConnId, limits: Limits) {
         let same_as_default = limits == self.limits;
-        if let Some(conn) = self.conn_mut(id) {
-            conn.limits = (!same_as_default).then(|| Box::new(limits));
-            self.mark_dirty(id);
+        let staged = self.staged_len(id);
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        conn.limits = (!same_as_default).then(|| Box::new(limits));
+        if conn.output.len() + staged >= limits.output_high_water && !conn.backpressured {
+            conn.backpressured = true;
+            self.stats.backpressure_events += 1;
         }
+        self.check_soft_limit(id);
+        self.mark_dirty(id);
     }
 
     /// Closes `id` at once: the socket is closed, timers cancelled, buffers

@@ -19,6 +19,7 @@ use log::trace;
 
 use crate::core::{Core, Ready, TimerKind};
 use crate::handler::Handler;
+use crate::timer::TimerId;
 use crate::token::ConnId;
 
 /// The loop's side of the fan-out hold.
@@ -31,15 +32,17 @@ pub(crate) struct Fanout {
     /// Connections held. Invariant: exactly those whose `fanout_held` flag is
     /// set (closed ones are dropped lazily, when released).
     held: Vec<ConnId>,
-    /// Readers holding them. Invariant: exactly the connections whose
-    /// `fanout_target` flag is set, plus closed ones.
+    /// Readers that held someone since the last release: every connection
+    /// whose `fanout_target` flag is set is here (with ones that drained or
+    /// closed since, and repeats), so that the timer can clear the flags.
     targets: Vec<ConnId>,
     /// How many live targets are still at or above high water. The held
     /// connections are released when it reaches zero.
     targets_high: usize,
-    /// Whether a `TimerKind::FanoutHold` is armed. Invariant: armed while
-    /// `held` is not empty.
-    timer_armed: bool,
+    /// The `TimerKind::FanoutHold` bounding the current hold. Invariant:
+    /// `Some` while `held` is not empty; cancelled when they are released
+    /// early, so the next hold gets its whole `fanout_hold`.
+    timer: Option<TimerId>,
 }
 
 impl<H: Handler> Core<H> {
@@ -86,28 +89,30 @@ impl<H: Handler> Core<H> {
     }
 
     /// Holds `id`'s reading until its targets drain (or the hold times out).
-    pub(crate) fn hold_for_fanout(&mut self, id: ConnId) {
+    /// Returns whether it is held: no target may be left above high water
+    /// by the end of the callback (one drained or was closed meanwhile).
+    pub(crate) fn hold_for_fanout(&mut self, id: ConnId) -> bool {
+        if self.fanout.targets_high == 0 {
+            return false;
+        }
         let deadline = self.now + self.config.fanout_hold;
         let Some(conn) = self.conn_mut(id) else {
-            return;
+            return false;
         };
         if !conn.fanout_held {
             conn.fanout_held = true;
             self.fanout.held.push(id);
         }
-        if !self.fanout.timer_armed {
-            self.fanout.timer_armed = true;
-            self.timers.insert(deadline, TimerKind::FanoutHold);
+        if self.fanout.timer.is_none() {
+            self.fanout.timer = Some(self.timers.insert(deadline, TimerKind::FanoutHold));
         }
+        true
     }
 
     /// The hold's time is up: release everybody and forget the targets (a
     /// target that stalled meanwhile would otherwise hold for ever).
     pub(crate) fn fanout_hold_expired(&mut self) {
-        self.fanout.timer_armed = false;
-        if self.fanout.held.is_empty() {
-            return;
-        }
+        self.fanout.timer = None;
         trace!("fan-out hold timed out");
         for target in std::mem::take(&mut self.fanout.targets) {
             if let Some(conn) = self.conns.get_mut(target.slot()) {
@@ -120,10 +125,12 @@ impl<H: Handler> Core<H> {
         self.release_fanout_held();
     }
 
-    /// Lets every held connection read again, from the next turn.
+    /// Lets every held connection read again, from the next turn. Called
+    /// with no target left above high water.
     fn release_fanout_held(&mut self) {
-        if self.fanout.targets_high == 0 {
-            self.fanout.targets.clear();
+        self.fanout.targets.clear();
+        if let Some(timer) = self.fanout.timer.take() {
+            self.timers.cancel(timer);
         }
         for id in std::mem::take(&mut self.fanout.held) {
             if let Some(conn) = self.conn_mut(id) {

@@ -85,11 +85,12 @@ pub trait Handler: Sized {
     ) -> usize;
 
     /// `conn`'s queued output fell below its low-water mark after having
-    /// reached its high-water mark: it is taking output again. Runs on the
-    /// turn after the drain, before the connection's unconsumed input is
-    /// offered again. A proxy resumes reading the other side here; a
-    /// handler that produces a large reply piece by piece writes the next
-    /// piece.
+    /// reached its high-water mark: it is taking output again. Runs in the
+    /// connection's next step (the next turn, or at once when the drain
+    /// came in its own step), before its unconsumed input is offered again
+    /// and before it is read again; not once it is closing. A proxy resumes
+    /// reading the other side here; a handler that produces a large reply
+    /// piece by piece writes the next piece.
     fn drained(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, state: &mut Self::State) {
         let _ = (ctx, conn, state);
     }

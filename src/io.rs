@@ -25,7 +25,7 @@ use mio::{Interest, Token};
 use crate::connection::AfterConnect;
 use crate::connection::Connection;
 use crate::context::Context;
-use crate::core::{live, Core, Ready, TimerKind};
+use crate::core::{limits_of, live, Core, Ready, TimerKind};
 use crate::handler::Handler;
 use crate::listener;
 use crate::state::{CloseReason, ConnState, Limit};
@@ -108,15 +108,12 @@ impl<H: Handler> Driver<'_, H> {
             | ConnState::HalfClosing
             | ConnState::HalfClosed
             | ConnState::Closing => {
-                let mut owed =
-                    conn.drained_pending || conn.offer_pending || conn.read_closed_pending;
+                let mut owed = conn.owes_resume();
                 if conn.writable && !conn.output.is_empty() {
                     self.flush(id);
                     // The flush may have let go of backpressure: `drained`
                     // runs before anything more is read.
-                    owed = self.core.conn(id).is_some_and(|c| {
-                        c.drained_pending || c.offer_pending || c.read_closed_pending
-                    });
+                    owed = self.core.conn(id).is_some_and(Connection::owes_resume);
                 }
                 if owed {
                     self.resume_input(id);
@@ -151,6 +148,10 @@ impl<H: Handler> Driver<'_, H> {
         } else if conn.may_offer() && std::mem::take(&mut conn.offer_pending) {
             self.deliver(id, &[]);
             self.flush(id);
+            // An offer fans out like a read: held the same way.
+            if std::mem::take(&mut self.core.fanout.blocked) && self.core.hold_for_fanout(id) {
+                self.core.stats.fanout_yields += 1;
+            }
         }
     }
 
@@ -208,14 +209,15 @@ impl<H: Handler> Driver<'_, H> {
                     core.stats.bytes_in += n as u64;
                     self.deliver(id, &scratch[..n]);
                     self.flush(id);
-                    if std::mem::take(&mut self.core.fanout.blocked) {
+                    if std::mem::take(&mut self.core.fanout.blocked)
+                        && self.core.hold_for_fanout(id)
+                    {
                         // What this read fanned out left a connection that
                         // is still taking bytes above high water: read no
                         // more until it drains, so a reader that keeps up is
                         // never outrun (at most `Config::fanout_hold`; see fanout.rs).
                         trace!("conn {id}: fan-out above high water, holding");
                         self.core.stats.fanout_yields += 1;
-                        self.core.hold_for_fanout(id);
                         break;
                     }
                 }
@@ -302,8 +304,8 @@ impl<H: Handler> Driver<'_, H> {
             return;
         };
         conn.input = input;
-        let over_cap = !conn.input.is_empty()
-            && conn.input.len() > conn.limits.as_deref().unwrap_or(&core.limits).max_input;
+        let over_cap =
+            !conn.input.is_empty() && conn.input.len() > limits_of(conn, &core.limits).max_input;
         if over_cap {
             debug!(
                 "conn {id}: {} unconsumed input bytes pass the input cap",
@@ -343,7 +345,7 @@ impl<H: Handler> Driver<'_, H> {
             {
                 break;
             }
-            if conn.read_paused || conn.backpressured {
+            if !conn.may_offer() {
                 return;
             }
             let before = conn.input.len();
@@ -353,7 +355,7 @@ impl<H: Handler> Driver<'_, H> {
                 None => return,
                 // Stopped by flow control, not by a message the FIN cut
                 // short: the drain (or resume) comes back here.
-                Some(c) if c.read_paused || c.backpressured || c.drained_pending => return,
+                Some(c) if !c.may_offer() || c.drained_pending => return,
                 Some(c) if c.input.len() == before => break,
                 Some(_) => {}
             }
@@ -568,6 +570,10 @@ impl<H: Handler> Driver<'_, H> {
             AfterConnect::CloseAfterFlush(reason) => self.core.close_after_flush(id, reason),
         }
         self.flush(id);
+        // A `wake` or a drain while connecting is owed now.
+        if self.core.conn(id).is_some_and(Connection::owes_resume) {
+            self.resume_input(id);
+        }
         self.read_input(id);
     }
 

@@ -63,7 +63,8 @@ pub struct Limits {
 impl Limits {
     /// Limits with this hard output cap and water marks derived from it:
     /// high water at a quarter of the cap (at most 256 KiB), low water at a
-    /// quarter of high water. Input cap 1 MiB, no soft limit.
+    /// quarter of high water. Input cap 1 MiB, no soft limit. A cap under
+    /// 2 bytes leaves no room for the water marks: `validate` refuses it.
     ///
     /// ```
     /// let limits = reactor::Limits::from_max_output(64 * 1024);

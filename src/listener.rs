@@ -57,7 +57,11 @@ pub(crate) fn start_connect(
 ) -> io::Result<mio::net::TcpStream> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_nonblocking(true)?;
-    set_options(&socket, config)?;
+    // As for accepted connections: an option the system refuses (no
+    // `TCP_NOTSENT_LOWAT` outside Linux) costs the option, not the connect.
+    if let Err(e) = set_options(&socket, config) {
+        log::debug!("socket options for the connect to {addr}: {e}");
+    }
     if let Some(local) = local {
         socket
             .bind(&local.into())

@@ -409,19 +409,20 @@ fn fire_timer<H: Handler>(
             }
         }
         TimerKind::SoftLimit(id) => {
-            let Some(conn) = driver.core.conn_mut(id) else {
+            let core = &mut *driver.core;
+            let Some(conn) = crate::core::live(&mut core.conns, id) else {
                 return;
             };
             conn.soft_limit_timer = None;
-            let limits = driver.core.limits_of(driver.core.conn(id).expect("live"));
-            let queued = driver.core.conn(id).map_or(0, |c| c.output.len());
+            let queued = conn.output.len();
             // The timer is cancelled when the queue falls back under the
             // soft limit, so firing means it stayed above for the duration.
-            if limits.soft_output.is_some_and(|soft| queued > soft.bytes) {
+            if crate::core::limits_of(conn, &core.limits)
+                .soft_output
+                .is_some_and(|soft| queued > soft.bytes)
+            {
                 debug!("conn {id}: {queued} bytes queued, above the soft limit for too long");
-                driver
-                    .core
-                    .close_now(id, CloseReason::LimitExceeded(crate::state::Limit::Output));
+                core.close_now(id, CloseReason::LimitExceeded(crate::state::Limit::Output));
             }
         }
         TimerKind::FanoutHold => driver.core.fanout_hold_expired(),
@@ -497,7 +498,12 @@ fn begin_shutdown<H: Handler>(driver: &mut Driver<'_, H>, grace: Duration) {
     for id in ids {
         match driver.core.conn(id).map(|c| c.state) {
             Some(ConnState::Connecting) => driver.core.close_now(id, CloseReason::Shutdown),
-            Some(ConnState::Open | ConnState::ReadClosed) => driver.flush(id),
+            Some(
+                ConnState::Open
+                | ConnState::ReadClosed
+                | ConnState::HalfClosing
+                | ConnState::HalfClosed,
+            ) => driver.flush(id),
             _ => {}
         }
     }

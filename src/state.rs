@@ -8,26 +8,28 @@
 //! connection can have.
 //!
 //! ```text
-//!                      shutdown_write          flushed, FIN sent
-//!                   ┌──────────────▶ HalfClosing ──────────▶ HalfClosed
-//!                   │                    │ peer FIN             │ peer FIN ─────────────▶ Closed
-//!                   │                    ▼                      │ close_after_flush
-//!  Connecting ──connected──▶ Open ──peer FIN──▶ ReadClosed      ▼
-//!      │                      │  ╲                  │       Lingering
-//!      │                      │   close_after_flush │ close_after_flush, shutdown_write
-//!      │                      │         ▼           ▼
-//!      │                      │       Closing ──flushed, peer FIN seen──▶ Closed
-//!      │                      │         │
-//!      │                      │   flushed, shutdown(Write)
-//!      │                      │         ▼
-//!      │                      │     Lingering ──peer FIN or linger timeout──▶ Closed
-//!      └──────────────────────┴──── error, reset, timeout, limit, close, abort ───▶ Closed
+//!  Connecting ──connected──▶ Open ──peer FIN──▶ ReadClosed ──close_after_flush,──▶ Closing
+//!                             │ │                              shutdown_write        ▲
+//!                             │ └──────────────── close_after_flush ─────────────────┤
+//!                             │                                                      │
+//!                             └─shutdown_write─▶ HalfClosing ──peer FIN, ────────────┘
+//!                                                    │          close_after_flush
+//!                                     flushed, FIN sent
+//!                                                    ▼
+//!                                               HalfClosed ──peer FIN──▶ Closed
+//!                                                    │
+//!                                      close_after_flush
+//!                                                    ▼
+//!  Closing ──flushed, shutdown(Write)──▶ Lingering ──peer FIN or linger timeout──▶ Closed
+//!  Closing ──flushed, peer FIN already seen──▶ Closed
+//!  any state but Closed ──error, reset, timeout, limit, close, abort──▶ Closed
 //! ```
 //!
 //! Beside the state, flow control can hold a connection that reads input
-//! (`Open`, `HalfClosing`, `HalfClosed`): its handler paused reading, or its
-//! queued output is above the high-water mark. Neither changes the state;
-//! both only stop reads and the offering of input (see `io.rs`).
+//! (`Open`, `HalfClosing`, `HalfClosed`): its handler paused reading, its
+//! queued output is above the high-water mark, or its fan-out is held until
+//! the readers it filled drain. None of these changes the state; they only
+//! stop reads and the offering of input (see `io.rs` and `fanout.rs`).
 
 use std::fmt;
 use std::io;
@@ -114,9 +116,12 @@ impl ConnState {
 /// Which per-connection limit was exceeded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Limit {
-    /// Unconsumed input passed [`Config::max_input`](crate::Config::max_input).
+    /// Unconsumed input passed the connection's input cap
+    /// ([`Limits::max_input`](crate::Limits::max_input)).
     Input,
-    /// Queued output passed [`Config::max_output`](crate::Config::max_output).
+    /// Queued output passed the connection's hard output cap
+    /// ([`Limits::max_output`](crate::Limits::max_output)), or stayed above
+    /// its soft limit for the soft limit's duration.
     Output,
 }
 

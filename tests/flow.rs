@@ -50,6 +50,8 @@ struct Log {
     opened: Vec<(Option<ListenerId>, Option<SocketAddr>, bool)>,
     /// Largest queue seen right after a write, in bytes.
     max_queued: usize,
+    /// What writes after `shutdown_write` returned.
+    late_writes: Vec<Result<(), reactor::WriteError>>,
 }
 
 struct Lab {
@@ -122,6 +124,8 @@ impl Lab {
             (Some("half"), None) => {
                 let _ = ctx.write(conn, b"bye\n");
                 ctx.shutdown_write(conn);
+                let late = ctx.write(conn, b"late\n");
+                self.log.lock().unwrap().late_writes.push(late);
             }
             (Some("abort"), None) => ctx.abort(conn),
             (Some("pause"), Some(ms)) => {
@@ -387,7 +391,90 @@ fn shutdown_write_half_closes_and_keeps_reading() {
         s.closed_total() == 1
     });
     assert_eq!(closes(&log), vec![CloseReason::PeerClosed]);
-    assert_eq!(log.lock().unwrap().after_fin, ["still talking", "and more"]);
+    let seen = log.lock().unwrap();
+    assert_eq!(seen.after_fin, ["still talking", "and more"]);
+    assert_eq!(seen.late_writes, [Err(reactor::WriteError::Gone)]);
+}
+
+/// After `shutdown_write` nothing more is taken, even once the state moves
+/// on: here the peer's FIN came first, so the half-close closes the
+/// connection after the flush, a state that otherwise still takes output.
+#[test]
+fn no_output_is_taken_after_shutdown_write() {
+    let (server, log) = start(Mode::OneLine, Config::default());
+    let (mut stream, mut reader) = connect(server.addr);
+    // One line per call: `half` is left over and runs at the FIN.
+    stream.write_all(b"x\nhalf\n").unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    let mut all = String::new();
+    reader.read_to_string(&mut all).unwrap();
+    assert_eq!(all, "x\nbye\n");
+    server.wait_for("the close", Duration::from_secs(5), |s| {
+        s.closed_total() == 1
+    });
+    assert_eq!(
+        log.lock().unwrap().late_writes,
+        [Err(reactor::WriteError::Gone)]
+    );
+}
+
+/// A graceful shutdown closes an idle half-closed connection like any idle
+/// one (its FIN is out: it lingers for the peer's), long before the grace
+/// period ends.
+#[test]
+fn a_graceful_shutdown_closes_an_idle_half_closed_connection() {
+    let config = Config {
+        linger_timeout: Duration::from_millis(200),
+        ..Config::default()
+    };
+    let (mut server, log) = start(Mode::AllLines, config);
+    let (mut stream, mut reader) = connect(server.addr);
+    stream.write_all(b"half\n").unwrap();
+    assert_eq!(read_line(&mut reader), "bye\n");
+    assert_eq!(read_line(&mut reader), "", "EOF after our FIN");
+    server.handle.shutdown(Duration::from_secs(60));
+    let thread = server.thread.take().unwrap();
+    common::join_within(thread, Duration::from_secs(10));
+    assert_eq!(closes(&log), vec![CloseReason::Shutdown]);
+}
+
+/// Writes queued while connecting, `wake` while connecting: `data` runs
+/// once connected, without the peer sending anything.
+#[test]
+fn wake_while_connecting_is_kept_for_the_connection() {
+    struct Dialer {
+        woken: mpsc::Sender<usize>,
+    }
+    impl Handler for Dialer {
+        type State = ();
+        type Message = ();
+        fn opened(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: SocketAddr) {}
+        fn data(
+            &mut self,
+            _: &mut Context<'_, Self>,
+            _: ConnId,
+            _: &mut (),
+            input: &[u8],
+        ) -> usize {
+            let _ = self.woken.send(input.len());
+            input.len()
+        }
+    }
+    let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = backend.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let mut reactor = Reactor::new(Dialer { woken: tx }, Config::default()).unwrap();
+    reactor.with_context(|_, ctx| {
+        let conn = ctx.connect(target, None, ()).unwrap();
+        ctx.wake(conn);
+    });
+    let handle = reactor.handle();
+    let thread = thread::spawn(move || reactor.run().unwrap());
+    let (_peer, _) = backend.accept().unwrap();
+    let offered = rx.recv_timeout(Duration::from_secs(5));
+    handle.stop();
+    thread.join().unwrap();
+    assert_eq!(offered, Ok(0), "data was not called after the connect");
 }
 
 /// `abort` closes with a reset the peer can tell from a clean end.
