@@ -183,8 +183,16 @@ pub fn start_echo(config: Config) -> Running<Echo> {
     start(Echo::default(), config)
 }
 
-/// Path of an example binary built by `cargo test` next to this test binary.
+/// Path of an example binary next to this test binary, built (or rebuilt)
+/// first if this test process has not yet done so.
+///
+/// Plain `cargo test` builds every example before running the tests, but
+/// `cargo test --test proxy` builds none: the test would fail, or worse run
+/// a stale binary left from an older build. So each example is built once
+/// per test process with the same cargo, target directory and profile
+/// (a no-op when it is up to date).
 pub fn example_bin(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let exe = std::env::current_exe().expect("test binary path");
     // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
     let dir = exe
@@ -192,11 +200,23 @@ pub fn example_bin(name: &str) -> PathBuf {
         .and_then(|deps| deps.parent())
         .expect("target dir");
     let path = dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is not built; run the tests with `cargo test`",
-        path.display()
-    );
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = Command::new(cargo);
+        build
+            .args(["build", "--quiet", "--example", name, "--manifest-path"])
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(dir.parent().expect("target dir"));
+        if dir.file_name().is_some_and(|profile| profile == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo build");
+        assert!(status.success(), "cargo build --example {name} failed");
+        built.push(name.to_owned());
+    }
+    assert!(path.exists(), "{} was not built", path.display());
     path
 }
 
