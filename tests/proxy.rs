@@ -63,13 +63,7 @@ fn accept_within(listener: &TcpListener, limit: Duration) -> TcpStream {
         }
     };
     stream.set_nonblocking(false).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
-        .set_write_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
+    common::with_timeouts(stream)
 }
 
 /// A client through `proxy` and the backend side of its pair.

@@ -391,7 +391,12 @@ pub fn open_fds() -> usize {
 /// A client socket connected to `addr` with 10 s read/write timeouts, so a
 /// test that waits for bytes that never come fails instead of hanging.
 pub fn client(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).expect("connect");
+    with_timeouts(TcpStream::connect(addr).expect("connect"))
+}
+
+/// `stream` with the 10 s read and write timeouts [`client`] gives, for a
+/// socket a test got another way (accepted from a listener of its own).
+pub fn with_timeouts(stream: TcpStream) -> TcpStream {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
