@@ -20,10 +20,11 @@ use mio::{Interest, Token};
 use socket2::SockRef;
 
 use crate::connection::Connection;
-use crate::core::{limits_of, Core, Payload, TimerKind};
+use crate::core::{limits_of, Core, TimerKind};
 use crate::handler::{Handler, WriteError};
 use crate::limits::{Limits, LimitsError};
 use crate::listener;
+use crate::output::Payload;
 use crate::state::{CloseReason, ConnState};
 use crate::stats::Stats;
 use crate::timer::TimerId;

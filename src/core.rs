@@ -1,6 +1,7 @@
 //! The loop's shared state, and the few operations on it that both the driver
 //! (`io.rs`, `reactor.rs`) and the handler's [`Context`](crate::Context) need:
-//! queue output, start closing, close now, arm timers.
+//! start closing, half-close, abort, pause, close now, arm timers. The write
+//! path is in `output.rs`, the fan-out hold in `fanout.rs`, both `impl Core`.
 //!
 //! `Core` is everything but the handler and the poll instance. Keeping the
 //! handler outside lets a callback hold `&mut Handler` and a `Context` over
@@ -9,29 +10,21 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use std::io;
-
 use log::{debug, trace};
 use mio::net::TcpListener;
 use mio::Registry;
 use slab::Slab;
 use socket2::SockRef;
 
-use crate::buffer;
 use crate::config::Config;
 use crate::connection::{AfterConnect, Connection};
 use crate::fanout::Fanout;
-use crate::handler::{Handler, WriteError};
+use crate::handler::Handler;
 use crate::limits::Limits;
-use crate::state::{CloseReason, ConnState, Limit};
+use crate::state::{CloseReason, ConnState};
 use crate::stats::Stats;
 use crate::timer::{TimerId, TimerWheel};
 use crate::token::ConnId;
-
-/// Capacity the shared staging buffer keeps between callbacks. A larger
-/// reply grows it for the moment; afterwards it shrinks back, so one large
-/// reply does not pin its size for the life of the process.
-const STAGING_RETAINED: usize = 256 * 1024;
 
 /// The live connection named by `id` in `conns`. A free function so callers
 /// can borrow one connection and other `Core` fields (stats) at once.
@@ -46,23 +39,6 @@ pub(crate) fn live<S>(conns: &mut Slab<Connection<S>>, id: ConnId) -> Option<&mu
 /// `Core::limits` at once.
 pub(crate) fn limits_of<'a, S>(conn: &'a Connection<S>, default: &'a Limits) -> &'a Limits {
     conn.limits.as_deref().unwrap_or(default)
-}
-
-/// Bytes a handler asked to write.
-pub(crate) enum Payload<'a> {
-    /// Borrowed: copied into the staging buffer or the queue.
-    Slice(&'a [u8]),
-    /// Owned: queued as is.
-    Owned(Vec<u8>),
-}
-
-impl Payload<'_> {
-    fn len(&self) -> usize {
-        match self {
-            Payload::Slice(data) => data.len(),
-            Payload::Owned(data) => data.len(),
-        }
-    }
 }
 
 /// Why a timer was armed; what to do when it fires.
@@ -217,224 +193,6 @@ impl<H: Handler> Core<H> {
         self.shutdown_deadline.is_some()
     }
 
-    /// Queues `payload` for `id`; it is written this turn.
-    ///
-    /// Output for the connection whose `data` callback is running, while its
-    /// queue is empty, goes to the shared `staging` buffer instead: it is sent
-    /// from there right after the callback, and only what the socket refuses
-    /// is copied into the connection's own queue. The common reply thus costs
-    /// no allocation, the way reads land in the shared `scratch` buffer.
-    ///
-    /// Flow control, in order: a write past the hard cap closes the
-    /// connection; reaching the high-water mark marks it backpressured and
-    /// sends at once what the socket takes (write-through), so neither a
-    /// large reply nor a fan-out waits in memory for the end of the turn;
-    /// still above it, a write from another connection's `data` callback
-    /// holds that connection's reading (`fanout.rs`).
-    #[inline]
-    pub(crate) fn queue_output(
-        &mut self,
-        id: ConnId,
-        payload: Payload<'_>,
-    ) -> Result<(), WriteError> {
-        let staging_for_me = self.current == Some(id);
-        let staged = self.staged_len(id);
-        let conn = live(&mut self.conns, id).ok_or(WriteError::Gone)?;
-        if !conn.state.accepts_output() || conn.write_shut {
-            return Err(WriteError::Gone);
-        }
-        let limits = limits_of(conn, &self.limits);
-        let (max_output, high_water, soft) = (
-            limits.max_output,
-            limits.output_high_water,
-            limits.soft_output.is_some(),
-        );
-        let len = payload.len();
-        let queued = conn.output.len() + staged + len;
-        if queued > max_output {
-            debug!(
-                "conn {id}: {} bytes queued plus {len} would pass the output cap",
-                queued - len
-            );
-            self.close_now(id, CloseReason::LimitExceeded(Limit::Output));
-            return Err(WriteError::OutputLimit);
-        }
-        self.stats.queued_output_bytes += len as u64;
-        let stage = staging_for_me && conn.output.is_empty();
-        match payload {
-            Payload::Slice(data) if stage => self.staging.extend_from_slice(data),
-            Payload::Slice(data) => conn.output.push_slice(data),
-            Payload::Owned(data) => {
-                // An owned buffer is queued without copying; whatever was
-                // staged before it must go first to keep the order.
-                if stage && !self.staging.is_empty() {
-                    conn.output.push_slice(&self.staging);
-                    self.staging.clear();
-                }
-                conn.output.push_vec(data);
-            }
-        }
-        self.mark_dirty(id);
-        if queued >= high_water {
-            self.write_through(id, high_water);
-        }
-        if soft {
-            self.check_soft_limit(id);
-        }
-        Ok(())
-    }
-
-    /// `id` reached its high-water mark: backpressure it and send what the
-    /// socket takes now. A write from another connection's `data` callback
-    /// that still leaves it above high water blocks the fan-out.
-    fn write_through(&mut self, id: ConnId, high_water: usize) {
-        let Some(conn) = live(&mut self.conns, id) else {
-            return;
-        };
-        if !conn.backpressured {
-            trace!("conn {id}: backpressure on (high water reached)");
-            conn.backpressured = true;
-            self.stats.backpressure_events += 1;
-        }
-        if conn.writable && conn.state.writes_output() {
-            self.stats.write_throughs += 1;
-            self.unstage(id);
-            self.send_queued(id);
-        }
-        self.note_fanout_target(id, high_water);
-    }
-
-    /// Arms or cancels the soft-limit timer of `id` as its queue crosses the
-    /// soft limit.
-    fn check_soft_limit(&mut self, id: ConnId) {
-        let staged = self.staged_len(id);
-        let Some(conn) = live(&mut self.conns, id) else {
-            return;
-        };
-        let Some(soft) = limits_of(conn, &self.limits).soft_output else {
-            // No soft limit (any more, after `set_limits`): no clock.
-            if let Some(timer) = conn.soft_limit_timer.take() {
-                self.timers.cancel(timer);
-            }
-            return;
-        };
-        let (soft_bytes, deadline) = (soft.bytes, self.now + soft.duration);
-        let above = conn.output.len() + staged > soft_bytes;
-        match (above, conn.soft_limit_timer) {
-            (true, None) => {
-                debug!("conn {id}: above the soft output limit ({soft_bytes} bytes)");
-                let timer = self.timers.insert(deadline, TimerKind::SoftLimit(id));
-                if let Some(conn) = live(&mut self.conns, id) {
-                    conn.soft_limit_timer = Some(timer);
-                }
-            }
-            (false, Some(timer)) => {
-                conn.soft_limit_timer = None;
-                self.timers.cancel(timer);
-            }
-            _ => {}
-        }
-    }
-
-    /// Moves what the running callback staged for `id` out of the shared
-    /// staging buffer: sent at once if the socket is writable, the rest
-    /// copied into the connection's queue (which is empty while bytes are
-    /// staged, so the order holds).
-    #[inline]
-    pub(crate) fn unstage(&mut self, id: ConnId) {
-        if self.current == Some(id) && !self.staging.is_empty() {
-            self.unstage_now(id);
-        }
-    }
-
-    /// The work of [`Core::unstage`], out of line.
-    fn unstage_now(&mut self, id: ConnId) {
-        let mut staged = std::mem::take(&mut self.staging);
-        let mut sent = 0;
-        if let Some(conn) = live(&mut self.conns, id) {
-            if conn.writable && conn.state.writes_output() {
-                let socket = conn.socket.as_ref().expect("open connection has a socket");
-                let result = buffer::send_slice(SockRef::from(socket), &staged)
-                    .map(|n| (n, n == staged.len()));
-                match note_send(&mut self.stats, conn, self.now, result) {
-                    Ok(written) => sent = written,
-                    Err(e) => {
-                        debug!("conn {id}: write failed: {e}");
-                        self.close_now(id, CloseReason::from_io(&e));
-                    }
-                }
-            }
-        }
-        if sent < staged.len() {
-            match live(&mut self.conns, id) {
-                Some(conn) => conn.output.push_slice(&staged[sent..]),
-                // Closed during or right after the callback: the bytes will
-                // never be sent, so they leave the gauge with the connection.
-                None => self.stats.queued_output_bytes -= (staged.len() - sent) as u64,
-            }
-        }
-        staged.clear();
-        if staged.capacity() > STAGING_RETAINED {
-            staged.shrink_to(STAGING_RETAINED);
-        }
-        self.staging = staged;
-    }
-
-    /// Writes `id`'s queue with one vectored send per attempt, until it is
-    /// empty or the socket refuses more; then lifts backpressure and the
-    /// soft-limit clock if the queue fell low enough. A write error closes
-    /// the connection.
-    pub(crate) fn send_queued(&mut self, id: ConnId) {
-        let Some(conn) = live(&mut self.conns, id) else {
-            return;
-        };
-        if !conn.state.writes_output() {
-            return;
-        }
-        while conn.writable && !conn.output.is_empty() {
-            let socket = conn.socket.as_ref().expect("open connection has a socket");
-            let result = conn.output.send_to(SockRef::from(socket));
-            if let Err(e) = note_send(&mut self.stats, conn, self.now, result) {
-                debug!("conn {id}: write failed: {e}");
-                self.close_now(id, CloseReason::from_io(&e));
-                return;
-            }
-        }
-        // The common case, checked first: nothing to lift.
-        if !conn.backpressured && conn.soft_limit_timer.is_none() {
-            return;
-        }
-        let limits = *limits_of(conn, &self.limits);
-        if conn.fanout_target && conn.output.len() < limits.output_high_water {
-            self.fanout_target_done(id);
-        }
-        let Some(conn) = live(&mut self.conns, id) else {
-            return;
-        };
-        // Called from a write-through, the staged bytes were just unstaged.
-        let queued = conn.output.len();
-        if conn.backpressured && queued < limits.output_low_water {
-            trace!("conn {id}: backpressure off ({queued} bytes queued)");
-            conn.backpressured = false;
-            conn.drained_pending = true;
-            conn.offer_pending |= !conn.input.is_empty();
-            self.push_ready(Ready::Conn(id));
-        }
-        if limits.soft_output.is_some() {
-            self.check_soft_limit(id);
-        }
-    }
-
-    /// Bytes staged for `id`: those in `staging` if its `data` callback is
-    /// running, else none (the buffer belongs to the running callback).
-    pub(crate) fn staged_len(&self, id: ConnId) -> usize {
-        if self.current == Some(id) {
-            self.staging.len()
-        } else {
-            0
-        }
-    }
-
     /// Remembers that `id` has output to try before the loop sleeps.
     pub(crate) fn mark_dirty(&mut self, id: ConnId) {
         if self.current == Some(id) {
@@ -578,25 +336,6 @@ impl<H: Handler> Core<H> {
         }
     }
 
-    /// Replaces the limits of `id`. Backpressure and the soft-limit clock
-    /// follow the new marks at once (a lifted backpressure on the coming
-    /// flush); a queue already above a lowered hard cap is not cut, only
-    /// refused further writes.
-    pub(crate) fn set_limits(&mut self, id: ConnId, limits: Limits) {
-        let same_as_default = limits == self.limits;
-        let staged = self.staged_len(id);
-        let Some(conn) = self.conn_mut(id) else {
-            return;
-        };
-        conn.limits = (!same_as_default).then(|| Box::new(limits));
-        if conn.output.len() + staged >= limits.output_high_water && !conn.backpressured {
-            conn.backpressured = true;
-            self.stats.backpressure_events += 1;
-        }
-        self.check_soft_limit(id);
-        self.mark_dirty(id);
-    }
-
     /// Closes `id` at once: the socket is closed, timers cancelled, buffers
     /// freed. The handler hears of it before the turn ends.
     pub(crate) fn close_now(&mut self, id: ConnId, reason: CloseReason) {
@@ -683,40 +422,5 @@ impl<H: Handler> Core<H> {
             let conn = self.conns.remove(slot);
             trace!("conn {}: slot {slot} freed", conn.id);
         }
-    }
-}
-
-/// Books the outcome of one send on `conn`: counters, `last_active`, and
-/// the `writable` flag, which only `WouldBlock` or a short write clears.
-/// Returns the bytes written, or the error that must close the connection.
-pub(crate) fn note_send<S>(
-    stats: &mut Stats,
-    conn: &mut Connection<S>,
-    now: Instant,
-    result: io::Result<(usize, bool)>,
-) -> io::Result<usize> {
-    stats.write_syscalls += 1;
-    match result {
-        Ok((written, complete)) => {
-            stats.bytes_out += written as u64;
-            stats.queued_output_bytes -= written as u64;
-            conn.last_active = now;
-            if written > 0 {
-                conn.last_sent = now;
-            }
-            if !complete {
-                // Short write: the send buffer is full for now.
-                conn.writable = false;
-            }
-            Ok(written)
-        }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            conn.writable = false;
-            stats.would_blocks += 1;
-            Ok(0)
-        }
-        // Interrupted before anything was sent: the caller may simply retry.
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
-        Err(e) => Err(e),
     }
 }

@@ -39,7 +39,8 @@
 //! |---|---|
 //! | `reactor` | the loop: `run_once`, its phases, timers' effects, shutdown |
 //! | `io` | one connection's step: connect, read, deliver, flush, linger, accept |
-//! | `core` | the loop's shared state and close/write/timer bookkeeping |
+//! | `core` | the loop's shared state and close/timer bookkeeping |
+//! | `output` | the write path: queue, stage, write-through, send; backpressure and the soft limit |
 //! | `fanout` | the fan-out hold: a broadcast waits for the readers that keep up |
 //! | `context` | what a handler callback may do |
 //! | `handler` | the `Handler` trait |
@@ -75,6 +76,7 @@ mod handler;
 mod io;
 mod limits;
 mod listener;
+mod output;
 mod reactor;
 mod state;
 mod stats;
