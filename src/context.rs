@@ -14,26 +14,23 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use log::debug;
 use mio::event::Source;
-use mio::{Interest, Token};
+use mio::Interest;
 use socket2::SockRef;
 
-use crate::connection::Connection;
-use crate::core::{limits_of, Core, TimerKind};
 use crate::handler::{Handler, WriteError};
 use crate::limits::{Limits, LimitsError};
-use crate::listener;
+use crate::loop_state::LoopState;
 use crate::output::Payload;
 use crate::state::{CloseReason, ConnState};
 use crate::stats::Stats;
-use crate::timer::TimerId;
+use crate::timer_wheel::TimerId;
 use crate::token::{self, ConnId, ListenerId, SourceId};
 
 /// The loop as a handler callback sees it.
 pub struct Context<'a, H: Handler> {
     /// The loop's state, borrowed for the length of one callback.
-    pub(crate) core: &'a mut Core<H>,
+    pub(crate) core: &'a mut LoopState<H>,
 }
 
 impl<H: Handler> Context<'_, H> {
@@ -100,7 +97,7 @@ impl<H: Handler> Context<'_, H> {
 
     /// Whether the handler paused reading `conn` (`None` once it is closed).
     pub fn is_reading_paused(&self, conn: ConnId) -> Option<bool> {
-        self.core.conn(conn).map(|c| c.read_paused)
+        self.core.conn(conn).map(|c| c.flow.read_paused)
     }
 
     /// Whether `conn`'s queued output reached its high-water mark and has not
@@ -111,7 +108,7 @@ impl<H: Handler> Context<'_, H> {
     /// [`Handler::drained`] runs, once the queue drains. `false` for a
     /// closed connection.
     pub fn is_backpressured(&self, conn: ConnId) -> bool {
-        self.core.conn(conn).is_some_and(|c| c.backpressured)
+        self.core.conn(conn).is_some_and(|c| c.flow.backpressured)
     }
 
     /// Calls `data` for `conn` on the next turn with its unconsumed input
@@ -125,9 +122,7 @@ impl<H: Handler> Context<'_, H> {
 
     /// The limits in force for `conn`: its own if set, else the `Config`'s.
     pub fn limits(&self, conn: ConnId) -> Option<Limits> {
-        self.core
-            .conn(conn)
-            .map(|c| *limits_of(c, &self.core.limits))
+        self.core.conn(conn).map(|c| *c.limits(&self.core.limits))
     }
 
     /// Gives `conn` limits of its own, replacing the `Config`'s for it
@@ -168,22 +163,12 @@ impl<H: Handler> Context<'_, H> {
 
     /// Starts a timer that calls [`Handler::timer`] after `after`.
     pub fn start_timer(&mut self, after: Duration, tag: u64) -> TimerId {
-        let deadline = self.core.now + after;
-        self.core
-            .timers
-            .insert(deadline, TimerKind::Handler { conn: None, tag })
+        self.core.start_handler_timer(after, None, tag)
     }
 
     /// Starts a timer bound to `conn`: it does not fire if `conn` has closed.
     pub fn start_conn_timer(&mut self, conn: ConnId, after: Duration, tag: u64) -> TimerId {
-        let deadline = self.core.now + after;
-        self.core.timers.insert(
-            deadline,
-            TimerKind::Handler {
-                conn: Some(conn),
-                tag,
-            },
-        )
+        self.core.start_handler_timer(after, Some(conn), tag)
     }
 
     /// Cancels a timer; `false` if it already fired or was cancelled.
@@ -218,44 +203,7 @@ impl<H: Handler> Context<'_, H> {
         timeout: Option<Duration>,
         state: H::State,
     ) -> io::Result<ConnId> {
-        let core = &mut *self.core;
-        if core.stats.open_connections as usize >= core.config.max_connections {
-            return Err(io::Error::other(format!(
-                "cannot connect to {addr}: max_connections ({}) reached",
-                core.config.max_connections
-            )));
-        }
-        let mut socket = listener::start_connect(local, addr, &core.config)?;
-        let slot = core.conns.vacant_key();
-        core.registry.register(
-            &mut socket,
-            Token(slot),
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
-        let id = ConnId {
-            index: slot as u32,
-            generation: core.new_generation(),
-        };
-        let conn = Connection::new(
-            id,
-            socket,
-            addr,
-            ConnState::Connecting,
-            core.now,
-            Some(state),
-        );
-        let inserted = core.conns.insert(conn);
-        debug_assert_eq!(inserted, slot);
-        core.stats.connects_started += 1;
-        core.stats.open_connections += 1;
-        debug!("conn {id}: connecting to {addr}");
-        if let Some(timeout) = timeout {
-            core.arm_state_timer(id, timeout, TimerKind::ConnectTimeout(id));
-        }
-        if let Some(idle) = core.config.idle_timeout {
-            core.set_idle_timeout(id, Some(idle));
-        }
-        Ok(id)
+        self.core.connect(local, addr, timeout, state)
     }
 
     /// Makes `run` return after this turn. Connections stay open.
@@ -298,7 +246,7 @@ impl<H: Handler> Context<'_, H> {
 
     /// Where `conn` is in its life, or `None` once it is closed.
     pub fn conn_state(&self, conn: ConnId) -> Option<ConnState> {
-        self.core.conn(conn).map(|c| c.state)
+        self.core.conn(conn).map(|c| c.state.kind())
     }
 
     /// The peer's address.
@@ -334,7 +282,7 @@ impl<H: Handler> Context<'_, H> {
 }
 
 pub(crate) fn register_source<H: Handler>(
-    core: &mut Core<H>,
+    core: &mut LoopState<H>,
     source: &mut impl Source,
     interest: Interest,
 ) -> io::Result<SourceId> {

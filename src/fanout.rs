@@ -17,9 +17,11 @@
 
 use log::trace;
 
-use crate::core::{Core, Ready, TimerKind};
+use crate::connection::{live, record_mut};
 use crate::handler::Handler;
-use crate::timer::TimerId;
+use crate::loop_state::{LoopState, Ready};
+use crate::timer_wheel::TimerId;
+use crate::timers::TimerKind;
 use crate::token::ConnId;
 
 /// The loop's side of the fan-out hold.
@@ -45,7 +47,7 @@ pub(crate) struct Fanout {
     timer: Option<TimerId>,
 }
 
-impl<H: Handler> Core<H> {
+impl<H: Handler> LoopState<H> {
     /// A write from the running `data` callback left `target` above high
     /// water. If it is still taking bytes, it holds the reading connection.
     pub(crate) fn note_fanout_target(&mut self, target: ConnId, high_water: usize) {
@@ -54,7 +56,7 @@ impl<H: Handler> Core<H> {
         }
         let stall = self.config.fanout_stall;
         let (now, staged) = (self.now, self.staged_len(target));
-        let Some(conn) = crate::core::live(&mut self.conns, target) else {
+        let Some(conn) = live(&mut self.conns, target) else {
             return;
         };
         if conn.output.len() + staged < high_water {
@@ -65,8 +67,8 @@ impl<H: Handler> Core<H> {
             return;
         }
         self.fanout.blocked = true;
-        if !conn.fanout_target {
-            conn.fanout_target = true;
+        if !conn.flow.fanout_target {
+            conn.flow.fanout_target = true;
             self.fanout.targets.push(target);
             self.fanout.targets_high += 1;
         }
@@ -75,13 +77,13 @@ impl<H: Handler> Core<H> {
     /// `target`'s queue fell below high water, or it closed: one target
     /// fewer; the last one releases everybody held.
     pub(crate) fn fanout_target_done(&mut self, target: ConnId) {
-        let Some(conn) = self.conns.get_mut(target.slot()) else {
+        let Some(conn) = record_mut(&mut self.conns, target) else {
             return;
         };
-        if conn.id != target || !conn.fanout_target {
+        if !conn.flow.fanout_target {
             return;
         }
-        conn.fanout_target = false;
+        conn.flow.fanout_target = false;
         self.fanout.targets_high -= 1;
         if self.fanout.targets_high == 0 {
             self.release_fanout_held();
@@ -99,8 +101,8 @@ impl<H: Handler> Core<H> {
         let Some(conn) = self.conn_mut(id) else {
             return false;
         };
-        if !conn.fanout_held {
-            conn.fanout_held = true;
+        if !conn.flow.fanout_held {
+            conn.flow.fanout_held = true;
             self.fanout.held.push(id);
         }
         if self.fanout.timer.is_none() {
@@ -115,10 +117,8 @@ impl<H: Handler> Core<H> {
         self.fanout.timer = None;
         trace!("fan-out hold timed out");
         for target in std::mem::take(&mut self.fanout.targets) {
-            if let Some(conn) = self.conns.get_mut(target.slot()) {
-                if conn.id == target {
-                    conn.fanout_target = false;
-                }
+            if let Some(conn) = record_mut(&mut self.conns, target) {
+                conn.flow.fanout_target = false;
             }
         }
         self.fanout.targets_high = 0;
@@ -134,8 +134,8 @@ impl<H: Handler> Core<H> {
         }
         for id in std::mem::take(&mut self.fanout.held) {
             if let Some(conn) = self.conn_mut(id) {
-                conn.fanout_held = false;
-                conn.offer_pending |= !conn.input.is_empty();
+                conn.flow.fanout_held = false;
+                conn.owed.offer |= !conn.input.is_empty();
                 self.push_ready(Ready::Conn(id));
             }
         }

@@ -18,7 +18,7 @@ use mio::event::Event;
 
 use crate::context::Context;
 use crate::state::CloseReason;
-use crate::timer::TimerId;
+use crate::timer_wheel::TimerId;
 use crate::token::{ConnId, SourceId};
 
 /// The protocol side of a reactor.

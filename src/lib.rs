@@ -64,24 +64,32 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod accept;
 mod buffer;
+mod callbacks;
+mod close;
 pub mod codec;
 mod config;
+mod connect;
 mod connection;
 mod context;
-mod core;
 mod fanout;
+mod flow;
 mod handle;
 mod handler;
-mod io;
+mod input;
 mod limits;
-mod listener;
+mod loop_state;
 mod output;
 mod reactor;
+mod shutdown;
 mod state;
 mod stats;
-mod timer;
+mod step;
+mod timer_wheel;
+mod timers;
 mod token;
+mod turn;
 
 pub use crate::config::{descriptor_limit, Config, ConfigError, RESERVED_DESCRIPTORS};
 pub use crate::context::Context;
@@ -91,7 +99,7 @@ pub use crate::limits::{Limits, LimitsError, SoftLimit};
 pub use crate::reactor::Reactor;
 pub use crate::state::{CloseReason, ConnState, Limit};
 pub use crate::stats::Stats;
-pub use crate::timer::TimerId;
+pub use crate::timer_wheel::TimerId;
 pub use crate::token::{ConnId, ListenerId, SourceId, MAX_CONNECTIONS};
 pub use mio::{event::Event, Interest};
 pub use socket2::SockRef;

@@ -1,15 +1,34 @@
-//! The write path: how a handler's output reaches the socket, and the flow
-//! control that rides on it.
+//! Writing: how a handler's output reaches the socket, and the flow control
+//! that rides on it.
 //!
-//! `Context::write` lands in `Core::queue_output`: checked against the
-//! connection's hard cap, staged in the shared buffer (the running
-//! callback's own connection) or queued, and at the high-water mark marked
-//! backpressured and sent at once (write-through). `Core::send_queued`
-//! writes a queue with vectored sends and lifts what a drain lifts:
-//! backpressure (then `drained` and a new offer of input are owed), the
-//! fan-out hold of the readers it filled, the soft-limit clock. The steps
-//! that follow an empty queue (FIN, lingering, shutdown) belong to the
-//! connection's life, in `io.rs`.
+//! **The rule.** `Context::write` queues; the loop sends. A connection's
+//! queue (`OutputQueue`, a list of buffers) is written with one vectored
+//! send per attempt until it is empty or the socket says `WouldBlock` (or
+//! takes less than offered); the `writable` flag, set by an event, is
+//! cleared only then, and the next writable edge resumes the queue. Output
+//! for a connection written in its own `data` callback leaves right after
+//! the callback; output for any other connection (a broadcast, a timer, a
+//! message) goes on the dirty list and leaves before the loop sleeps. So
+//! the loop batches: a handler never needs its own reply buffer to get one
+//! system call per reply, and a fan-out costs one send per reader.
+//!
+//! **The optimisation**, clearly marked in [`LoopState::queue_output`]: the
+//! shared staging buffer. While the running callback's own connection has an
+//! empty queue, its writes are appended to one buffer the loop keeps
+//! (`LoopState::staging`) and sent from there with one `write`; only what
+//! the socket refuses is copied into the connection's queue. The common
+//! reply then costs no allocation and no queue bookkeeping. Measured on the
+//! echo benchmark: see docs/benchmarks.md, "The two optimisations".
+//!
+//! **Flow control.** A write past the hard cap closes the connection;
+//! reaching the high-water mark marks it backpressured and sends at once
+//! what the socket takes (write-through), so neither a large reply nor a
+//! fan-out waits in memory for the end of the turn. A send that brings the
+//! queue below the low-water mark lifts backpressure (then `drained` and a
+//! new offer of input are owed, `flow.rs`), the fan-out hold of the readers
+//! it filled (`fanout.rs`) and the soft-limit clock. What an empty queue
+//! means for the connection's life (FIN, lingering, shutdown) is in
+//! `close.rs`.
 
 use std::io;
 use std::time::Instant;
@@ -18,12 +37,15 @@ use log::{debug, trace};
 use socket2::SockRef;
 
 use crate::buffer;
+use crate::callbacks::Loop;
+use crate::connection::live;
 use crate::connection::Connection;
-use crate::core::{limits_of, live, Core, Ready, TimerKind};
 use crate::handler::{Handler, WriteError};
 use crate::limits::Limits;
+use crate::loop_state::{LoopState, Ready};
 use crate::state::{CloseReason, Limit};
 use crate::stats::Stats;
+use crate::timers::TimerKind;
 use crate::token::ConnId;
 
 /// Capacity the shared staging buffer keeps between callbacks. A larger
@@ -48,7 +70,7 @@ impl Payload<'_> {
     }
 }
 
-impl<H: Handler> Core<H> {
+impl<H: Handler> LoopState<H> {
     /// Queues `payload` for `id`; it is written this turn.
     ///
     /// Output for the connection whose `data` callback is running, while its
@@ -72,10 +94,10 @@ impl<H: Handler> Core<H> {
         let staging_for_me = self.current == Some(id);
         let staged = self.staged_len(id);
         let conn = live(&mut self.conns, id).ok_or(WriteError::Gone)?;
-        if !conn.state.accepts_output() || conn.write_shut {
+        if !conn.state.accepts_output() {
             return Err(WriteError::Gone);
         }
-        let limits = limits_of(conn, &self.limits);
+        let limits = conn.limits(&self.limits);
         let (max_output, high_water, soft) = (
             limits.max_output,
             limits.output_high_water,
@@ -92,6 +114,9 @@ impl<H: Handler> Core<H> {
             return Err(WriteError::OutputLimit);
         }
         self.stats.queued_output_bytes += len as u64;
+        // OPTIMISATION (the staging buffer; see the module's comment): the
+        // running callback's own connection, with nothing queued, writes to
+        // the shared buffer instead of its queue.
         let stage = staging_for_me && conn.output.is_empty();
         match payload {
             Payload::Slice(data) if stage => self.staging.extend_from_slice(data),
@@ -123,12 +148,12 @@ impl<H: Handler> Core<H> {
         let Some(conn) = live(&mut self.conns, id) else {
             return;
         };
-        if !conn.backpressured {
+        if !conn.flow.backpressured {
             trace!("conn {id}: backpressure on (high water reached)");
-            conn.backpressured = true;
+            conn.flow.backpressured = true;
             self.stats.backpressure_events += 1;
         }
-        if conn.writable && conn.state.writes_output() {
+        if conn.ready.writable && conn.state.writes_output() {
             self.stats.write_throughs += 1;
             self.unstage(id);
             self.send_queued(id);
@@ -143,7 +168,7 @@ impl<H: Handler> Core<H> {
         let Some(conn) = live(&mut self.conns, id) else {
             return;
         };
-        let Some(soft) = limits_of(conn, &self.limits).soft_output else {
+        let Some(soft) = conn.limits(&self.limits).soft_output else {
             // No soft limit (any more, after `set_limits`): no clock.
             if let Some(timer) = conn.soft_limit_timer.take() {
                 self.timers.cancel(timer);
@@ -179,13 +204,13 @@ impl<H: Handler> Core<H> {
         }
     }
 
-    /// The work of [`Core::unstage`], out of line.
+    /// The work of [`LoopState::unstage`], out of line.
     #[inline]
     fn unstage_now(&mut self, id: ConnId) {
         let mut staged = std::mem::take(&mut self.staging);
         let mut sent = 0;
         if let Some(conn) = live(&mut self.conns, id) {
-            if conn.writable && conn.state.writes_output() {
+            if conn.ready.writable && conn.state.writes_output() {
                 let socket = conn.socket.as_ref().expect("open connection has a socket");
                 let result = buffer::send_slice(SockRef::from(socket), &staged)
                     .map(|n| (n, n == staged.len()));
@@ -225,7 +250,7 @@ impl<H: Handler> Core<H> {
         if !conn.state.writes_output() {
             return;
         }
-        while conn.writable && !conn.output.is_empty() {
+        while conn.ready.writable && !conn.output.is_empty() {
             let socket = conn.socket.as_ref().expect("open connection has a socket");
             let result = conn.output.send_to(SockRef::from(socket));
             if let Err(e) = note_send(&mut self.stats, conn, self.now, result) {
@@ -235,11 +260,11 @@ impl<H: Handler> Core<H> {
             }
         }
         // The common case, checked first: nothing to lift.
-        if !conn.backpressured && conn.soft_limit_timer.is_none() {
+        if !conn.flow.backpressured && conn.soft_limit_timer.is_none() {
             return;
         }
-        let limits = *limits_of(conn, &self.limits);
-        if conn.fanout_target && conn.output.len() < limits.output_high_water {
+        let limits = *conn.limits(&self.limits);
+        if conn.flow.fanout_target && conn.output.len() < limits.output_high_water {
             self.fanout_target_done(id);
         }
         let Some(conn) = live(&mut self.conns, id) else {
@@ -247,11 +272,11 @@ impl<H: Handler> Core<H> {
         };
         // Called from a write-through, the staged bytes were just unstaged.
         let queued = conn.output.len();
-        if conn.backpressured && queued < limits.output_low_water {
+        if conn.flow.backpressured && queued < limits.output_low_water {
             trace!("conn {id}: backpressure off ({queued} bytes queued)");
-            conn.backpressured = false;
-            conn.drained_pending = true;
-            conn.offer_pending |= !conn.input.is_empty();
+            conn.flow.backpressured = false;
+            conn.owed.drained = true;
+            conn.owed.offer |= !conn.input.is_empty();
             self.push_ready(Ready::Conn(id));
         }
         if limits.soft_output.is_some() {
@@ -280,8 +305,8 @@ impl<H: Handler> Core<H> {
             return;
         };
         conn.limits = (!same_as_default).then(|| Box::new(limits));
-        if conn.output.len() + staged >= limits.output_high_water && !conn.backpressured {
-            conn.backpressured = true;
+        if conn.output.len() + staged >= limits.output_high_water && !conn.flow.backpressured {
+            conn.flow.backpressured = true;
             self.stats.backpressure_events += 1;
         }
         self.check_soft_limit(id);
@@ -310,17 +335,57 @@ pub(crate) fn note_send<S>(
             }
             if !complete {
                 // Short write: the send buffer is full for now.
-                conn.writable = false;
+                conn.ready.writable = false;
             }
             Ok(written)
         }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            conn.writable = false;
+            conn.ready.writable = false;
             stats.would_blocks += 1;
             Ok(0)
         }
         // Interrupted before anything was sent: the caller may simply retry.
         Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
         Err(e) => Err(e),
+    }
+}
+
+impl<H: Handler> Loop<'_, H> {
+    /// Writes `id`'s queued output (see [`LoopState::send_queued`]), then,
+    /// if the queue is empty, takes the connection's next step in its life
+    /// (`LoopState::output_written`: finish a close, send a half-close's FIN,
+    /// close an idle connection in a shutdown).
+    pub(crate) fn flush(&mut self, id: ConnId) {
+        let Some(conn) = self.core.conn(id) else {
+            return;
+        };
+        // Sending, or lifting backpressure or the soft-limit clock, is owed.
+        if (conn.ready.writable && !conn.output.is_empty())
+            || conn.flow.backpressured
+            || conn.soft_limit_timer.is_some()
+        {
+            self.core.send_queued(id);
+        }
+        if self.core.conn(id).is_some_and(|c| c.output.is_empty()) {
+            self.output_written(id);
+        }
+    }
+
+    /// Flushes every connection written to outside its own step.
+    pub(crate) fn flush_dirty(&mut self) {
+        while !self.core.dirty.is_empty() {
+            let dirty = std::mem::take(&mut self.core.dirty);
+            for &id in &dirty {
+                if let Some(conn) = crate::connection::record_mut(&mut self.core.conns, id) {
+                    conn.in_dirty_list = false;
+                }
+                self.flush(id);
+            }
+            // Reuse the allocation if nothing new was queued meanwhile.
+            if self.core.dirty.is_empty() {
+                self.core.dirty = dirty;
+                self.core.dirty.clear();
+            }
+        }
     }
 }

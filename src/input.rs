@@ -1,0 +1,277 @@
+//! Reading: from the socket into the handler's `data` callback, until the
+//! peer's FIN.
+//!
+//! **The rule.** Under edge-triggered polling an event says "something
+//! arrived" once; the loop must read until `read` returns `WouldBlock`, or
+//! no event will come for what is left. So a connection's `readable` flag,
+//! set by an event, is cleared only by `WouldBlock`. Two things bound the
+//! loop so one busy peer cannot starve the others: a per-turn budget of
+//! reads and bytes, after which the connection goes on the ready queue with
+//! its flag still set (no new edge will come, so the loop must remember),
+//! and flow control (the handler paused reading, its output is
+//! backpressured, or its fan-out is held), which stops reading with the flag
+//! kept, to be resumed by whoever lets go.
+//!
+//! **The optimisation**, clearly marked in [`Loop::read_input`]: a read that
+//! returns fewer bytes than asked for drained the socket, and Linux signals
+//! a new edge for anything that arrives later, so the read that would only
+//! say `WouldBlock` is skipped. Measured on the echo benchmark (64-byte
+//! messages, 100 connections): one `read` per echo instead of two (see
+//! docs/benchmarks.md, "The two optimisations").
+//!
+//! Every read lands in one shared 64 KiB buffer (`LoopState::scratch`);
+//! only what the handler leaves unconsumed is copied into the connection's
+//! own input buffer.
+
+use std::io::{self, Read};
+
+use log::{debug, trace};
+
+use crate::callbacks::Loop;
+use crate::connection::live;
+use crate::handler::Handler;
+use crate::loop_state::{LoopState, Ready};
+use crate::state::{CloseReason, Limit, State};
+use crate::token::ConnId;
+
+/// What one `read` system call on a connection found.
+pub(crate) enum SocketRead {
+    /// This many bytes, now at the start of the buffer.
+    Bytes(usize),
+    /// `read() == 0`: the peer sent FIN.
+    Eof,
+    /// `WouldBlock`: the socket is drained; `readable` is cleared.
+    Drained,
+    /// A signal interrupted the call before anything was read: try again.
+    Interrupted,
+    /// The read failed (reset, ...): the connection must close.
+    Failed(io::Error),
+    /// The connection is closed: nothing was read.
+    Gone,
+}
+
+impl<H: Handler> LoopState<H> {
+    /// One `read` of `id`'s socket into `buffer`, counted. The one place a
+    /// connection's socket is read, for input and for a lingering close.
+    pub(crate) fn read_socket(&mut self, id: ConnId, buffer: &mut [u8]) -> SocketRead {
+        let Some(conn) = live(&mut self.conns, id) else {
+            return SocketRead::Gone;
+        };
+        let socket = conn.socket.as_ref().expect("open connection has a socket");
+        self.stats.read_syscalls += 1;
+        match (&*socket).read(buffer) {
+            Ok(0) => SocketRead::Eof,
+            Ok(n) => {
+                self.stats.bytes_in += n as u64;
+                conn.last_active = self.now;
+                SocketRead::Bytes(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                conn.ready.readable = false;
+                self.stats.would_blocks += 1;
+                SocketRead::Drained
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => SocketRead::Interrupted,
+            Err(e) => SocketRead::Failed(e),
+        }
+    }
+
+    /// Whether `id` is to be read now: it reads input, an event said
+    /// readable, and flow control holds nothing back (`drained` owed means
+    /// backpressure ended inside this step: `drained` runs first, from the
+    /// ready queue).
+    fn wants_read(&mut self, id: ConnId) -> bool {
+        self.conn(id).is_some_and(|conn| {
+            conn.state.reads_input()
+                && conn.ready.readable
+                && conn.may_offer()
+                && !conn.owed.drained
+        })
+    }
+}
+
+impl<H: Handler> Loop<'_, H> {
+    /// Reads until `WouldBlock`, the peer's FIN, flow control or the budget,
+    /// handing each read to the handler and flushing what it wrote.
+    pub(crate) fn read_input(&mut self, id: ConnId) {
+        let mut scratch = std::mem::take(&mut self.core.scratch);
+        let config = &self.core.config;
+        let (budget_reads, budget_bytes) = (config.read_budget_reads, config.read_budget_bytes);
+        let (mut reads, mut bytes) = (0, 0);
+        while self.core.wants_read(id) {
+            if reads >= budget_reads || bytes >= budget_bytes {
+                trace!("conn {id}: read budget used ({reads} reads, {bytes} bytes), yielding");
+                self.core.stats.budget_yields += 1;
+                self.core.push_ready(Ready::Conn(id));
+                break;
+            }
+            match self.core.read_socket(id, &mut scratch) {
+                SocketRead::Bytes(n) => {
+                    reads += 1;
+                    bytes += n;
+                    self.skip_read_after_short_read(id, n, scratch.len());
+                    self.deliver(id, &scratch[..n]);
+                    self.flush(id);
+                    if self.held_by_fanout(id) {
+                        break;
+                    }
+                }
+                SocketRead::Eof => {
+                    self.peer_closed(id);
+                    break;
+                }
+                SocketRead::Drained | SocketRead::Gone => break,
+                SocketRead::Interrupted => {}
+                SocketRead::Failed(e) => {
+                    debug!("conn {id}: read failed: {e}");
+                    self.core.close_now(id, CloseReason::from_io(&e));
+                    break;
+                }
+            }
+        }
+        self.core.scratch = scratch;
+        // A full read leaves `readable` set, so the flush after it cannot
+        // call the connection idle; if the next read then finds the socket
+        // drained, this is the moment it becomes idle, and no later flush
+        // (there is nothing left to write) would notice.
+        self.close_if_idle_in_shutdown(id);
+    }
+
+    /// OPTIMISATION (the short-read shortcut; the rule alone is correct
+    /// without it). A read of `n < capacity` bytes drained the socket at that
+    /// moment, and Linux signals a new edge for anything that arrives later,
+    /// so `readable` is cleared now instead of by the `WouldBlock` of one
+    /// more `read`. Saves one system call per message for request/response
+    /// traffic (docs/benchmarks.md, "The two optimisations"). Not when the
+    /// event also announced the FIN: then the loop reads on to see
+    /// `read() == 0`, for which no further edge would come.
+    #[inline]
+    fn skip_read_after_short_read(&mut self, id: ConnId, n: usize, capacity: usize) {
+        if let Some(conn) = self.core.conn_mut(id) {
+            if n < capacity && !conn.ready.read_closed_hint {
+                conn.ready.readable = false;
+            }
+        }
+    }
+
+    /// Hands `fresh` bytes (plus any leftovers) to the handler and keeps what
+    /// it did not consume. With `fresh` empty, offers the leftovers again.
+    #[inline]
+    pub(crate) fn deliver(&mut self, id: ConnId, fresh: &[u8]) {
+        let Some(conn) = self.core.conn_mut(id) else {
+            return;
+        };
+        let mut input = std::mem::take(&mut conn.input);
+        let had_leftovers = !input.is_empty();
+        if had_leftovers {
+            input.extend(fresh);
+        }
+        let offered: &[u8] = if had_leftovers {
+            input.unconsumed()
+        } else {
+            fresh
+        };
+        self.core.current = Some(id);
+        self.core.fanout.blocked = false;
+        let consumed = self.call_with_state(id, "data", |handler, ctx, state| {
+            handler.data(ctx, id, state, offered)
+        });
+        self.core.unstage(id);
+        self.core.current = None;
+        let Some(consumed) = consumed else {
+            return;
+        };
+        let consumed = consumed.min(offered.len());
+        if had_leftovers {
+            input.consume(consumed);
+        } else if consumed < fresh.len() {
+            input.extend(&fresh[consumed..]);
+        }
+        let core = &mut *self.core;
+        let Some(conn) = live(&mut core.conns, id) else {
+            return;
+        };
+        conn.input = input;
+        let over_cap =
+            !conn.input.is_empty() && conn.input.len() > conn.limits(&core.limits).max_input;
+        if over_cap {
+            debug!(
+                "conn {id}: {} unconsumed input bytes pass the input cap",
+                conn.input.len()
+            );
+            self.core
+                .close_now(id, CloseReason::LimitExceeded(Limit::Input));
+        }
+    }
+
+    /// The peer sent FIN: no more reads. What it sent before is offered
+    /// once more, then the handler hears of the FIN (`finish_input`).
+    fn peer_closed(&mut self, id: ConnId) {
+        let Some(conn) = self.core.conn_mut(id) else {
+            return;
+        };
+        conn.ready.readable = false;
+        let fin_read = match conn.state {
+            State::Open => State::ReadClosed {
+                read_closed_owed: true,
+            },
+            State::HalfClosing { .. } => State::HalfClosing { fin_read: true },
+            State::HalfClosed { .. } => State::HalfClosed { fin_read: true },
+            _ => return,
+        };
+        conn.set_state(fin_read, "peer sent FIN");
+        self.finish_input(id);
+    }
+
+    /// After the peer's FIN: offers the unconsumed input until the handler
+    /// takes all of it or makes no progress (a message the FIN cut short),
+    /// then calls `read_closed`. Flow control may hold the offer back; the
+    /// drain or `resume_reading` that lets go of it calls this again.
+    pub(crate) fn finish_input(&mut self, id: ConnId) {
+        loop {
+            let Some(conn) = self.core.conn(id) else {
+                return;
+            };
+            if conn.input.is_empty() || !conn.state.takes_input() {
+                break;
+            }
+            if !conn.may_offer() {
+                return;
+            }
+            let before = conn.input.len();
+            self.deliver(id, &[]);
+            self.flush(id);
+            match self.core.conn(id) {
+                None => return,
+                // Stopped by flow control, not by a message the FIN cut
+                // short: the drain (or resume) comes back here.
+                Some(c) if !c.may_offer() || c.owed.drained => return,
+                Some(c) if c.input.len() == before => break,
+                Some(_) => {}
+            }
+        }
+        let Some(conn) = self.core.conn_mut(id) else {
+            return;
+        };
+        if let State::ReadClosed { .. } = conn.state {
+            conn.set_state(
+                State::ReadClosed {
+                    read_closed_owed: false,
+                },
+                "read_closed runs",
+            );
+        }
+        self.call_with_state(id, "read_closed", |handler, ctx, state| {
+            handler.read_closed(ctx, id, state)
+        });
+        // A half-closed connection has now ended in both directions.
+        match self.core.conn(id).map(|c| c.state) {
+            Some(State::HalfClosed { .. }) => self.core.close_now(id, CloseReason::PeerClosed),
+            Some(State::HalfClosing { .. }) => {
+                self.core.close_after_flush(id, CloseReason::PeerClosed)
+            }
+            _ => {}
+        }
+        self.flush(id);
+    }
+}
