@@ -1,10 +1,10 @@
-//! The seeds' echo client: connect, send a message, print the echo.
+//! The echo client of the texts this project grew from: connect, send a message, print the echo.
 //!
 //! ```text
 //! cargo run --example echo_client -- "Hello, world"
 //! ```
 //!
-//! A blocking client on purpose: it is the other end of the seeds' dialogue,
+//! A blocking client on purpose: it is the other end of those texts' dialogue,
 //! and shows that TCP is a stream: the echo may come back in several pieces,
 //! so the client reads until it has as many bytes as it sent.
 

@@ -1,4 +1,4 @@
-//! The seeds' echo server, rebuilt on the reactor: every byte a client sends
+//! The echo server of the texts this project grew from, rebuilt on the reactor: every byte a client sends
 //! comes back, for thousands of clients at once on one thread.
 //!
 //! ```text
@@ -60,9 +60,9 @@ impl Handler for EchoServer {
         _: &mut (),
         input: &[u8],
     ) -> usize {
-        // Echo everything; an over-limit error already closed the connection.
-        let _ = ctx.write(conn, input);
-        input.len()
+        // Echo everything. A failed write has closed the connection (its
+        // output cap, or it was gone); `closed` logs why.
+        ctx.write(conn, input).map_or(0, |()| input.len())
     }
 
     fn closed(&mut self, _: &mut Context<'_, Self>, conn: ConnId, _: (), reason: CloseReason) {

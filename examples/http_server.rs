@@ -138,8 +138,10 @@ struct HttpServer {
     /// When `date` goes stale: the next whole second of the wall clock, as
     /// a turn-clock instant (so the check costs no clock read).
     date_valid_until: Instant,
-    /// Responses produced by one `data` call, written with one `ctx.write`.
-    /// Invariant: empty between callbacks; its capacity is reused.
+    /// The response being encoded, handed to `ctx.write` as soon as it is
+    /// complete. The loop batches: the responses to one `data` call's
+    /// pipelined requests leave in one system call. Invariant: empty
+    /// between responses; its capacity is reused.
     out: Vec<u8>,
 }
 
@@ -213,16 +215,24 @@ impl HttpServer {
     /// Appends the response to a request that was read whole; returns
     /// whether the connection stays open (the client asked for keep-alive
     /// and no drain has begun).
-    fn answer(&mut self, pending: Pending) -> bool {
+    fn answer(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, pending: Pending) -> bool {
         let keep_alive = pending.keep_alive && !self.draining;
-        self.respond(pending.reply, pending.send_body, keep_alive, pending.minor);
-        keep_alive
+        let reply = (pending.reply, pending.send_body);
+        self.respond(ctx, conn, reply, keep_alive, pending.minor) && keep_alive
     }
 
-    /// Appends one response to `out`. `keep_alive: false` adds
-    /// `Connection: close`; an HTTP/1.0 client that asked for keep-alive is
-    /// told it got it.
-    fn respond(&mut self, reply: &Reply, send_body: bool, keep_alive: bool, minor: u8) {
+    /// Writes one response (with its body if `reply.1`). `keep_alive: false`
+    /// adds `Connection: close`; an HTTP/1.0 client that asked for
+    /// keep-alive is told it got it. Returns whether the connection took it
+    /// (a failed write has closed the connection; `closed` says why).
+    fn respond(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        conn: ConnId,
+        (reply, send_body): (&Reply, bool),
+        keep_alive: bool,
+        minor: u8,
+    ) -> bool {
         let out = &mut self.out;
         out.extend_from_slice(b"HTTP/1.1 ");
         out.extend_from_slice(reply.status.as_bytes());
@@ -242,6 +252,9 @@ impl HttpServer {
         if send_body {
             out.extend_from_slice(reply.body);
         }
+        let written = ctx.write(conn, out).is_ok();
+        out.clear();
+        written
     }
 }
 
@@ -294,7 +307,7 @@ impl Handler for HttpServer {
                         }
                         let pending = *pending;
                         st.body = Body::None;
-                        if !self.answer(pending) {
+                        if !self.answer(ctx, conn, pending) {
                             close = true;
                             break;
                         }
@@ -307,7 +320,7 @@ impl Handler for HttpServer {
                                 &BAD_REQUEST
                             }
                         };
-                        self.respond(reply, pending.send_body, false, pending.minor);
+                        self.respond(ctx, conn, (reply, pending.send_body), false, pending.minor);
                         close = true;
                         break;
                     }
@@ -328,7 +341,7 @@ impl Handler for HttpServer {
                         HeadError::TooLarge => &HEAD_TOO_LARGE,
                         HeadError::Version => &BAD_VERSION,
                     };
-                    self.respond(reply, true, false, 1);
+                    self.respond(ctx, conn, (reply, true), false, 1);
                     close = true;
                     break;
                 }
@@ -337,12 +350,12 @@ impl Handler for HttpServer {
             st.waiting_since = now;
             let send_body = head.method != b"HEAD";
             if head.transfer_coding == TransferCoding::Other {
-                self.respond(&NOT_IMPLEMENTED, send_body, false, head.minor);
+                self.respond(ctx, conn, (&NOT_IMPLEMENTED, send_body), false, head.minor);
                 close = true;
                 break;
             }
             if head.content_length > MAX_BODY {
-                self.respond(&BODY_TOO_LARGE, send_body, false, head.minor);
+                self.respond(ctx, conn, (&BODY_TOO_LARGE, send_body), false, head.minor);
                 close = true;
                 break;
             }
@@ -362,18 +375,13 @@ impl Handler for HttpServer {
                 st.body = Body::Chunked(parse::Chunked::default(), pending);
                 continue;
             }
-            if !self.answer(pending) {
+            if !self.answer(ctx, conn, pending) {
                 close = true;
                 break;
             }
             if head.content_length > 0 {
                 st.body = Body::Length(head.content_length);
             }
-        }
-        if !self.out.is_empty() {
-            // An output-limit error already closed the connection.
-            let _ = ctx.write(conn, &self.out);
-            self.out.clear();
         }
         if close {
             ctx.close_after_flush(conn);

@@ -1,4 +1,4 @@
-//! A thread-per-connection echo server with blocking std sockets: the seeds'
+//! A thread-per-connection echo server with blocking std sockets: the texts'
 //! model, kept as the baseline the load benchmark (`benches/load/`)
 //! measures the reactor against.
 //!

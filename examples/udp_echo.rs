@@ -18,7 +18,7 @@
 //! # Edge-triggered readiness, by hand
 //!
 //! The reactor drives TCP connections itself; a source is the handler's job,
-//! with the same rules (see `DESIGN.md`, "Readiness under edge triggering"):
+//! with the same rules (see `docs/architecture.md`, "Readiness: edge-triggered, registered once"):
 //!
 //! * An event means "something changed". `recv_from` is called until it
 //!   returns `WouldBlock`: stopping earlier with datagrams waiting would get no
@@ -45,7 +45,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use mio::net::UdpSocket;
+use reactor::mio::net::UdpSocket;
 use reactor::{Config, Context, Event, Fired, Handler, Interest, Reactor, SourceId, TimerId};
 
 #[path = "support/server.rs"]
@@ -187,19 +187,10 @@ impl Handler for UdpEcho {
     type State = ();
     type Message = ();
 
+    /// The one callback every handler names: this one opens no TCP
+    /// listener, so it is never called; were it, the connection is refused.
     fn opened(&mut self, ctx: &mut Context<'_, Self>, conn: reactor::ConnId, _: SocketAddr) {
-        // No listener is ever opened.
         ctx.close(conn);
-    }
-
-    fn data(
-        &mut self,
-        _: &mut Context<'_, Self>,
-        _: reactor::ConnId,
-        _: &mut (),
-        input: &[u8],
-    ) -> usize {
-        input.len()
     }
 
     fn source_ready(&mut self, ctx: &mut Context<'_, Self>, source: SourceId, _: &Event) {

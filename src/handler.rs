@@ -23,7 +23,12 @@ use crate::token::{ConnId, SourceId};
 
 /// The protocol side of a reactor.
 ///
-/// Only [`opened`](Handler::opened) and [`data`](Handler::data) are required.
+/// Only [`opened`](Handler::opened) is required: the loop needs a
+/// `State` for every connection it accepts, and only the handler can make
+/// one (requiring `State: Default` instead would rule out states such as a
+/// `SocketAddr`). Every other callback has a default: [`data`](Handler::data)
+/// discards input, [`read_closed`](Handler::read_closed) closes after flush,
+/// the rest do nothing.
 ///
 /// ```no_run
 /// use reactor::{ConnId, Context, Handler, Reactor, Config};
@@ -37,8 +42,8 @@ use crate::token::{ConnId, SourceId};
 ///     type Message = ();
 ///     fn opened(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: SocketAddr) {}
 ///     fn data(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, _: &mut (), input: &[u8]) -> usize {
-///         let _ = ctx.write(conn, input);
-///         input.len()
+///         // A failed write has closed the connection; `closed` says why.
+///         ctx.write(conn, input).map_or(0, |()| input.len())
 ///     }
 /// }
 ///
@@ -76,19 +81,26 @@ pub trait Handler: Sized {
     ///
     /// Output written here leaves in one system call after this returns, or
     /// at once when it reaches the high-water mark.
+    ///
+    /// The default discards every byte (a handler that only writes, or
+    /// serves no TCP input at all).
     fn data(
         &mut self,
         ctx: &mut Context<'_, Self>,
         conn: ConnId,
         state: &mut Self::State,
         input: &[u8],
-    ) -> usize;
+    ) -> usize {
+        let _ = (ctx, conn, state);
+        input.len()
+    }
 
     /// `conn`'s queued output fell below its low-water mark after having
     /// reached its high-water mark: it is taking output again. Runs in the
     /// connection's next step (the next turn, or at once when the drain
     /// came in its own step), before its unconsumed input is offered again
-    /// and before it is read again; not once it is closing. A proxy resumes
+    /// and before it is read again; also while it is closing after flush
+    /// (a reply produced piece by piece still finishes), never once closed. A proxy resumes
     /// reading the other side here; a handler that produces a large reply
     /// piece by piece writes the next piece.
     fn drained(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, state: &mut Self::State) {
@@ -156,15 +168,18 @@ pub trait Handler: Sized {
     ///
     /// Asked only during a shutdown, whenever the connection's buffers have
     /// just emptied (after a flush, after a read found the socket drained).
-    /// Keep it a cheap look at `state` that does not panic: it runs outside
-    /// the panic guard of the other callbacks.
+    /// Keep it a cheap look at `state`. Like every callback it runs behind
+    /// the panic guard: a panic closes the connection.
     fn is_idle(&self, state: &Self::State) -> bool {
         let _ = state;
         true
     }
 
-    /// Runs once per turn, after all pending output was written and before
-    /// the loop sleeps in `poll` (Redis's `beforeSleep`).
+    /// Runs once per turn, before the loop sleeps in `poll` (Redis's
+    /// `beforeSleep`): after the turn's events, ready queue and timers were
+    /// served and the output they queued was handed to the sockets (what a
+    /// socket refused stays queued for its next writable event). What it
+    /// writes or closes is carried out before the loop sleeps.
     fn before_sleep(&mut self, ctx: &mut Context<'_, Self>) {
         let _ = ctx;
     }

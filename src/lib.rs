@@ -2,8 +2,11 @@
 //!
 //! A single-threaded event-loop reactor on mio: one thread, one `poll`, every
 //! connection in a `slab` with its own buffers and an explicit state machine.
-//! It is written to be read; start with [`Reactor::run_once`], the whole loop
-//! in eight phases, then follow one connection through `io.rs`.
+//! It is written to be read; start with [`Reactor::run_once`] (`turn.rs`),
+//! the whole loop in seven named phases, then follow one connection from
+//! `accept.rs` through `step.rs`, `input.rs`, `output.rs` and `close.rs`.
+//! `docs/architecture.md` draws both; `docs/study.md` maps each idea of
+//! socket programming to the code that implements it.
 //!
 //! A protocol plugs in as a [`Handler`]; callbacks act on the loop through a
 //! [`Context`]; other threads reach the loop through a [`Handle`].
@@ -19,8 +22,8 @@
 //!     type Message = ();
 //!     fn opened(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: SocketAddr) {}
 //!     fn data(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, _: &mut (), input: &[u8]) -> usize {
-//!         let _ = ctx.write(conn, input);
-//!         input.len()
+//!         // A failed write has closed the connection; `closed` says why.
+//!         ctx.write(conn, input).map_or(0, |()| input.len())
 //!     }
 //! }
 //!
@@ -37,22 +40,28 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | `reactor` | the loop: `run_once`, its phases, timers' effects, shutdown |
-//! | `io` | one connection's step: connect, read, deliver, flush, linger, accept |
-//! | `core` | the loop's shared state and close/timer bookkeeping |
-//! | `output` | the write path: queue, stage, write-through, send; backpressure and the soft limit |
-//! | `fanout` | the fan-out hold: a broadcast waits for the readers that keep up |
-//! | `context` | what a handler callback may do |
-//! | `handler` | the `Handler` trait |
+//! | `reactor`, `turn` | the `Reactor`; one turn of the loop, one function per phase |
+//! | `loop_state` | everything the loop owns but the handler and the poll; the ready queue and dirty list |
+//! | `callbacks` | running a callback behind the panic guard |
+//! | `accept`, `connect` | listeners and accepting; outbound connects |
+//! | `connection` | one connection's record, the lookups, the one constructor |
+//! | `step` | one connection's step when its events give it a turn |
+//! | `input`, `output` | reading (the rule, then the short-read optimisation); writing (the rule, then the staging optimisation) |
+//! | `flow`, `fanout`, `limits` | flow control: what holds input back and what is owed; the fan-out hold; per-connection limits |
+//! | `close`, `shutdown` | every way to close; graceful shutdown |
+//! | `timers`, `timer_wheel` | what each timer does; the hashed timing wheel |
 //! | `state` | the state machine and close reasons |
-//! | `connection` | one connection's record in the slab |
 //! | `buffer` | input leftovers and the vectored output queue |
-//! | `limits` | per-connection limits: input cap, output water marks, hard and soft output caps |
+//! | `context`, `handler`, `handle` | the public API: what a callback may do, the callbacks, other threads |
 //! | [`codec`] | framing for handlers: lines and length-prefixed frames, no allocation from declared lengths |
-//! | `timer` | the hashed timing wheel |
-//! | `listener` | socket2 listeners and outbound connects |
-//! | `handle` | the cross-thread handle |
 //! | `config`, `stats`, `token` | settings, counters, token layout |
+//!
+//! ## Depending on it
+//!
+//! The crate re-exports what its API takes, so a dependent crate needs no
+//! `mio` or `socket2` of its own: [`Source`] (any mio source for
+//! [`Context::register_source`]), [`Interest`], [`Event`], [`SockRef`], and
+//! [`mio`] itself (for `mio::net::UdpSocket` and the like).
 //!
 //! ## Caveats
 //!
@@ -101,5 +110,7 @@ pub use crate::state::{CloseReason, ConnState, Limit};
 pub use crate::stats::Stats;
 pub use crate::timer_wheel::TimerId;
 pub use crate::token::{ConnId, ListenerId, SourceId, MAX_CONNECTIONS};
-pub use mio::{event::Event, Interest};
+pub use mio;
+pub use mio::event::{Event, Source};
+pub use mio::Interest;
 pub use socket2::SockRef;

@@ -93,7 +93,7 @@ impl ConnState {
     }
 
     /// Whether input from the socket is read and handed to the handler.
-    pub fn reads_input(self) -> bool {
+    pub(crate) fn reads_input(self) -> bool {
         matches!(
             self,
             ConnState::Open | ConnState::HalfClosing | ConnState::HalfClosed
@@ -101,7 +101,7 @@ impl ConnState {
     }
 
     /// Whether queued output may be written to the socket.
-    pub fn writes_output(self) -> bool {
+    pub(crate) fn writes_output(self) -> bool {
         matches!(
             self,
             ConnState::Open | ConnState::ReadClosed | ConnState::HalfClosing | ConnState::Closing

@@ -6,6 +6,13 @@
 //!
 //! Commands write through [`Replies`] and never decide this themselves, so
 //! one place keeps replies in order whichever way each one leaves.
+//!
+//! Why a buffer of its own, when the reactor already batches every write of
+//! a callback into one system call: a reply is encoded in pieces (header,
+//! payload, CRLF), so the buffer turns a deep pipeline's replies into one
+//! `ctx.write` per 64 KiB instead of three per reply, and a reply deferred
+//! by backpressure must own its bytes anyway. It is the encoder's buffer,
+//! not a second batching layer.
 
 use std::rc::Rc;
 
