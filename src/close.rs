@@ -23,6 +23,7 @@ use log::{debug, trace};
 use socket2::SockRef;
 
 use crate::callbacks::Loop;
+use crate::connection::live;
 use crate::handler::Handler;
 use crate::input::SocketRead;
 use crate::loop_state::{LoopState, Ready};
@@ -157,7 +158,7 @@ impl<H: Handler> LoopState<H> {
     /// Closes `id` at once: the socket is closed, timers cancelled, buffers
     /// freed. The handler hears of it before the turn ends.
     pub(crate) fn close_now(&mut self, id: ConnId, reason: CloseReason) {
-        let Some(conn) = self.conn_mut(id) else {
+        let Some(conn) = live(&mut self.conns, id) else {
             return;
         };
         conn.set_state(State::Closed, "close");
@@ -165,7 +166,15 @@ impl<H: Handler> LoopState<H> {
         // Dropping the socket closes the descriptor, which also removes it
         // from the epoll set: no `epoll_ctl` needed.
         conn.socket = None;
-        let queued = conn.output.len() as u64;
+        // Bytes staged by its running `data` callback leave with it too.
+        let staged = if self.current == Some(id) {
+            let staged = self.staging.len();
+            self.staging.clear();
+            staged
+        } else {
+            0
+        };
+        let queued = (conn.output.len() + staged) as u64;
         conn.output = Default::default();
         conn.input = Default::default();
         let timers = [

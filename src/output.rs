@@ -207,15 +207,15 @@ impl<H: Handler> LoopState<H> {
     /// The work of [`LoopState::unstage`], out of line.
     #[inline]
     fn unstage_now(&mut self, id: ConnId) {
-        let mut staged = std::mem::take(&mut self.staging);
         let mut sent = 0;
         if let Some(conn) = live(&mut self.conns, id) {
             if conn.ready.writable && conn.state.writes_output() {
                 let socket = conn.socket.as_ref().expect("open connection has a socket");
-                let result = buffer::send_slice(SockRef::from(socket), &staged)
-                    .map(|n| (n, n == staged.len()));
+                let result = buffer::send_slice(SockRef::from(socket), &self.staging)
+                    .map(|n| (n, n == self.staging.len()));
                 match note_send(&mut self.stats, conn, self.now, result) {
                     Ok(written) => sent = written,
+                    // `close_now` drops the staged bytes with the rest.
                     Err(e) => {
                         debug!("conn {id}: write failed: {e}");
                         self.close_now(id, CloseReason::from_io(&e));
@@ -223,19 +223,15 @@ impl<H: Handler> LoopState<H> {
                 }
             }
         }
-        if sent < staged.len() {
-            match live(&mut self.conns, id) {
-                Some(conn) => conn.output.push_slice(&staged[sent..]),
-                // Closed during or right after the callback: the bytes will
-                // never be sent, so they leave the gauge with the connection.
-                None => self.stats.queued_output_bytes -= (staged.len() - sent) as u64,
+        if sent < self.staging.len() {
+            if let Some(conn) = live(&mut self.conns, id) {
+                conn.output.push_slice(&self.staging[sent..]);
             }
         }
-        staged.clear();
-        if staged.capacity() > STAGING_RETAINED {
-            staged.shrink_to(STAGING_RETAINED);
+        self.staging.clear();
+        if self.staging.capacity() > STAGING_RETAINED {
+            self.staging.shrink_to(STAGING_RETAINED);
         }
-        self.staging = staged;
     }
 
     /// Writes `id`'s queue with one vectored send per attempt, until it is
