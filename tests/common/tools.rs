@@ -1,11 +1,15 @@
 //! Installed programs (curl, wrk, redis-cli, ...) run against an example:
 //! a test checks for its tool first. On a developer's machine a missing tool
-//! skips the check with a note; in CI (`CI` set, as `.ci/run` runs) it fails
-//! the test, because there a skip would look like a pass.
+//! skips the check with a `SKIPPED` line written straight to the terminal
+//! (not through `eprintln!`, whose output the test harness hides for a test
+//! that passes); in CI (`CI` set, as `.ci/run` runs) it fails the test,
+//! because there a skip would look like a pass.
 
+use std::io::Write;
 use std::process::Command;
 
-/// Whether `tool` is on the PATH; prints a note when it is not.
+/// Whether `tool` is on the PATH; says loudly that the check is skipped
+/// when it is not (and fails the test in CI).
 pub fn have(tool: &str) -> bool {
     let found = Command::new("which")
         .arg(tool)
@@ -16,7 +20,13 @@ pub fn have(tool: &str) -> bool {
             std::env::var_os("CI").is_none(),
             "{tool} is not installed, and CI must run every check (.ci/run installs it)"
         );
-        eprintln!("note: {tool} is not installed; skipping its check");
+        // Straight to the process's stderr, past the harness's capture, so
+        // the skip shows in `cargo test`'s output even when the test passes.
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "SKIPPED: {tool} is not installed, so a check that needs it did not run \
+             (install it, or run with CI=true to make this a failure)"
+        );
     }
     found
 }
