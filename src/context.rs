@@ -25,7 +25,7 @@ use crate::output::Payload;
 use crate::state::{CloseReason, ConnState};
 use crate::stats::Stats;
 use crate::timer_wheel::TimerId;
-use crate::token::{self, ConnId, ListenerId, SourceId};
+use crate::token::{ConnId, ListenerId, SourceId};
 
 /// The loop as a handler callback sees it.
 pub struct Context<'a, H: Handler> {
@@ -271,13 +271,13 @@ impl<H: Handler> Context<'_, H> {
         register_source(self.core, source, interest)
     }
 
-    /// Removes a source registered with [`Context::register_source`].
+    /// Removes a source registered with [`Context::register_source`]; pass
+    /// the same source and the id its registration returned. An event for
+    /// it already polled in this turn is dropped, not delivered, and its id
+    /// is given to a new source only from the next turn. Fails if `id` is
+    /// not registered.
     pub fn deregister_source(&mut self, source: &mut impl Source, id: SourceId) -> io::Result<()> {
-        self.core.registry.deregister(source)?;
-        if let Some(taken) = self.core.sources.get_mut(id.0) {
-            *taken = false;
-        }
-        Ok(())
+        self.core.deregister_source(source, id)
     }
 }
 
@@ -286,15 +286,5 @@ pub(crate) fn register_source<H: Handler>(
     source: &mut impl Source,
     interest: Interest,
 ) -> io::Result<SourceId> {
-    let index = match core.sources.iter().position(|taken| !taken) {
-        Some(free) => free,
-        None => {
-            core.sources.push(false);
-            core.sources.len() - 1
-        }
-    };
-    core.registry
-        .register(source, token::source_token(index), interest)?;
-    core.sources[index] = true;
-    Ok(SourceId(index))
+    core.register_source(source, interest)
 }

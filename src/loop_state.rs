@@ -18,9 +18,11 @@
 //!   sleeps, so a fan-out to many connections costs one system call each.
 
 use std::collections::VecDeque;
+use std::io;
 use std::time::{Duration, Instant};
 
-use mio::Registry;
+use mio::event::Source;
+use mio::{Interest, Registry};
 use slab::Slab;
 
 use crate::accept::Listener;
@@ -32,7 +34,7 @@ use crate::limits::Limits;
 use crate::stats::Stats;
 use crate::timer_wheel::{TimerId, TimerWheel};
 use crate::timers::TimerKind;
-use crate::token::ConnId;
+use crate::token::{self, ConnId, SourceId};
 
 /// Work postponed to the next turn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +43,19 @@ pub(crate) enum Ready {
     Conn(ConnId),
     /// A listener that used its accept budget, or must retry after `EMFILE`.
     Listener(usize),
+}
+
+/// A handler source's index, like a connection's slot, is reused only after
+/// the turn in which it was given up, so an event of that turn's batch
+/// never reaches a newcomer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SourceSlot {
+    /// Free to give to a new source.
+    Free,
+    /// A registered source: its events go to `Handler::source_ready`.
+    Registered,
+    /// Deregistered this turn: its events are stale; free at the turn's end.
+    Retired,
 }
 
 /// Everything the loop owns except the handler and the poll instance.
@@ -59,8 +74,8 @@ pub(crate) struct LoopState<H: Handler> {
     pub(crate) conns: Slab<Connection<H::State>>,
     /// Listeners by index; `None` once closed (shutdown).
     pub(crate) listeners: Vec<Option<Listener>>,
-    /// Which source indices are taken.
-    pub(crate) sources: Vec<bool>,
+    /// The handler's sources by index (`SourceId`).
+    pub(crate) sources: Vec<SourceSlot>,
     /// Every timer: idle, connect, linger, accept retry, handler.
     pub(crate) timers: TimerWheel<TimerKind>,
     /// Timers the wheel handed over this turn that have not fired yet.
@@ -174,6 +189,51 @@ impl<H: Handler> LoopState<H> {
         if !*flag {
             *flag = true;
             self.ready.push_back(item);
+        }
+    }
+
+    /// Registers a handler's source under a free index.
+    pub(crate) fn register_source(
+        &mut self,
+        source: &mut impl Source,
+        interest: Interest,
+    ) -> io::Result<SourceId> {
+        let index = match self.sources.iter().position(|&s| s == SourceSlot::Free) {
+            Some(free) => free,
+            None => {
+                self.sources.push(SourceSlot::Free);
+                self.sources.len() - 1
+            }
+        };
+        self.registry
+            .register(source, token::source_token(index), interest)?;
+        self.sources[index] = SourceSlot::Registered;
+        Ok(SourceId(index))
+    }
+
+    /// Deregisters a handler's source; its index is reused from the next turn.
+    pub(crate) fn deregister_source(
+        &mut self,
+        source: &mut impl Source,
+        id: SourceId,
+    ) -> io::Result<()> {
+        if self.sources.get(id.0) != Some(&SourceSlot::Registered) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("source {} is not registered", id.0),
+            ));
+        }
+        self.registry.deregister(source)?;
+        self.sources[id.0] = SourceSlot::Retired;
+        Ok(())
+    }
+
+    /// Frees the indices of sources deregistered this turn.
+    pub(crate) fn free_retired_sources(&mut self) {
+        for slot in &mut self.sources {
+            if *slot == SourceSlot::Retired {
+                *slot = SourceSlot::Free;
+            }
         }
     }
 }

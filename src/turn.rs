@@ -21,7 +21,7 @@ use mio::event::Event;
 use crate::callbacks::Loop;
 use crate::handle::Command;
 use crate::handler::Handler;
-use crate::loop_state::Ready;
+use crate::loop_state::{Ready, SourceSlot};
 use crate::reactor::Reactor;
 use crate::step::note_readiness;
 use crate::token::{self, SourceId, Target};
@@ -105,6 +105,11 @@ impl<H: Handler> Reactor<H> {
                 Target::Connection(slot) => connection_event(&mut lp, slot, event),
                 Target::Listener(index) => lp.accept(index),
                 Target::Source(index) => {
+                    if lp.core.sources.get(index) != Some(&SourceSlot::Registered) {
+                        // Deregistered earlier in this batch: stale.
+                        lp.core.stats.stale_events += 1;
+                        continue;
+                    }
                     trace!("source {index}: {}", describe(event));
                     lp.call("source_ready", |handler, ctx| {
                         handler.source_ready(ctx, SourceId(index), event)
@@ -190,11 +195,13 @@ impl<H: Handler> Reactor<H> {
         settle(&mut lp);
     }
 
-    /// Phase 7: free the slots of connections closed this turn (only now may
-    /// a new connection reuse one, so no event of this turn's batch could
-    /// reach the wrong connection) and publish the counters for `Handle`s.
+    /// Phase 7: free the slots of connections closed this turn and the
+    /// indices of sources deregistered this turn (only now may a newcomer
+    /// reuse one, so no event of this turn's batch could reach the wrong
+    /// one) and publish the counters for `Handle`s.
     fn end_turn(&mut self) {
         self.core.free_closed_slots();
+        self.core.free_retired_sources();
         self.publish_stats();
     }
 

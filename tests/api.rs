@@ -423,3 +423,72 @@ fn codec_limits_are_as_constructed_and_enforced_on_the_wire() {
         "open after the error"
     );
 }
+
+/// Two sources ready in one batch; the first one served deregisters the
+/// other and registers a new socket. The other's event, already polled, is
+/// stale: it must not reach `source_ready`, under its old id or under the
+/// newcomer's (ids are reused only from the next turn).
+struct TwoSources {
+    sockets: Vec<Option<(UdpSocket, SourceId)>>,
+    seen: Vec<SourceId>,
+    retired: Option<SourceId>,
+    newcomer: Option<SourceId>,
+}
+
+impl Handler for TwoSources {
+    type State = ();
+    type Message = ();
+    fn opened(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: SocketAddr) {}
+    fn source_ready(&mut self, ctx: &mut Context<'_, Self>, id: SourceId, _: &reactor::Event) {
+        self.seen.push(id);
+        if self.retired.is_some() {
+            return;
+        }
+        let other = self.sockets.iter_mut().flatten().find(|(_, s)| *s != id);
+        let (socket, other_id) = other.expect("two sources");
+        let other_id = *other_id;
+        ctx.deregister_source(socket, other_id).unwrap();
+        self.retired = Some(other_id);
+        let mut fresh = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        self.newcomer = Some(ctx.register_source(&mut fresh, Interest::READABLE).unwrap());
+    }
+}
+
+#[test]
+fn an_event_polled_before_its_source_was_deregistered_is_dropped() {
+    let handler = TwoSources {
+        sockets: Vec::new(),
+        seen: Vec::new(),
+        retired: None,
+        newcomer: None,
+    };
+    let mut reactor = Reactor::new(handler, Config::default()).unwrap();
+    let mut addrs = Vec::new();
+    reactor.with_context(|h, ctx| {
+        for _ in 0..2 {
+            let mut socket = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            addrs.push(socket.local_addr().unwrap());
+            let id = ctx
+                .register_source(&mut socket, Interest::READABLE)
+                .unwrap();
+            h.sockets.push(Some((socket, id)));
+        }
+    });
+    let sender = StdUdp::bind("127.0.0.1:0").unwrap();
+    for addr in &addrs {
+        sender.send_to(b"x", addr).unwrap();
+    }
+    // Both datagrams are in before the poll, so one batch holds both events.
+    std::thread::sleep(Duration::from_millis(50));
+    reactor.run_once(Some(Duration::from_secs(5))).unwrap();
+    let handler = reactor.handler();
+    let (retired, newcomer) = (handler.retired.unwrap(), handler.newcomer.unwrap());
+    assert_ne!(retired, newcomer, "an id was reused within its turn");
+    assert_eq!(
+        handler.seen.len(),
+        1,
+        "a stale event was delivered: {:?}",
+        handler.seen
+    );
+    assert!(reactor.stats().stale_events >= 1);
+}
