@@ -1,5 +1,5 @@
 //! A thread-per-connection echo server with blocking std sockets: the seeds'
-//! model, kept as the baseline the load benchmark (`benches/load/`)
+//! model, kept as the baseline the load benchmark (`bench/load/`)
 //! measures the reactor against.
 //!
 //! Each connection gets a thread with a small stack and a 64 KiB heap
