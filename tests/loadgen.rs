@@ -1,6 +1,6 @@
 //! The load generator against the real echo server: it must verify every
 //! byte, report in JSON, and fail loudly (non-zero exit) when connections are
-//! refused. Runs are short and bounded; the bench (`benches/load/`) relies
+//! refused. Runs are short and bounded; the bench (`bench/load/`) relies
 //! on exactly this behaviour.
 
 mod common;

@@ -1,7 +1,10 @@
 //! The load comparison: the project's servers (`examples/echo_server.rs`,
 //! `http_server.rs`, `resp_server.rs`) against peer servers of the same
 //! protocol, each a child process, driven by that protocol's load tool
-//! (`examples/loadgen.rs`, `wrk`, `redis-benchmark`).
+//! (`examples/loadgen.rs`, `wrk`, `redis-benchmark`). It is the `load` bench
+//! of the workspace member `bench/` (package `reactor-bench`), which also
+//! holds the Rust peers (`bench/examples/`) and their dependencies, so that
+//! building the reactor's examples does not build tokio or plotters.
 //!
 //! ```text
 //! cargo bench --bench load                    # full matrix (about 25 minutes)
@@ -10,11 +13,13 @@
 //! ```
 //!
 //! It owns everything a comparison needs, with no set-up: it builds the
-//! examples (`cargo build --release --examples`), compiles the C peers with
+//! examples it runs (`cargo build --release -p reactor -p reactor-bench
+//! --example ...`: the reactor's servers and loadgen, and the Rust peers),
+//! compiles the C peers with
 //! `cc -O2`, pins the server to CPU 0 and the load client to CPU 1 with
 //! `taskset` (when there are two CPUs and taskset exists), interleaves the
 //! servers round by round, and writes `load/report.md`, `load/report.json`
-//! and SVG charts under the cargo target directory.
+//! and SVG charts under the workspace's target directory.
 //!
 //! Why it measures what it does (see docs in `/work/shared/DESIGN.md`,
 //! "Measuring on these machines"): on a shared two-core machine messages per
@@ -28,7 +33,7 @@
 //! more of its CPU, and one where the hypervisor stole 5% or more of the
 //! host's CPU during the window (`/proc/stat`), which slows both ends by an
 //! amount nothing here corrects for. For HTTP, `c-http`
-//! (`benches/c/http_canned.c`: a canned response per request head) shows
+//! (`bench/c/http_canned.c`: a canned response per request head) shows
 //! the most the client can drive on the machine at all. Where it drives
 //! every server close to that (wrk `-t1` at 50 connections on two vCPUs),
 //! `http-c50-cap50` repeats the run with each server's processes held to
@@ -43,8 +48,8 @@
 //! by that protocol's load tool ([`run_load`]). To add a protocol, as HTTP
 //! (nginx, `wrk`) and RESP (`redis-server`, `redis-benchmark`) were added:
 //! add a `Protocol` variant, the peers to [`peers`] (a `Launch::Command`
-//! runs any program; configs belong in `benches/`, e.g.
-//! `benches/nginx.conf`), scenarios to [`scenarios`], and a branch in
+//! runs any program; configs belong in `bench/`, e.g.
+//! `bench/nginx.conf`), scenarios to [`scenarios`], and a branch in
 //! `run_load` that runs the tool and fills a [`Measured`] (see `tools`).
 //!
 //! Layout: this file holds the options and the run loop; the rest is one
@@ -103,7 +108,7 @@ struct Options {
 
 /// Where the bench finds and puts things.
 struct Paths {
-    /// `target/release/examples`.
+    /// `target/release/examples`: the examples of both packages.
     examples: PathBuf,
     /// `target/load`: reports, charts, the compiled C peers, nginx's prefix.
     out: PathBuf,
@@ -423,20 +428,33 @@ fn write_file(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// The [`Paths`] under cargo's target directory (`CARGO_TARGET_DIR`,
-/// relative to the manifest if relative, else `target`).
+/// The workspace's root directory: the reactor package, `scripts/`, and
+/// (unless `CARGO_TARGET_DIR` says otherwise) the shared `target/`.
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// A file of this package (`bench/`), e.g. `c/epoll_echo.c`.
+fn bench_file(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// The [`Paths`] under the workspace's target directory (`CARGO_TARGET_DIR`,
+/// relative to the workspace root if relative, else `target` there; the
+/// examples are built from the root, so they land where this looks).
 fn locate() -> Result<Paths, String> {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = workspace_root();
     let target = match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => {
             let dir = PathBuf::from(dir);
             if dir.is_relative() {
-                manifest.join(dir)
+                root.join(dir)
             } else {
                 dir
             }
         }
-        None => manifest.join("target"),
+        None => root.join("target"),
     };
     Ok(Paths {
         examples: target.join("release").join("examples"),

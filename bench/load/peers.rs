@@ -23,11 +23,12 @@ pub(crate) enum Protocol {
 /// free port and waited on until it accepts.
 #[derive(Clone, Debug)]
 pub(crate) enum Launch {
-    /// An example of this crate, built with `--release`.
+    /// An example of the reactor (`examples/`) or of this package
+    /// (`bench/examples/`), built with `--release`.
     Example(&'static str),
     /// A program compiled by this bench (a C peer): path once built.
     Command(PathBuf),
-    /// nginx with `benches/nginx.conf` (one worker) on a port picked here.
+    /// nginx with `bench/nginx.conf` (one worker) on a port picked here.
     Nginx,
     /// `redis-server` without persistence on a port picked here.
     Redis,
@@ -72,7 +73,7 @@ pub(crate) fn peers(c_echo: Option<PathBuf>, c_http: Option<PathBuf>) -> Vec<Pee
             launch: Launch::Example("tokio_echo"),
             is_project: false,
             ceiling: false,
-            note: "examples/tokio_echo.rs: current-thread runtime, task per connection",
+            note: "bench/examples/tokio_echo.rs: current-thread runtime, task per connection",
         },
         Peer {
             name: "threaded",
@@ -80,7 +81,7 @@ pub(crate) fn peers(c_echo: Option<PathBuf>, c_http: Option<PathBuf>) -> Vec<Pee
             launch: Launch::Example("threaded_echo"),
             is_project: false,
             ceiling: false,
-            note: "examples/threaded_echo.rs: std, one blocking thread per connection",
+            note: "bench/examples/threaded_echo.rs: std, one blocking thread per connection",
         },
     ];
     if let Some(path) = c_echo {
@@ -90,7 +91,7 @@ pub(crate) fn peers(c_echo: Option<PathBuf>, c_http: Option<PathBuf>) -> Vec<Pee
             launch: Launch::Command(path),
             is_project: false,
             ceiling: false,
-            note: "benches/c/epoll_echo.c: cc -O2, one thread, edge-triggered",
+            note: "bench/c/epoll_echo.c: cc -O2, one thread, edge-triggered",
         });
     }
     // HTTP and RESP compare only when the tools are installed; without them
@@ -111,7 +112,7 @@ pub(crate) fn peers(c_echo: Option<PathBuf>, c_http: Option<PathBuf>) -> Vec<Pee
                 launch: Launch::Nginx,
                 is_project: false,
                 ceiling: false,
-                note: "nginx, benches/nginx.conf: one worker, access log off, `return 200`",
+                note: "nginx, bench/nginx.conf: one worker, access log off, `return 200`",
             });
         } else {
             eprintln!("load: nginx not installed; HTTP has no peer");
@@ -123,7 +124,7 @@ pub(crate) fn peers(c_echo: Option<PathBuf>, c_http: Option<PathBuf>) -> Vec<Pee
                 launch: Launch::Command(path),
                 is_project: false,
                 ceiling: true,
-                note: "benches/c/http_canned.c: canned response per request head; the client's ceiling, not an HTTP server",
+                note: "bench/c/http_canned.c: canned response per request head; the client's ceiling, not an HTTP server",
             });
         }
     } else {

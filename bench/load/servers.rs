@@ -13,23 +13,25 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::peers::{find_program, Launch, Peer};
-use crate::{write_file, Paths};
+use crate::{bench_file, workspace_root, write_file, Paths};
 
-/// Builds `examples` in release mode. Cargo has released its lock on the
-/// target directory by the time a bench runs, so this does not wait on the
-/// `cargo bench` that started us; it is a no-op when up to date. Examples
-/// are named one by one so a broken example elsewhere in the tree cannot
-/// stop the comparison.
+/// Builds `examples` in release mode, from the workspace root so that they
+/// land in the shared target directory: the reactor's (`examples/`) and
+/// this package's peers (`bench/examples/`), each found in whichever of the
+/// two packages has it. Cargo has released its lock on the target directory
+/// by the time a bench runs, so this does not wait on the `cargo bench`
+/// that started us; it is a no-op when up to date. Examples are named one by
+/// one so a broken example elsewhere in the tree cannot stop the comparison.
 pub(crate) fn build_examples(examples: &[&str]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut args = vec!["build", "--release"];
+    let mut args = vec!["build", "--release", "-p", "reactor", "-p", "reactor-bench"];
     for example in examples {
         args.extend(["--example", example]);
     }
     eprintln!("load: cargo {}", args.join(" "));
     let status = Command::new(&cargo)
         .args(&args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(workspace_root())
         .status()
         .map_err(|e| format!("cannot run {cargo}: {e}"))?;
     if !status.success() {
@@ -38,10 +40,10 @@ pub(crate) fn build_examples(examples: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
-/// Compiles the C peer `benches/c/NAME.c` to `load/NAME`; `None` (the peer
+/// Compiles the C peer `bench/c/NAME.c` to `load/NAME`; `None` (the peer
 /// is skipped, with a note) if it does not compile or there is no compiler.
 pub(crate) fn compile_c(paths: &Paths, name: &str) -> Option<PathBuf> {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("benches/c/{name}.c"));
+    let source = bench_file(&format!("c/{name}.c"));
     let binary = paths.out.join(name);
     let result = Command::new("cc")
         .args(["-O2", "-Wall", "-o"])
@@ -132,7 +134,7 @@ pub(crate) fn start_server(
             let port = free_port()?;
             let prefix = paths.out.join("nginx");
             std::fs::create_dir_all(&prefix).map_err(|e| format!("{}: {e}", prefix.display()))?;
-            let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/nginx.conf");
+            let template = bench_file("nginx.conf");
             let conf = std::fs::read_to_string(&template)
                 .map_err(|e| format!("{}: {e}", template.display()))?
                 .replace("@PORT@", &port.to_string())

@@ -1,9 +1,9 @@
 /*
- * The socket plumbing the two C peers of the load benchmark (benches/load/)
+ * The socket plumbing the two C peers of the load benchmark (bench/load/)
  * share: epoll_echo.c ("c-epoll") and http_canned.c ("c-http"). They share
  * it so that they differ only in what they do with the bytes they read; a
  * difference between their rows is then that, not a difference in plumbing.
- * Each program is one translation unit (`cc -O2 -o OUT benches/c/NAME.c`,
+ * Each program is one translation unit (`cc -O2 -o OUT bench/c/NAME.c`,
  * which finds this header next to the source), so everything here is static.
  *
  * What this header owns:

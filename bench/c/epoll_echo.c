@@ -1,6 +1,6 @@
 /*
  * A plain C epoll echo server: the floor the load benchmark
- * (benches/load/) measures the reactor against. The bench compiles it with
+ * (bench/load/) measures the reactor against. The bench compiles it with
  * `cc -O2` at run time; nothing else builds it.
  *
  * What a careful C programmer would write, no more: one thread, one epoll
@@ -12,7 +12,7 @@
  * the socket was drained (Linux), unless the peer's FIN was announced: then
  * read on until 0. TCP_NODELAY on every accepted socket.
  *
- *   cc -O2 -o epoll_echo benches/c/epoll_echo.c && ./epoll_echo --addr 127.0.0.1:0
+ *   cc -O2 -o epoll_echo bench/c/epoll_echo.c && ./epoll_echo --addr 127.0.0.1:0
  *
  * Prints "epoll_echo listening on ADDR" on stderr, like the other servers.
  * The socket plumbing (the queue of refused bytes, --addr, the epoll loop)

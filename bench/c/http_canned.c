@@ -1,5 +1,5 @@
 /*
- * The HTTP client's ceiling for the load benchmark (benches/load/), peer
+ * The HTTP client's ceiling for the load benchmark (bench/load/), peer
  * "c-http". Not an HTTP server: it parses nothing, checks nothing and
  * answers every request head with the same canned response. It is the least
  * work a server can do per request, so its throughput is what the client
@@ -19,7 +19,7 @@
  * flushed on EPOLLOUT. EOF or an error closes the connection. There is no
  * backpressure: wrk never has more than its pipeline depth in flight.
  *
- *   cc -O2 -o http_canned benches/c/http_canned.c && ./http_canned --addr 127.0.0.1:0
+ *   cc -O2 -o http_canned bench/c/http_canned.c && ./http_canned --addr 127.0.0.1:0
  *
  * Prints "http_canned listening on ADDR" on stderr, like the other servers.
  * The socket plumbing (the queue of refused bytes, --addr, the epoll loop)

@@ -1,5 +1,6 @@
-//! A thread-per-connection echo server with blocking std sockets: the texts'
-//! model, kept as the baseline the load benchmark (`benches/load/`)
+//! A thread-per-connection echo server with blocking std sockets: the
+//! model of the texts this project grew from, kept as the baseline the load
+//! benchmark (`bench/load/`)
 //! measures the reactor against.
 //!
 //! Each connection gets a thread with a small stack and a 64 KiB heap

@@ -4,7 +4,6 @@
 //! Neither marks a measured window the way loadgen does, so both go through
 //! [`run_tool`], which takes the tool's whole run as the window.
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use crate::procfs::{final_cpu_seconds, steal_share, tree_cpu_seconds, Mark};
 use crate::scenarios::{Scenario, Workload};
 use crate::servers::{pinned_command, read_stdout_within, Guard};
 use crate::stats::Measured;
-use crate::Options;
+use crate::{workspace_root, Options};
 
 /// What [`run_tool`] saw.
 struct ToolRun {
@@ -94,7 +93,7 @@ pub(crate) fn run_wrk(
     if pipeline > 1 {
         // Absolute, so the bench works from whatever directory cargo runs
         // it in; the depth is the script's first argument after `--`.
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pipeline.lua");
+        let script = workspace_root().join("scripts/pipeline.lua");
         args.extend(["-s".into(), script.display().to_string()]);
     }
     args.extend(["--latency".into(), format!("http://{addr}/")]);

@@ -1,5 +1,5 @@
 //! A tokio echo server on one current-thread runtime: the peer the load
-//! benchmark (`benches/load/`) compares the reactor's `echo_server` with.
+//! benchmark (`bench/load/`) compares the reactor's `echo_server` with.
 //!
 //! Written the way a tokio user would: one task per connection, a 64 KiB
 //! buffer per task, read then write everything, TCP_NODELAY on every socket. A
