@@ -21,8 +21,8 @@
 //! servers round by round, and writes `load/report.md`, `load/report.json`
 //! and SVG charts under the workspace's target directory.
 //!
-//! Why it measures what it does (see docs in `/work/shared/DESIGN.md`,
-//! "Measuring on these machines"): on a shared two-core machine messages per
+//! Why it measures what it does (`docs/benchmarks.md`, "Method, and why"):
+//! on a shared two-core machine messages per
 //! second wander from run to run, while the server's CPU time per message
 //! (utime + stime from `/proc/PID/stat` across the measured window) is far
 //! steadier; both are reported, as medians with min–max over the rounds,
