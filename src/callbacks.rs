@@ -53,7 +53,9 @@ impl<H: Handler> Loop<'_, H> {
     ) -> Option<R> {
         let mut user = self.core.conn_mut(id)?.user.take()?;
         let result = self.call(what, |handler, ctx| callback(handler, ctx, &mut user));
-        if let Some(conn) = crate::connection::record_mut(&mut self.core.conns, id) {
+        // The slot still holds this connection, closed or not: slots are
+        // freed only at the end of the turn, never during a callback.
+        if let Some(conn) = self.core.conns.get_mut(id.slot()) {
             conn.user = Some(user);
         }
         if result.is_none() {

@@ -25,7 +25,7 @@ use socket2::SockRef;
 use crate::callbacks::Loop;
 use crate::connection::live;
 use crate::handler::Handler;
-use crate::input::SocketRead;
+use crate::input::{Purpose, SocketRead};
 use crate::loop_state::{LoopState, Ready};
 use crate::state::{CloseReason, State, WhenConnected};
 use crate::timers::TimerKind;
@@ -265,10 +265,7 @@ impl<H: Handler> Loop<'_, H> {
             return;
         }
         for _ in 0..self.core.config.read_budget_reads {
-            if !self.core.conn(id).is_some_and(|c| c.ready.readable) {
-                break;
-            }
-            match self.core.read_socket(id, &mut scratch) {
+            match self.core.read_socket(id, &mut scratch, Purpose::Discard) {
                 SocketRead::Bytes(n) => trace!("conn {id}: lingering, discarded {n} bytes"),
                 SocketRead::Eof | SocketRead::Failed(_) => {
                     let reason = self.core.conn(id).and_then(|c| c.close_reason);
@@ -276,7 +273,7 @@ impl<H: Handler> Loop<'_, H> {
                         .close_now(id, reason.unwrap_or(CloseReason::ClosedLocally));
                     break;
                 }
-                SocketRead::Drained | SocketRead::Gone => break,
+                SocketRead::Drained | SocketRead::NotRead => break,
                 SocketRead::Interrupted => {}
             }
         }

@@ -175,8 +175,9 @@ impl<S> Connection<S> {
     }
 
     /// Whether the connection is finished and only waits for its slot to be freed.
+    #[inline]
     pub(crate) fn is_closed(&self) -> bool {
-        self.state == State::Closed
+        matches!(self.state, State::Closed)
     }
 
     /// Nothing queued in either direction and no readiness left unserved.
@@ -192,11 +193,26 @@ impl<S> Connection<S> {
 
     /// Whether unconsumed input may be offered to `data` now: the state
     /// takes input and nothing in `flow` holds it back.
+    #[inline]
     pub(crate) fn may_offer(&self) -> bool {
         self.state.takes_input()
             && !self.flow.read_paused
             && !self.flow.backpressured
             && !self.flow.fanout_held
+    }
+
+    /// Whether its socket is to be read for input now: the state reads
+    /// input, an event said readable, flow control holds nothing back, and
+    /// no `drained` is owed first.
+    #[inline]
+    pub(crate) fn wants_input_read(&self) -> bool {
+        // `readable` first: it is what ends the read loop of every message.
+        self.ready.readable
+            && self.state.reads_input()
+            && !self.flow.read_paused
+            && !self.flow.backpressured
+            && !self.flow.fanout_held
+            && !self.owed.drained
     }
 
     /// The limits in force: its own, or else `default` (the `Config`'s).
@@ -210,6 +226,7 @@ impl<S> Connection<S> {
 /// `conn_mut`, or directly where a caller must borrow one connection and
 /// another field of the loop at once). A closed connection is found only
 /// by [`record_mut`], for the bookkeeping that follows a close.
+#[inline]
 pub(crate) fn live<S>(conns: &mut Slab<Connection<S>>, id: ConnId) -> Option<&mut Connection<S>> {
     conns
         .get_mut(id.slot())
@@ -217,6 +234,7 @@ pub(crate) fn live<S>(conns: &mut Slab<Connection<S>>, id: ConnId) -> Option<&mu
 }
 
 /// The record named by `id`, closed or not (until its slot is freed).
+#[inline]
 pub(crate) fn record_mut<S>(
     conns: &mut Slab<Connection<S>>,
     id: ConnId,

@@ -12,7 +12,7 @@
 //! backpressured, or its fan-out is held), which stops reading with the flag
 //! kept, to be resumed by whoever lets go.
 //!
-//! **The optimisation**, clearly marked in [`Loop::read_input`]: a read that
+//! **The optimisation**, clearly marked in [`LoopState::read_socket`]: a read that
 //! returns fewer bytes than asked for drained the socket, and Linux signals
 //! a new edge for anything that arrives later, so the read that would only
 //! say `WouldBlock` is skipped. Measured on the echo benchmark (64-byte
@@ -28,7 +28,7 @@ use std::io::{self, Read};
 use log::{debug, trace};
 
 use crate::callbacks::Loop;
-use crate::connection::live;
+use crate::connection::{live, Connection};
 use crate::handler::Handler;
 use crate::loop_state::{LoopState, Ready};
 use crate::state::{CloseReason, Limit, State};
@@ -46,17 +46,48 @@ pub(crate) enum SocketRead {
     Interrupted,
     /// The read failed (reset, ...): the connection must close.
     Failed(io::Error),
-    /// The connection is closed: nothing was read.
-    Gone,
+    /// The connection is closed, or not to be read now (see
+    /// [`Purpose`]): nothing was read.
+    NotRead,
+}
+
+/// Why a connection's socket is read, which decides whether it is read now.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// Input for the handler: only while the state reads input, an event
+    /// said readable, and flow control holds nothing back (`drained` owed
+    /// means backpressure ended inside this step: `drained` runs first,
+    /// from the ready queue).
+    Input,
+    /// A lingering close discarding what the peer still sends: whenever an
+    /// event said readable.
+    Discard,
 }
 
 impl<H: Handler> LoopState<H> {
-    /// One `read` of `id`'s socket into `buffer`, counted. The one place a
-    /// connection's socket is read, for input and for a lingering close.
-    pub(crate) fn read_socket(&mut self, id: ConnId, buffer: &mut [u8]) -> SocketRead {
+    /// One `read` of `id`'s socket into `buffer`, counted, if `purpose`
+    /// wants one now. The one place a connection's socket is read, for
+    /// input and for a lingering close.
+    // Inlined by force: it runs twice per message (the read, and the check
+    // that ends the loop), and a call costs more than the check (measured
+    // with scripts/measure_echo.sh).
+    #[inline(always)]
+    pub(crate) fn read_socket(
+        &mut self,
+        id: ConnId,
+        buffer: &mut [u8],
+        purpose: Purpose,
+    ) -> SocketRead {
         let Some(conn) = live(&mut self.conns, id) else {
-            return SocketRead::Gone;
+            return SocketRead::NotRead;
         };
+        let wanted = match purpose {
+            Purpose::Input => conn.wants_input_read(),
+            Purpose::Discard => conn.ready.readable,
+        };
+        if !wanted {
+            return SocketRead::NotRead;
+        }
         let socket = conn.socket.as_ref().expect("open connection has a socket");
         self.stats.read_syscalls += 1;
         match (&*socket).read(buffer) {
@@ -64,6 +95,18 @@ impl<H: Handler> LoopState<H> {
             Ok(n) => {
                 self.stats.bytes_in += n as u64;
                 conn.last_active = self.now;
+                // OPTIMISATION (the short-read shortcut; the rule alone is
+                // correct without it): a read of fewer bytes than asked for
+                // drained the socket at that moment, and Linux signals a new
+                // edge for anything that arrives later, so `readable` is
+                // cleared now instead of by the `WouldBlock` of one more
+                // `read`. Saves 0.6 `read` calls and about 105 instructions
+                // per echo (docs/benchmarks.md, "The two optimisations").
+                // Not when the event also announced the FIN: then reading
+                // goes on to see `read() == 0`, for which no edge would come.
+                if n < buffer.len() && !conn.ready.read_closed_hint {
+                    conn.ready.readable = false;
+                }
                 SocketRead::Bytes(n)
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -75,19 +118,6 @@ impl<H: Handler> LoopState<H> {
             Err(e) => SocketRead::Failed(e),
         }
     }
-
-    /// Whether `id` is to be read now: it reads input, an event said
-    /// readable, and flow control holds nothing back (`drained` owed means
-    /// backpressure ended inside this step: `drained` runs first, from the
-    /// ready queue).
-    fn wants_read(&mut self, id: ConnId) -> bool {
-        self.conn(id).is_some_and(|conn| {
-            conn.state.reads_input()
-                && conn.ready.readable
-                && conn.may_offer()
-                && !conn.owed.drained
-        })
-    }
 }
 
 impl<H: Handler> Loop<'_, H> {
@@ -98,18 +128,19 @@ impl<H: Handler> Loop<'_, H> {
         let config = &self.core.config;
         let (budget_reads, budget_bytes) = (config.read_budget_reads, config.read_budget_bytes);
         let (mut reads, mut bytes) = (0, 0);
-        while self.core.wants_read(id) {
+        loop {
             if reads >= budget_reads || bytes >= budget_bytes {
-                trace!("conn {id}: read budget used ({reads} reads, {bytes} bytes), yielding");
-                self.core.stats.budget_yields += 1;
-                self.core.push_ready(Ready::Conn(id));
+                if self.core.conn(id).is_some_and(Connection::wants_input_read) {
+                    trace!("conn {id}: read budget used ({reads} reads, {bytes} bytes), yielding");
+                    self.core.stats.budget_yields += 1;
+                    self.core.push_ready(Ready::Conn(id));
+                }
                 break;
             }
-            match self.core.read_socket(id, &mut scratch) {
+            match self.core.read_socket(id, &mut scratch, Purpose::Input) {
                 SocketRead::Bytes(n) => {
                     reads += 1;
                     bytes += n;
-                    self.skip_read_after_short_read(id, n, scratch.len());
                     self.deliver(id, &scratch[..n]);
                     self.flush(id);
                     if self.held_by_fanout(id) {
@@ -120,7 +151,7 @@ impl<H: Handler> Loop<'_, H> {
                     self.peer_closed(id);
                     break;
                 }
-                SocketRead::Drained | SocketRead::Gone => break,
+                SocketRead::Drained | SocketRead::NotRead => break,
                 SocketRead::Interrupted => {}
                 SocketRead::Failed(e) => {
                     debug!("conn {id}: read failed: {e}");
@@ -135,23 +166,6 @@ impl<H: Handler> Loop<'_, H> {
         // drained, this is the moment it becomes idle, and no later flush
         // (there is nothing left to write) would notice.
         self.close_if_idle_in_shutdown(id);
-    }
-
-    /// OPTIMISATION (the short-read shortcut; the rule alone is correct
-    /// without it). A read of `n < capacity` bytes drained the socket at that
-    /// moment, and Linux signals a new edge for anything that arrives later,
-    /// so `readable` is cleared now instead of by the `WouldBlock` of one
-    /// more `read`. Saves one system call per message for request/response
-    /// traffic (docs/benchmarks.md, "The two optimisations"). Not when the
-    /// event also announced the FIN: then the loop reads on to see
-    /// `read() == 0`, for which no further edge would come.
-    #[inline]
-    fn skip_read_after_short_read(&mut self, id: ConnId, n: usize, capacity: usize) {
-        if let Some(conn) = self.core.conn_mut(id) {
-            if n < capacity && !conn.ready.read_closed_hint {
-                conn.ready.readable = false;
-            }
-        }
     }
 
     /// Hands `fresh` bytes (plus any leftovers) to the handler and keeps what

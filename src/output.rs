@@ -351,18 +351,28 @@ impl<H: Handler> Loop<'_, H> {
     /// if the queue is empty, takes the connection's next step in its life
     /// (`LoopState::output_written`: finish a close, send a half-close's FIN,
     /// close an idle connection in a shutdown).
+    #[inline]
     pub(crate) fn flush(&mut self, id: ConnId) {
+        let shutting_down = self.core.is_shutting_down();
+        // Checked here, cheaply, because it runs after every reply: only a
+        // closing connection, or any in a shutdown, has a next step.
+        let next_step = |c: &Connection<H::State>| {
+            c.output.is_empty() && (shutting_down || c.state.waits_for_output())
+        };
         let Some(conn) = self.core.conn(id) else {
             return;
         };
         // Sending, or lifting backpressure or the soft-limit clock, is owed.
-        if (conn.ready.writable && !conn.output.is_empty())
+        let written = if (conn.ready.writable && !conn.output.is_empty())
             || conn.flow.backpressured
             || conn.soft_limit_timer.is_some()
         {
             self.core.send_queued(id);
-        }
-        if self.core.conn(id).is_some_and(|c| c.output.is_empty()) {
+            self.core.conn(id).is_some_and(next_step)
+        } else {
+            next_step(conn)
+        };
+        if written {
             self.output_written(id);
         }
     }

@@ -28,6 +28,7 @@ use crate::token::ConnId;
 impl<H: Handler> Loop<'_, H> {
     /// One step of a connection's life, driven by its readiness flags and
     /// by what flow control owes it.
+    #[inline]
     pub(crate) fn step(&mut self, id: ConnId) {
         let Some(conn) = self.core.conn_mut(id) else {
             return;
@@ -43,10 +44,14 @@ impl<H: Handler> Loop<'_, H> {
             | State::HalfClosing { .. }
             | State::HalfClosed { .. }
             | State::Closing { .. } => {
+                let mut owed = conn.owes_resume();
                 if conn.ready.writable && !conn.output.is_empty() {
                     self.flush(id);
+                    // The flush may have let go of backpressure: `drained`
+                    // is owed before anything more is read.
+                    owed = self.core.conn(id).is_some_and(Connection::owes_resume);
                 }
-                if self.core.conn(id).is_some_and(Connection::owes_resume) {
+                if owed {
                     self.resume_input(id);
                 }
                 self.read_input(id);
@@ -62,6 +67,7 @@ impl<H: Handler> Loop<'_, H> {
     /// peer's RST after its FIN (`EPIPE` in CLOSE_WAIT) would go unnoticed
     /// and the connection stay open for good. When an event reported an
     /// error, fetch it with `SO_ERROR` and close.
+    #[inline]
     fn collect_error(&mut self, id: ConnId) {
         let Some(conn) = self.core.conn_mut(id) else {
             return;

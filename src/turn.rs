@@ -239,6 +239,7 @@ fn settle<H: Handler>(lp: &mut Loop<'_, H>) {
 /// let it take its step, unless it closed earlier in this batch (a stale
 /// event: its slot is not freed before the turn ends, so it cannot belong
 /// to anyone else).
+#[inline]
 fn connection_event<H: Handler>(lp: &mut Loop<'_, H>, slot: usize, event: &Event) {
     let Some(conn) = lp.core.conns.get_mut(slot) else {
         lp.core.stats.stale_events += 1;
