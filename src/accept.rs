@@ -29,11 +29,12 @@ use mio::Interest;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::callbacks::Loop;
+use crate::close_reason::CloseReason;
 use crate::config::Config;
 use crate::connection::set_socket_options;
 use crate::handler::Handler;
 use crate::loop_state::{LoopState, Ready};
-use crate::state::{CloseReason, State};
+use crate::state::State;
 use crate::timers::TimerKind;
 use crate::token::{self, ListenerId};
 

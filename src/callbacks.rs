@@ -12,10 +12,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use log::error;
 
+use crate::close_reason::CloseReason;
 use crate::context::Context;
 use crate::handler::Handler;
 use crate::loop_state::LoopState;
-use crate::state::CloseReason;
 use crate::token::ConnId;
 
 /// The loop's state and its handler, borrowed together for one step.

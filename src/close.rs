@@ -23,11 +23,12 @@ use log::{debug, trace};
 use socket2::SockRef;
 
 use crate::callbacks::Loop;
+use crate::close_reason::CloseReason;
 use crate::connection::live;
 use crate::handler::Handler;
 use crate::input::{Purpose, SocketRead};
 use crate::loop_state::{LoopState, Ready};
-use crate::state::{CloseReason, State, WhenConnected};
+use crate::state::{State, WhenConnected};
 use crate::timers::TimerKind;
 use crate::token::ConnId;
 

@@ -21,11 +21,12 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::accept::with_address;
 use crate::callbacks::Loop;
+use crate::close_reason::CloseReason;
 use crate::config::Config;
 use crate::connection::set_socket_options;
 use crate::handler::Handler;
 use crate::loop_state::LoopState;
-use crate::state::{CloseReason, State, WhenConnected};
+use crate::state::{State, WhenConnected};
 use crate::timers::TimerKind;
 use crate::token::ConnId;
 

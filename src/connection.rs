@@ -17,11 +17,12 @@ use mio::{Interest, Token};
 use slab::Slab;
 
 use crate::buffer::{InputBuffer, OutputQueue};
+use crate::close_reason::CloseReason;
 use crate::config::Config;
 use crate::handler::Handler;
 use crate::limits::Limits;
 use crate::loop_state::LoopState;
-use crate::state::{CloseReason, State};
+use crate::state::State;
 use crate::timer_wheel::TimerId;
 use crate::token::{ConnId, ListenerId};
 

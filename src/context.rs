@@ -18,11 +18,12 @@ use mio::event::Source;
 use mio::Interest;
 use socket2::SockRef;
 
+use crate::close_reason::CloseReason;
 use crate::handler::{Handler, WriteError};
 use crate::limits::{Limits, LimitsError};
 use crate::loop_state::LoopState;
 use crate::output::Payload;
-use crate::state::{CloseReason, ConnState};
+use crate::state::ConnState;
 use crate::stats::Stats;
 use crate::timer_wheel::TimerId;
 use crate::token::{ConnId, ListenerId, SourceId};

@@ -16,8 +16,8 @@ use std::net::SocketAddr;
 
 use mio::event::Event;
 
+use crate::close_reason::CloseReason;
 use crate::context::Context;
-use crate::state::CloseReason;
 use crate::timer_wheel::TimerId;
 use crate::token::{ConnId, SourceId};
 

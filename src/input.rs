@@ -28,10 +28,11 @@ use std::io::{self, Read};
 use log::{debug, trace};
 
 use crate::callbacks::Loop;
+use crate::close_reason::{CloseReason, Limit};
 use crate::connection::{live, Connection};
 use crate::handler::Handler;
 use crate::loop_state::{LoopState, Ready};
-use crate::state::{CloseReason, Limit, State};
+use crate::state::State;
 use crate::token::ConnId;
 
 /// What one `read` system call on a connection found.

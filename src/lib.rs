@@ -50,7 +50,7 @@
 //! | `flow`, `fanout`, `limits` | flow control: what holds input back and what is owed; the fan-out hold; per-connection limits |
 //! | `close`, `shutdown` | every way to close; graceful shutdown |
 //! | `timers`, `timer_wheel` | what each timer does; the hashed timing wheel |
-//! | `state` | the state machine and close reasons |
+//! | `state`, `close_reason` | the state machine; why a connection ended |
 //! | `buffer` | input leftovers and the vectored output queue |
 //! | `context`, `handler`, `handle` | the public API: what a callback may do, the callbacks, other threads |
 //! | [`codec`] | framing for handlers: lines and length-prefixed frames, no allocation from declared lengths |
@@ -77,6 +77,7 @@ mod accept;
 mod buffer;
 mod callbacks;
 mod close;
+mod close_reason;
 pub mod codec;
 mod config;
 mod connect;
@@ -100,13 +101,14 @@ mod timers;
 mod token;
 mod turn;
 
+pub use crate::close_reason::{CloseReason, Limit};
 pub use crate::config::{descriptor_limit, Config, ConfigError, RESERVED_DESCRIPTORS};
 pub use crate::context::Context;
 pub use crate::handle::Handle;
 pub use crate::handler::{Fired, Handler, WriteError};
 pub use crate::limits::{Limits, LimitsError, SoftLimit};
 pub use crate::reactor::Reactor;
-pub use crate::state::{CloseReason, ConnState, Limit};
+pub use crate::state::ConnState;
 pub use crate::stats::Stats;
 pub use crate::timer_wheel::TimerId;
 pub use crate::token::{ConnId, ListenerId, SourceId, MAX_CONNECTIONS};

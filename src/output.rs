@@ -38,12 +38,12 @@ use socket2::SockRef;
 
 use crate::buffer;
 use crate::callbacks::Loop;
+use crate::close_reason::{CloseReason, Limit};
 use crate::connection::live;
 use crate::connection::Connection;
 use crate::handler::{Handler, WriteError};
 use crate::limits::Limits;
 use crate::loop_state::{LoopState, Ready};
-use crate::state::{CloseReason, Limit};
 use crate::stats::Stats;
 use crate::timers::TimerKind;
 use crate::token::ConnId;

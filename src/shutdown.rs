@@ -16,9 +16,10 @@ use std::time::Duration;
 use log::info;
 
 use crate::callbacks::Loop;
+use crate::close_reason::CloseReason;
 use crate::handler::Handler;
 use crate::loop_state::LoopState;
-use crate::state::{CloseReason, State};
+use crate::state::State;
 use crate::timers::TimerKind;
 use crate::token::ConnId;
 

@@ -6,7 +6,7 @@
 //! mutex-guarded snapshot that [`Handle::stats`](crate::Handle::stats) reads,
 //! so another thread sees figures at most one turn old.
 
-use crate::state::CloseReason;
+use crate::close_reason::CloseReason;
 
 /// Everything the reactor counts. All counters start at zero and only grow,
 /// except the two gauges `open_connections` and `queued_output_bytes`.

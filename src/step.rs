@@ -20,9 +20,10 @@
 use log::debug;
 
 use crate::callbacks::Loop;
+use crate::close_reason::CloseReason;
 use crate::connection::Connection;
 use crate::handler::Handler;
-use crate::state::{CloseReason, State};
+use crate::state::State;
 use crate::token::ConnId;
 
 impl<H: Handler> Loop<'_, H> {

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use log::{debug, trace};
 
 use crate::callbacks::Loop;
+use crate::close_reason::{CloseReason, Limit};
 use crate::handler::{Fired, Handler};
 use crate::loop_state::LoopState;
-use crate::state::{CloseReason, Limit, State};
+use crate::state::State;
 use crate::timer_wheel::TimerId;
 use crate::token::ConnId;
 

@@ -1,0 +1,126 @@
+//! Why a connection ended: the reasons handed to `Handler::closed` and
+//! counted in `Stats::closed_by_reason`, and which limit a connection passed.
+//!
+//! A reason is recorded once, when closing is decided (`close.rs`); the
+//! state machine (`state.rs`) says where a connection is, this says why it
+//! ends.
+
+use std::fmt;
+use std::io;
+
+/// Which per-connection limit was exceeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Limit {
+    /// Unconsumed input passed the connection's input cap
+    /// ([`Limits::max_input`](crate::Limits::max_input)).
+    Input,
+    /// Queued output passed the connection's hard output cap
+    /// ([`Limits::max_output`](crate::Limits::max_output)), or stayed above
+    /// its soft limit for the soft limit's duration.
+    Output,
+}
+
+/// Why a connection ended; handed to `Handler::closed` and counted in
+/// [`Stats::closed_by_reason`](crate::Stats::closed_by_reason).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// The peer closed its side and everything owed to it was written.
+    PeerClosed,
+    /// The peer reset the connection (`ECONNRESET`, `EPIPE`).
+    Reset,
+    /// Another socket error, by kind.
+    Error(io::ErrorKind),
+    /// No traffic for longer than the connection's idle timeout.
+    IdleTimeout,
+    /// A per-connection memory limit was exceeded.
+    LimitExceeded(Limit),
+    /// The handler closed it (`close` or `close_after_flush`).
+    ClosedLocally,
+    /// A graceful shutdown closed it, or its deadline force-closed it.
+    Shutdown,
+    /// An outbound connect failed (refused, unreachable, ...).
+    ConnectFailed(io::ErrorKind),
+    /// An outbound connect did not complete within its timeout.
+    ConnectTimeout,
+    /// A handler callback for this connection panicked.
+    HandlerPanic,
+    /// The handler aborted it (`Context::abort`): closed with a reset
+    /// (`SO_LINGER` 0), queued output dropped.
+    Aborted,
+}
+
+impl CloseReason {
+    /// Number of distinct reasons, ignoring payloads.
+    pub const COUNT: usize = 11;
+
+    /// A dense index for counters, ignoring payloads.
+    pub fn index(self) -> usize {
+        match self {
+            CloseReason::PeerClosed => 0,
+            CloseReason::Reset => 1,
+            CloseReason::Error(_) => 2,
+            CloseReason::IdleTimeout => 3,
+            CloseReason::LimitExceeded(_) => 4,
+            CloseReason::ClosedLocally => 5,
+            CloseReason::Shutdown => 6,
+            CloseReason::ConnectFailed(_) => 7,
+            CloseReason::ConnectTimeout => 8,
+            CloseReason::HandlerPanic => 9,
+            CloseReason::Aborted => 10,
+        }
+    }
+
+    /// Classifies an I/O error from a read or write on an open connection.
+    pub(crate) fn from_io(error: &io::Error) -> CloseReason {
+        match error.kind() {
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionAborted => CloseReason::Reset,
+            kind => CloseReason::Error(kind),
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::PeerClosed => write!(f, "peer closed"),
+            CloseReason::Reset => write!(f, "reset by peer"),
+            CloseReason::Error(kind) => write!(f, "socket error: {kind}"),
+            CloseReason::IdleTimeout => write!(f, "idle timeout"),
+            CloseReason::LimitExceeded(Limit::Input) => write!(f, "input limit exceeded"),
+            CloseReason::LimitExceeded(Limit::Output) => write!(f, "output limit exceeded"),
+            CloseReason::ClosedLocally => write!(f, "closed locally"),
+            CloseReason::Shutdown => write!(f, "shutdown"),
+            CloseReason::ConnectFailed(kind) => write!(f, "connect failed: {kind}"),
+            CloseReason::ConnectTimeout => write!(f, "connect timed out"),
+            CloseReason::HandlerPanic => write!(f, "handler panicked"),
+            CloseReason::Aborted => write!(f, "aborted with a reset"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reason_indices_are_dense_and_distinct() {
+        let reasons = [
+            CloseReason::PeerClosed,
+            CloseReason::Reset,
+            CloseReason::Error(io::ErrorKind::Other),
+            CloseReason::IdleTimeout,
+            CloseReason::LimitExceeded(Limit::Input),
+            CloseReason::ClosedLocally,
+            CloseReason::Shutdown,
+            CloseReason::ConnectFailed(io::ErrorKind::ConnectionRefused),
+            CloseReason::ConnectTimeout,
+            CloseReason::HandlerPanic,
+            CloseReason::Aborted,
+        ];
+        let mut seen: Vec<usize> = reasons.iter().map(|r| r.index()).collect();
+        seen.sort();
+        assert_eq!(seen, (0..CloseReason::COUNT).collect::<Vec<_>>());
+    }
+}
