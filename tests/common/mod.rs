@@ -20,6 +20,7 @@ mod running;
 mod sockets;
 mod waits;
 
+pub mod chat;
 pub mod resp;
 pub mod tools;
 
