@@ -21,6 +21,7 @@ mod sockets;
 mod waits;
 
 pub mod chat;
+pub mod flow;
 pub mod resp;
 pub mod tools;
 
