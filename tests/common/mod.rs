@@ -22,6 +22,7 @@ mod waits;
 
 pub mod chat;
 pub mod flow;
+pub mod http;
 pub mod resp;
 pub mod tools;
 
