@@ -10,10 +10,11 @@
 //! nc 127.0.0.1 7000          # or: telnet 127.0.0.1 7000
 //! ```
 //!
-//! Commands: `/nick NAME` (1 to 32 bytes of UTF-8, no spaces, no `:`, no
-//! control characters, unique), `/who`, `/quit`, `/help`. Server notices start
-//! with `* `, errors with `error: `. A line longer than 1024 bytes is answered
-//! with an error line and the connection is closed.
+//! Commands (`chat_server/commands.rs`): `/nick NAME` (1 to 32 bytes of
+//! UTF-8, no spaces, no `:`, no control characters, unique), `/who`,
+//! `/quit`, `/help`. Server notices start with `* `, errors with `error: `.
+//! A line longer than 1024 bytes is answered with an error line and the
+//! connection is closed.
 //!
 //! # Slow readers
 //!
@@ -81,7 +82,6 @@
 //! SIGINT or SIGTERM tells everyone the server is shutting down, flushes and
 //! closes every connection, and exits 0. A second signal stops at once.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -94,8 +94,11 @@ use reactor::{
 };
 use slab::Slab;
 
+#[path = "chat_server/commands.rs"]
+mod commands;
 #[path = "support/server.rs"]
 mod server;
+use commands::HELP;
 use server::ShutdownSignals;
 
 /// Longest line a client may send, terminator excluded.
@@ -104,10 +107,6 @@ const MAX_LINE: usize = 1024;
 const MAX_NICK: usize = 32;
 /// Longest line the server sends: a nickname, ": ", and a client's line.
 const MAX_OUT_LINE: usize = MAX_NICK + 2 + MAX_LINE;
-/// `/who` starts a new line once a line of names reaches this length.
-const WHO_LINE: usize = 900;
-/// What `/help` answers.
-const HELP: &str = "* commands: /nick NAME, /who, /quit, /help; anything else is said to the room";
 
 /// Command-line flags.
 #[derive(Parser, Debug)]
@@ -242,90 +241,6 @@ impl ChatServer {
             }
         }
     }
-
-    /// One complete line from `conn`.
-    fn on_line(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, me: &mut Member, line: &[u8]) {
-        let line = line.trim_ascii();
-        if line.is_empty() {
-            return;
-        }
-        let Some(command) = line.strip_prefix(b"/") else {
-            self.say(ctx, conn, me, line);
-            return;
-        };
-        let (verb, arg) = match command.iter().position(u8::is_ascii_whitespace) {
-            Some(space) => (&command[..space], command[space..].trim_ascii()),
-            None => (command, &b""[..]),
-        };
-        match verb {
-            b"nick" => self.nick(ctx, conn, me, arg),
-            b"who" => self.who(ctx, conn, me),
-            b"quit" => {
-                self.reply(ctx, conn, "* bye");
-                self.leave(ctx, me, None);
-                ctx.close_after_flush(conn);
-            }
-            b"help" => self.reply(ctx, conn, HELP),
-            _ => self.reply(ctx, conn, "error: unknown command (try /help)"),
-        }
-    }
-
-    /// Relays `text` to the room as `nick: text`.
-    fn say(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, me: &Member, text: &[u8]) {
-        self.text.clear();
-        self.text.extend_from_slice(me.nick.as_bytes());
-        self.text.extend_from_slice(b": ");
-        // Control bytes would let one member drive the others' terminals
-        // (escape sequences, carriage returns rewriting the line).
-        self.text.extend(
-            text.iter()
-                .map(|&b| if b < 0x20 || b == 0x7f { b'?' } else { b }),
-        );
-        self.frame();
-        self.broadcast_wire(ctx, Some(conn));
-    }
-
-    fn nick(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, me: &mut Member, arg: &[u8]) {
-        let nick = match check_nick(arg) {
-            Ok(nick) => nick,
-            Err(why) => return self.reply(ctx, conn, &format!("error: {why}")),
-        };
-        if nick == me.nick {
-            return self.reply(ctx, conn, &format!("* you are already {nick}"));
-        }
-        if self.nick_taken(ctx, nick) {
-            return self.reply(ctx, conn, &format!("error: nickname {nick} is taken"));
-        }
-        let old = std::mem::replace(&mut me.nick, nick.to_owned());
-        self.announce(ctx, None, &format!("* {old} is now {nick}"));
-    }
-
-    /// Lists the room: `* N online: a, b, c`, continued on further lines
-    /// when long.
-    fn who(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, me: &Member) {
-        let mut names: Vec<&str> = self
-            .members
-            .iter()
-            .filter(|(_, &id)| id != conn)
-            .filter_map(|(_, &id)| ctx.state(id).map(|m| m.nick.as_str()))
-            .collect();
-        names.push(&me.nick);
-        names.sort_unstable();
-        let mut lines = Vec::new();
-        let mut line = format!("* {} online: ", names.len());
-        for (i, name) in names.iter().enumerate() {
-            if line.len() + name.len() > WHO_LINE {
-                lines.push(std::mem::replace(&mut line, "* ... ".to_owned()));
-            } else if i > 0 {
-                line.push_str(", ");
-            }
-            let _ = write!(line, "{name}");
-        }
-        lines.push(line);
-        for line in lines {
-            self.reply(ctx, conn, &line);
-        }
-    }
 }
 
 /// Queues a framed line for `member`. The reactor enforces the output
@@ -341,27 +256,6 @@ fn deliver(ctx: &mut Context<'_, ChatServer>, member: ConnId, wire: &[u8]) {
             log::info!("{member}: output passed the hard limit, disconnected");
         }
     }
-}
-
-/// Checks a requested nickname; the error says what is wrong.
-fn check_nick(arg: &[u8]) -> Result<&str, String> {
-    if arg.is_empty() {
-        return Err("usage: /nick NAME".into());
-    }
-    if arg.iter().any(u8::is_ascii_whitespace) {
-        return Err("a nickname cannot contain spaces".into());
-    }
-    if arg.len() > MAX_NICK {
-        return Err(format!("a nickname is at most {MAX_NICK} bytes"));
-    }
-    let nick = std::str::from_utf8(arg).map_err(|_| "a nickname must be UTF-8".to_string())?;
-    if nick
-        .chars()
-        .any(|c| c.is_control() || c.is_whitespace() || c == ':')
-    {
-        return Err("a nickname cannot contain ':' or control characters".into());
-    }
-    Ok(nick)
 }
 
 impl Handler for ChatServer {

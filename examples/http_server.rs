@@ -18,10 +18,11 @@
 //!   than 1.0/1.1 `505`, a transfer coding other than `chunked` `501`, a
 //!   body over 1 MiB `413`; each of those closes the connection after the
 //!   response is flushed;
-//! * a body within the limit, `Content-Length` or chunked, is read and
-//!   discarded as it arrives (never buffered), so the next pipelined request
-//!   is found after it. A chunked request is answered when its body ends,
-//!   since only then is its size known;
+//! * a body within the limit, `Content-Length` or chunked
+//!   (`http_server/chunked.rs`), is read and discarded as it arrives (never
+//!   buffered), so the next pipelined request is found after it. A chunked
+//!   request is answered when its body ends, since only then is its size
+//!   known;
 //! * HTTP/1.1 keeps the connection open unless `Connection: close`; HTTP/1.0
 //!   closes unless `Connection: keep-alive`;
 //! * a head not complete within `--header-timeout` seconds of the wait for
@@ -35,6 +36,8 @@
 //!   (`Handler::is_idle`), and the process exits 0. A second signal stops
 //!   at once.
 
+#[path = "http_server/chunked.rs"]
+mod chunked;
 #[path = "http_server/parse.rs"]
 mod parse;
 
@@ -52,7 +55,8 @@ mod server;
 use decimal::push_decimal;
 use server::ShutdownSignals;
 
-use parse::{ChunkError, HeadError, TransferCoding, HTTP_DATE_LEN};
+use chunked::ChunkError;
+use parse::{HeadError, TransferCoding, HTTP_DATE_LEN};
 
 /// Largest request body read (and discarded); larger ones get `413`.
 const MAX_BODY: u64 = 1024 * 1024;
@@ -89,7 +93,7 @@ enum Body {
     /// ends. The response waits because only the end can tell a body over
     /// the limit (`413`) from one within it; order is kept because no later
     /// request is parsed before the body ends.
-    Chunked(parse::Chunked, Pending),
+    Chunked(chunked::Chunked, Pending),
 }
 
 /// A request's response as decided from its head: written at once for a
@@ -372,7 +376,7 @@ impl Handler for HttpServer {
                 minor: head.minor,
             };
             if head.transfer_coding == TransferCoding::Chunked {
-                st.body = Body::Chunked(parse::Chunked::default(), pending);
+                st.body = Body::Chunked(chunked::Chunked::default(), pending);
                 continue;
             }
             if !self.answer(ctx, conn, pending) {

@@ -3,9 +3,10 @@
 //! inline commands (`PING\r\n`, what a person types into `nc`).
 //!
 //! This file is a module of the example and is also included by
-//! `tests/resp.rs`, so the parser is fuzzed on its own without a socket. It
-//! lives in a directory without `main.rs`, so cargo does not build it as an
-//! example of its own.
+//! `tests/resp_parse.rs`, so the parser is fuzzed on its own without a
+//! socket (and by `tests/resp.rs`, for [`MAX_INLINE`]). It lives in a
+//! directory without `main.rs`, so cargo does not build it as an example of
+//! its own.
 //!
 //! The parser never allocates from a length the peer declares, which is the
 //! whole defence against `*2147483647` or `$500000000` followed by silence:
@@ -222,7 +223,7 @@ impl Parser {
     }
 
     /// Heap slots held for argument positions (for the memory-bound tests).
-    #[allow(dead_code)] // only tests/resp.rs asks
+    #[allow(dead_code)] // only tests/resp_parse.rs asks
     pub fn args_capacity(&self) -> usize {
         self.args.capacity()
     }

@@ -1,8 +1,9 @@
-//! A RESP2 client for the tests of the `resp_server` example (tests/resp.rs
-//! and tests/pubsub.rs): starting the server, encoding commands, and reading
-//! replies either as raw bytes (to compare with Redis byte for byte) or
-//! decoded (to compare by meaning). Also the memory-phase helper those
-//! tests measure the server with.
+//! A RESP2 client for the tests of the `resp_server` example (tests/resp.rs,
+//! tests/resp_memory.rs, tests/pubsub.rs; tests/resp_parse.rs encodes with
+//! it): starting the server, encoding commands, and reading replies either
+//! as raw bytes (to compare with Redis byte for byte) or decoded (to compare
+//! by meaning). Also the memory-phase helper those tests measure the server
+//! with.
 //!
 //! Raw reading is the one reader: a decoded reply is parsed from the bytes
 //! of one raw reply, so both views always agree on where a reply ends.

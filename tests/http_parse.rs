@@ -1,0 +1,236 @@
+//! The `http_server` example's parsers on their own, without a socket: the
+//! head parser and the chunked-body decoder on generated and hostile input
+//! (proptest, and structured garbage from HTTP fragments), and the `Date`
+//! formatter on known instants. The modules are the example's own files,
+//! included here by path.
+
+mod common;
+
+#[path = "../examples/http_server/chunked.rs"]
+mod chunked;
+#[allow(dead_code)]
+#[path = "../examples/http_server/parse.rs"]
+mod parse;
+
+use chunked::{ChunkError, Chunked, MAX_CHUNK_LINE};
+use common::XorShift;
+use parse::{parse_head, HeadError, MAX_HEAD};
+use proptest::prelude::*;
+
+#[test]
+fn http_date_matches_known_instants() {
+    let as_str = |secs| String::from_utf8(parse::http_date(secs).to_vec()).unwrap();
+    assert_eq!(as_str(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+    assert_eq!(as_str(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+    assert_eq!(as_str(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+    assert_eq!(as_str(1_709_164_800), "Thu, 29 Feb 2024 00:00:00 GMT");
+    assert_eq!(as_str(4_102_444_799), "Thu, 31 Dec 2099 23:59:59 GMT");
+}
+
+#[test]
+fn head_parser_reads_fields() {
+    let input: &[u8] =
+        b"\r\nPOST /x?y HTTP/1.0\r\nHost: h\r\nconnection:  Keep-Alive \r\nContent-Length: 12\r\n\r\nrest";
+    let head = parse_head(input).unwrap().unwrap();
+    assert_eq!(head.method, b"POST");
+    assert_eq!(head.target, b"/x?y");
+    assert_eq!(head.minor, 0);
+    assert!(head.keep_alive);
+    assert_eq!(head.content_length, 12);
+    assert_eq!(head.len, input.len() - b"rest".len());
+    // Bare LF line ends are accepted.
+    let head = parse_head(b"GET / HTTP/1.1\nHost: h\n\n").unwrap().unwrap();
+    assert!(head.keep_alive);
+    assert_eq!(parse_head(b"GET / HTTP/1.1\r\nHost: h\r\n"), Ok(None));
+    assert_eq!(
+        parse_head(b"GET / HTTP/1.1\r\nHost: h\r\n x\r\n\r\n"),
+        Err(HeadError::Malformed("obsolete line folding"))
+    );
+}
+
+/// A valid request head with random target, header names and values.
+fn valid_head() -> impl Strategy<Value = (Vec<u8>, u64)> {
+    (
+        "/[a-z0-9/]{0,20}",
+        proptest::collection::vec(("[A-Za-z][A-Za-z0-9-]{0,15}", "[ -~]{0,40}"), 0..8),
+        0u64..2_000_000,
+    )
+        .prop_map(|(target, headers, length)| {
+            let mut head = format!("GET {target} HTTP/1.1\r\nHost: h\r\n");
+            for (name, value) in headers {
+                let lower = name.to_ascii_lowercase();
+                if ["host", "content-length", "transfer-encoding"].contains(&lower.as_str()) {
+                    continue;
+                }
+                head.push_str(&format!("X-{name}: {value}\r\n"));
+            }
+            head.push_str(&format!("Content-Length: {length}\r\n\r\n"));
+            (head.into_bytes(), length)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn garbage_never_panics_and_stays_in_bounds(input in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        match parse_head(&input) {
+            Ok(Some(head)) => {
+                prop_assert!(head.len <= input.len() && head.len <= MAX_HEAD);
+                prop_assert!(head.minor <= 1);
+            }
+            Ok(None) => prop_assert!(input.len() < MAX_HEAD),
+            Err(_) => {}
+        }
+    }
+
+    #[test]
+    fn valid_heads_parse_and_every_prefix_is_incomplete((head, length) in valid_head(), tail in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let mut input = head.clone();
+        input.extend_from_slice(&tail);
+        let parsed = parse_head(&input).unwrap().unwrap();
+        prop_assert_eq!(parsed.len, head.len());
+        prop_assert_eq!(parsed.content_length, length);
+        prop_assert!(parsed.keep_alive);
+        for cut in 0..head.len() {
+            prop_assert_eq!(parse_head(&head[..cut]), Ok(None));
+        }
+    }
+
+    #[test]
+    fn endless_lines_are_refused_at_the_cap(byte in 0x20u8..0x7f, extra in 0usize..4096) {
+        let line = vec![byte; MAX_HEAD + extra];
+        if byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte) {
+            // Could still become a method: waited for up to the cap.
+            prop_assert_eq!(parse_head(&line), Err(HeadError::TooLarge));
+            prop_assert_eq!(parse_head(&line[..MAX_HEAD - 1]), Ok(None));
+        } else {
+            // Cannot start a request line: refused at its first byte.
+            prop_assert!(matches!(parse_head(&line[..1]), Err(HeadError::Malformed(_))));
+        }
+    }
+
+    #[test]
+    fn huge_declared_lengths_are_just_numbers(digits in "[0-9]{1,40}") {
+        let input = format!("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: {digits}\r\n\r\n");
+        match parse_head(input.as_bytes()) {
+            Ok(Some(head)) => prop_assert_eq!(head.content_length.to_string().parse::<u128>().unwrap(), digits.parse::<u128>().unwrap()),
+            Err(HeadError::Malformed(_)) => prop_assert!(digits.parse::<u64>().is_err()),
+            other => prop_assert!(false, "{:?}", other),
+        }
+    }
+}
+
+#[test]
+fn structured_garbage_from_http_fragments_never_panics() {
+    const FRAGMENTS: [&[u8]; 18] = [
+        b"GET",
+        b"POST",
+        b" ",
+        b"/",
+        b"HTTP/1.1",
+        b"HTTP/1.0",
+        b"HTTP/9.9",
+        b"\r\n",
+        b"\n",
+        b"\r",
+        b"Host: h",
+        b"Content-Length: ",
+        b"99999999999999999999999",
+        b"12",
+        b"Transfer-Encoding: chunked",
+        b"Connection: close",
+        b":",
+        b"\t",
+    ];
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    for _ in 0..5000 {
+        let input = rng.garbage(&FRAGMENTS, 30);
+        match parse_head(&input) {
+            Ok(Some(head)) => assert!(head.len <= input.len()),
+            Ok(None) => assert!(input.len() < MAX_HEAD),
+            Err(_) => {}
+        }
+    }
+}
+
+/// Chunked encoding of `pieces`, with a trailer when `trailer` is set.
+fn encode_chunked(pieces: &[Vec<u8>], trailer: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for piece in pieces.iter().filter(|p| !p.is_empty()) {
+        out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        out.extend_from_slice(piece);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n");
+    if trailer {
+        out.extend_from_slice(b"X-Sum: 1\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// Feeds `input` to a decoder the way the server does: each call sees what
+/// earlier calls left plus the next `step` bytes. Returns (bytes consumed,
+/// ended) or the error; checks nothing unconsumed grows past a line.
+fn feed_chunked(input: &[u8], step: usize, limit: u64) -> Result<(usize, bool), ChunkError> {
+    let mut decoder = Chunked::default();
+    let (mut consumed, mut available) = (0, 0);
+    while available < input.len() {
+        available = (available + step.max(1)).min(input.len());
+        let (used, done) = decoder.feed(&input[consumed..available], limit)?;
+        consumed += used;
+        assert!(consumed <= available);
+        if done {
+            return Ok((consumed, true));
+        }
+        assert!(available - consumed <= MAX_CHUNK_LINE + 2, "holds too much");
+    }
+    Ok((consumed, false))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn chunked_bodies_end_exactly_at_their_end(
+        pieces in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..6),
+        trailer in any::<bool>(),
+        step in 1usize..200,
+        tail in proptest::collection::vec(any::<u8>(), 0..20),
+    ) {
+        let body = encode_chunked(&pieces, trailer);
+        let mut input = body.clone();
+        input.extend_from_slice(&tail);
+        prop_assert_eq!(feed_chunked(&input, step, 1 << 20), Ok((body.len(), true)));
+        let total: usize = pieces.iter().map(Vec::len).sum();
+        if total > 0 {
+            prop_assert_eq!(feed_chunked(&input, step, total as u64 - 1), Err(ChunkError::TooLarge));
+        }
+    }
+
+    #[test]
+    fn chunked_garbage_never_panics(input in proptest::collection::vec(any::<u8>(), 0..600), step in 1usize..64) {
+        let _ = feed_chunked(&input, step, 1 << 20);
+    }
+
+    #[test]
+    fn huge_chunk_sizes_are_just_numbers(digits in "[0-9a-fA-F]{1,30}") {
+        let input = format!("{digits}\r\n");
+        let mut decoder = Chunked::default();
+        match decoder.feed(input.as_bytes(), u64::MAX) {
+            Ok((used, false)) => prop_assert_eq!(used, input.len()),
+            Err(ChunkError::Malformed(_)) => prop_assert!(digits.len() > 15),
+            other => prop_assert!(false, "{:?}", other),
+        }
+    }
+}
+
+#[test]
+fn endless_chunk_lines_are_refused() {
+    let line = vec![b'1'; MAX_CHUNK_LINE + 10];
+    assert!(matches!(
+        Chunked::default().feed(&line, u64::MAX),
+        Err(ChunkError::Malformed(_))
+    ));
+}
