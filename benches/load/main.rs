@@ -1,7 +1,7 @@
 //! The load comparison: the project's servers (`examples/echo_server.rs`,
 //! `http_server.rs`, `resp_server.rs`) against peer servers of the same
 //! protocol, each a child process, driven by that protocol's load tool
-//! (`examples/loadgen.rs`, `wrk`, `redis-benchmark`).
+//! (`examples/loadgen/`, `wrk`, `redis-benchmark`).
 //!
 //! ```text
 //! cargo bench --bench load                    # full matrix (about 25 minutes)
