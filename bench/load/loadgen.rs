@@ -1,5 +1,5 @@
 //! A run's load: picks the tool for the scenario's protocol, and drives the
-//! echo protocol's own tool, `examples/loadgen.rs`.
+//! echo protocol's own tool, `examples/loadgen/`.
 //!
 //! loadgen marks its measured window on stderr ("measuring", "measured"),
 //! so the server's CPU and the host's steal are read at exactly those

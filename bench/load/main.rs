@@ -1,7 +1,7 @@
 //! The load comparison: the project's servers (`examples/echo_server.rs`,
 //! `http_server.rs`, `resp_server.rs`) against peer servers of the same
 //! protocol, each a child process, driven by that protocol's load tool
-//! (`examples/loadgen.rs`, `wrk`, `redis-benchmark`). It is the `load` bench
+//! (`examples/loadgen/`, `wrk`, `redis-benchmark`). It is the `load` bench
 //! of the workspace member `bench/` (package `reactor-bench`), which also
 //! holds the Rust peers (`bench/examples/`) and their dependencies, so that
 //! building the reactor's examples does not build tokio or plotters.
