@@ -73,11 +73,12 @@ impl Handler for Generator {
     type State = TcpConn;
     type Message = Nudge;
 
-    // STUB, kept only because the trait requires it: loadgen listens on
-    // nothing, so the reactor never accepts a connection for it and never
-    // calls this. Delete once `Handler::opened` has a default.
-    fn opened(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: SocketAddr) -> TcpConn {
-        unreachable!("loadgen listens on nothing")
+    /// The one callback every handler names (it makes the state of an
+    /// accepted connection). Loadgen listens on nothing, so the reactor
+    /// never calls it; were a connection ever accepted, it is refused.
+    fn opened(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, _: SocketAddr) -> TcpConn {
+        ctx.close(conn);
+        TcpConn::new(u64::MAX, usize::MAX, 0)
     }
 
     fn connected(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, st: &mut TcpConn) {
