@@ -269,7 +269,7 @@ impl<H: Handler> Context<'_, H> {
         source: &mut impl Source,
         interest: Interest,
     ) -> io::Result<SourceId> {
-        register_source(self.core, source, interest)
+        self.core.register_source(source, interest)
     }
 
     /// Removes a source registered with [`Context::register_source`]; pass
@@ -280,12 +280,4 @@ impl<H: Handler> Context<'_, H> {
     pub fn deregister_source(&mut self, source: &mut impl Source, id: SourceId) -> io::Result<()> {
         self.core.deregister_source(source, id)
     }
-}
-
-pub(crate) fn register_source<H: Handler>(
-    core: &mut LoopState<H>,
-    source: &mut impl Source,
-    interest: Interest,
-) -> io::Result<SourceId> {
-    core.register_source(source, interest)
 }

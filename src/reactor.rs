@@ -11,16 +11,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use log::info;
-use mio::event::Source;
-use mio::{Events, Interest, Poll, Waker};
+use mio::{Events, Poll, Waker};
 
 use crate::config::Config;
-use crate::context::{self, Context};
+use crate::context::Context;
 use crate::handle::{Commands, Handle};
 use crate::handler::Handler;
 use crate::loop_state::LoopState;
 use crate::stats::Stats;
-use crate::token::{self, ListenerId, SourceId};
+use crate::token::{self, ListenerId};
 
 /// A single-threaded event loop serving many connections with one handler.
 pub struct Reactor<H: Handler> {
@@ -94,7 +93,7 @@ impl<H: Handler> Reactor<H> {
     }
 
     /// Runs `f` with the handler and a [`Context`], outside any turn: to open
-    /// outbound connections or arm timers before `run`. What `f` writes or
+    /// outbound connections, register sources or arm timers before `run`. What `f` writes or
     /// closes is carried out before this returns.
     ///
     /// `f` is the caller's own code, run on the caller's stack, not a
@@ -109,16 +108,6 @@ impl<H: Handler> Reactor<H> {
         let result = f(&mut self.handler, &mut ctx);
         self.after_callbacks();
         result
-    }
-
-    /// Registers a mio source owned by the caller (see
-    /// [`Context::register_source`]).
-    pub fn register_source(
-        &mut self,
-        source: &mut impl Source,
-        interest: Interest,
-    ) -> io::Result<SourceId> {
-        context::register_source(&mut self.core, source, interest)
     }
 
     /// The handler.
