@@ -135,8 +135,10 @@ impl Generator {
             return;
         }
         let (pos, len) = st.claim(n, size, now);
-        // An error closed the connection; `closed` will count it.
-        let _ = ctx.write(id, self.pattern.slice(st.number, pos, len));
+        if let Err(e) = ctx.write(id, self.pattern.slice(st.number, pos, len)) {
+            // The connection is closed; `closed` counts it.
+            log::debug!("{id}: messages not sent: {e}");
+        }
     }
 
     /// `refill_tcp` for a connection whose callback is not running (from a
@@ -153,7 +155,10 @@ impl Generator {
         }
         let (pos, len) = st.claim(n, size, now);
         let number = st.number;
-        let _ = ctx.write(id, self.pattern.slice(number, pos, len));
+        if let Err(e) = ctx.write(id, self.pattern.slice(number, pos, len)) {
+            // The connection is closed; `closed` counts it.
+            log::debug!("{id}: messages not sent: {e}");
+        }
     }
 
     /// An established connection ended: a loss, unless we closed it at the
