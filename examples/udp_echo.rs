@@ -33,7 +33,7 @@
 //! * A flood must not starve the other sources and connections, so one call
 //!   handles at most `--budget` datagrams. Stopping before `WouldBlock` loses
 //!   the edge, so the handler then arms a zero-delay timer: the loop polls
-//!   everything else, and the timer (phase 6 of the next turn) resumes the
+//!   everything else, and the timer (phase 5 of the next turn, `fire_due_timers`) resumes the
 //!   drain. No library support beyond timers is needed; the cost is that a
 //!   resumed drain waits for the timer wheel's next tick (1 ms) if the turn in
 //!   between was quicker than that.
