@@ -191,7 +191,10 @@ impl<H: Handler> Loop<'_, H> {
         let id = match core.add_connection(socket, peer, State::Open, Some(ListenerId(listener))) {
             Ok(id) => id,
             Err(e) => {
+                // Turned away like a connection over the limit: every
+                // accepted socket is counted as open, rejected or closed.
                 warn!("cannot register connection from {peer}: {e}");
+                self.core.stats.rejected += 1;
                 return;
             }
         };

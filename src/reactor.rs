@@ -138,8 +138,17 @@ impl<H: Handler> Reactor<H> {
     /// Turns the loop until [`Handle::stop`] or [`Context::stop`], or until a
     /// graceful shutdown has closed every connection. Only a failing `poll`
     /// returns an error.
+    ///
+    /// A stop asked for before `run` (from [`Reactor::with_context`]) makes
+    /// it return at once; the request is used up when `run` returns, so a
+    /// later `run` turns the loop again.
     pub fn run(&mut self) -> io::Result<()> {
+        let result = self.run_until_finished();
         self.core.stop_requested = false;
+        result
+    }
+
+    fn run_until_finished(&mut self) -> io::Result<()> {
         while !self.is_finished() {
             self.run_once(None)?;
         }

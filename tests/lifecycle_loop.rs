@@ -1,7 +1,7 @@
 //! The loop around the connections: two timers due in the same turn (the
 //! first cancels the second, which then never fires), and `Context::stop`
 //! returning from `run` with connections open, which a second `run` serves
-//! where they left off.
+//! where they left off; a stop asked for before `run` is honoured, once.
 mod common;
 
 use std::io::{Read, Write};
@@ -106,4 +106,36 @@ fn stop_returns_from_run_and_run_again_resumes_the_same_connections() {
     handle.stop();
     let reactor = common::join_within(thread, Duration::from_secs(10));
     assert_eq!(reactor.stats().closed(CloseReason::PeerClosed), 1);
+}
+
+// ---------------------------------------------------------------------------
+// A stop asked for before `run`
+
+/// `Context::stop` from `with_context`, before `run`: `run` returns at once
+/// (it used to clear the request and block), and the request is used up, so
+/// a later `run` turns the loop again until the next stop.
+#[test]
+fn a_stop_before_run_returns_at_once_and_is_used_up() {
+    let (done, finished) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let mut reactor = reactor::Reactor::new(Twins::default(), Config::default()).unwrap();
+        reactor.listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        reactor.with_context(|_, ctx| ctx.stop());
+        reactor.run().unwrap();
+        let first = reactor.stats().poll_calls;
+        // Used up: this run turns until the handle's stop arrives.
+        let handle = reactor.handle();
+        let stopper = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(100));
+            handle.stop();
+        });
+        reactor.run().unwrap();
+        stopper.join().unwrap();
+        done.send((first, reactor.stats().poll_calls)).unwrap();
+    });
+    let (first, second) = finished
+        .recv_timeout(Duration::from_secs(5))
+        .expect("run did not return after a stop asked for before it");
+    assert_eq!(first, 0, "the first run polled though a stop was pending");
+    assert!(second > first, "the second run never turned the loop");
 }
