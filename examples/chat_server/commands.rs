@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 
 use reactor::{ConnId, Context};
 
+use crate::text::{is_refused_in_nick, nick_key, push_sanitised};
 use crate::{ChatServer, Member, MAX_NICK};
 
 /// `/who` starts a new line once a line of names reaches this length.
@@ -58,12 +59,10 @@ impl ChatServer {
         self.text.clear();
         self.text.extend_from_slice(me.nick.as_bytes());
         self.text.extend_from_slice(b": ");
-        // Control bytes would let one member drive the others' terminals
-        // (escape sequences, carriage returns rewriting the line).
-        self.text.extend(
-            text.iter()
-                .map(|&b| if b < 0x20 || b == 0x7f { b'?' } else { b }),
-        );
+        // Control characters would let one member drive the others'
+        // terminals (escape sequences, carriage returns rewriting the line),
+        // format characters reorder or hide what they show (text.rs).
+        push_sanitised(&mut self.text, text);
         self.frame();
         self.broadcast_wire(ctx, Some(conn));
     }
@@ -76,9 +75,15 @@ impl ChatServer {
         if nick == me.nick {
             return self.reply(ctx, conn, &format!("* you are already {nick}"));
         }
-        if self.nick_taken(ctx, nick) {
+        // Taken by someone else, whatever the case (text.rs says what else
+        // counts as the same name). The member's own key is free for it:
+        // `bob` may become `Bob`.
+        let key = nick_key(nick);
+        if self.nick_owner(&key).is_some_and(|owner| owner != conn) {
             return self.reply(ctx, conn, &format!("error: nickname {nick} is taken"));
         }
+        self.nicks.remove(&nick_key(&me.nick));
+        self.nicks.insert(key, conn);
         let old = std::mem::replace(&mut me.nick, nick.to_owned());
         self.announce(ctx, None, &format!("* {old} is now {nick}"));
     }
@@ -123,9 +128,11 @@ fn check_nick(arg: &[u8]) -> Result<&str, String> {
         return Err(format!("a nickname is at most {MAX_NICK} bytes"));
     }
     let nick = std::str::from_utf8(arg).map_err(|_| "a nickname must be UTF-8".to_string())?;
+    // Invisible characters would let a name pass for another's (`bob` with
+    // a zero-width space); text.rs lists them.
     if nick
         .chars()
-        .any(|c| c.is_control() || c.is_whitespace() || c == ':')
+        .any(|c| is_refused_in_nick(c) || c.is_whitespace() || c == ':')
     {
         return Err("a nickname cannot contain ':' or control characters".into());
     }
