@@ -93,18 +93,21 @@ use std::time::Duration;
 use clap::Parser;
 use reactor::codec::{Decoder, LineCodec};
 use reactor::{
-    CloseReason, Config, ConnId, Context, Event, Handler, Limit, Reactor, SoftLimit, SourceId,
-    WriteError,
+    CloseReason, Config, ConnId, Context, Event, Fired, Handler, Limit, Reactor, SoftLimit,
+    SourceId, WriteError,
 };
 use slab::Slab;
 
 #[path = "chat_server/commands.rs"]
 mod commands;
+#[path = "chat_server/notices.rs"]
+mod notices;
 #[path = "support/server.rs"]
 mod server;
 #[path = "chat_server/text.rs"]
 mod text;
 use commands::HELP;
+use notices::{Notices, Seat, NOTICE_TIMER};
 use server::ShutdownSignals;
 
 /// Longest line a client may send, terminator excluded.
@@ -161,7 +164,10 @@ struct ChatServer {
     /// Connections in the room. Invariant: a connection is here exactly when
     /// its `Member::slot` is `Some(key)` with this key. A slab, so joining
     /// and leaving cost O(1) and a broadcast walks a dense list.
-    members: Slab<ConnId>,
+    members: Slab<Seat>,
+    /// Join and leave notices waiting to go to the room together
+    /// (`chat_server/notices.rs`).
+    notices: Notices,
     /// The names taken, by `text::nick_key`: exactly one entry per member
     /// in `members`, mapping the key of its nickname to it. What makes a
     /// join, a `/nick` and a leave cost the same however large the room is:
@@ -193,8 +199,15 @@ impl ChatServer {
         }
     }
 
-    /// Sends one line (a notice or an error) to `conn` only.
-    fn reply(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, line: &str) {
+    /// Sends one line (a notice or an error) to `me`, on `conn`, only:
+    /// after the pending notices it has not had.
+    fn reply(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, me: &Member, line: &str) {
+        self.catch_up(ctx, conn, me);
+        self.send_line(ctx, conn, line);
+    }
+
+    /// Sends one line to `conn`, whatever is pending.
+    fn send_line(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, line: &str) {
         self.text.clear();
         self.text.extend_from_slice(line.as_bytes());
         self.frame();
@@ -209,13 +222,15 @@ impl ChatServer {
         self.broadcast_wire(ctx, except);
     }
 
-    /// Queues the framed line in `self.wire` for every member but `except`.
+    /// Queues the framed line in `self.wire` for every member but `except`,
+    /// after the pending notices.
     fn broadcast_wire(&mut self, ctx: &mut Context<'_, Self>, except: Option<ConnId>) {
-        for (_, &member) in self.members.iter() {
-            if Some(member) != except {
+        self.flush_notices(ctx);
+        for (_, seat) in self.members.iter() {
+            if Some(seat.conn) != except {
                 // A member cut off here closes at once; its `closed` callback
                 // runs after this loop, so `members` does not change under it.
-                deliver(ctx, member, &self.wire);
+                deliver(ctx, seat.conn, &self.wire);
             }
         }
     }
@@ -231,7 +246,7 @@ impl ChatServer {
             Some(why) => format!("* {} left ({why})", me.nick),
             None => format!("* {} left", me.nick),
         };
-        self.announce(ctx, None, &notice);
+        self.queue_notice(ctx, &notice);
     }
 
     /// The member whose nickname has the same key (`text::nick_key`) as
@@ -279,15 +294,18 @@ impl Handler for ChatServer {
     fn opened(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, peer: SocketAddr) -> Member {
         let (nick, key) = self.guest_name();
         log::info!("{conn} from {peer} joined as {nick}");
-        self.announce(ctx, None, &format!("* {nick} joined"));
-        let slot = self.members.insert(conn);
+        // Queued, not sent: one write to each member for all the joins
+        // and leaves of the next moment (notices.rs), so that a join is O(1).
+        self.queue_notice(ctx, &format!("* {nick} joined"));
+        let slot = self.members.insert(Seat::new(conn, &self.notices));
         self.nicks.insert(key, conn);
         let welcome = format!(
             "* welcome {nick}; {} online; {}",
             self.members.len(),
             &HELP[2..]
         );
-        self.reply(ctx, conn, &welcome);
+        // Not a `reply`: what is pending is about the room before it.
+        self.send_line(ctx, conn, &welcome);
         Member {
             nick,
             slot: Some(slot),
@@ -315,7 +333,7 @@ impl Handler for ChatServer {
                     // No way to find the next line boundary without reading
                     // (and keeping) the rest of the overlong line: say why,
                     // then close once the error line is written.
-                    self.reply(ctx, conn, &format!("error: {e}; closing"));
+                    self.reply(ctx, conn, me, &format!("error: {e}; closing"));
                     self.leave(ctx, me, Some("line too long"));
                     ctx.close_after_flush(conn);
                     break;
@@ -356,6 +374,12 @@ impl Handler for ChatServer {
     fn shutdown_started(&mut self, ctx: &mut Context<'_, Self>) {
         // The reactor then flushes and closes every idle connection.
         self.announce(ctx, None, "* server shutting down");
+    }
+
+    fn timer(&mut self, ctx: &mut Context<'_, Self>, fired: Fired) {
+        if fired.tag == NOTICE_TIMER {
+            self.notice_timer(ctx);
+        }
     }
 
     fn source_ready(&mut self, ctx: &mut Context<'_, Self>, source: SourceId, _: &Event) {
@@ -403,6 +427,7 @@ fn serve(args: &Args) -> std::io::Result<()> {
     let handler = ChatServer {
         shutdown: ShutdownSignals::new(args.grace)?,
         members: Slab::new(),
+        notices: Notices::default(),
         nicks: HashMap::new(),
         input: LineCodec::new(MAX_LINE),
         output: LineCodec::new(MAX_OUT_LINE),

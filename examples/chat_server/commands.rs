@@ -45,12 +45,12 @@ impl ChatServer {
             b"nick" => self.nick(ctx, conn, me, arg),
             b"who" => self.who(ctx, conn, me),
             b"quit" => {
-                self.reply(ctx, conn, "* bye");
+                self.reply(ctx, conn, me, "* bye");
                 self.leave(ctx, me, None);
                 ctx.close_after_flush(conn);
             }
-            b"help" => self.reply(ctx, conn, HELP),
-            _ => self.reply(ctx, conn, "error: unknown command (try /help)"),
+            b"help" => self.reply(ctx, conn, me, HELP),
+            _ => self.reply(ctx, conn, me, "error: unknown command (try /help)"),
         }
     }
 
@@ -70,17 +70,17 @@ impl ChatServer {
     fn nick(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, me: &mut Member, arg: &[u8]) {
         let nick = match check_nick(arg) {
             Ok(nick) => nick,
-            Err(why) => return self.reply(ctx, conn, &format!("error: {why}")),
+            Err(why) => return self.reply(ctx, conn, me, &format!("error: {why}")),
         };
         if nick == me.nick {
-            return self.reply(ctx, conn, &format!("* you are already {nick}"));
+            return self.reply(ctx, conn, me, &format!("* you are already {nick}"));
         }
         // Taken by someone else, whatever the case (text.rs says what else
         // counts as the same name). The member's own key is free for it:
         // `bob` may become `Bob`.
         let key = nick_key(nick);
         if self.nick_owner(&key).is_some_and(|owner| owner != conn) {
-            return self.reply(ctx, conn, &format!("error: nickname {nick} is taken"));
+            return self.reply(ctx, conn, me, &format!("error: nickname {nick} is taken"));
         }
         self.nicks.remove(&nick_key(&me.nick));
         self.nicks.insert(key, conn);
@@ -94,8 +94,8 @@ impl ChatServer {
         let mut names: Vec<&str> = self
             .members
             .iter()
-            .filter(|(_, &id)| id != conn)
-            .filter_map(|(_, &id)| ctx.state(id).map(|m| m.nick.as_str()))
+            .filter(|(_, seat)| seat.conn != conn)
+            .filter_map(|(_, seat)| ctx.state(seat.conn).map(|m| m.nick.as_str()))
             .collect();
         names.push(&me.nick);
         names.sort_unstable();
@@ -111,7 +111,7 @@ impl ChatServer {
         }
         lines.push(line);
         for line in lines {
-            self.reply(ctx, conn, &line);
+            self.reply(ctx, conn, me, &line);
         }
     }
 }
