@@ -280,3 +280,72 @@ fn six_thousand_joins_are_all_welcomed_and_help_keeps_answering() {
         trips[trips.len() - 1],
     );
 }
+
+/// Joins `count` members in batches of `BATCH`, reading each one's welcome;
+/// returns them with their names, in the order they joined.
+fn join_some(addr: SocketAddr, count: usize) -> Vec<(Joined, String)> {
+    let mut joined = Vec::with_capacity(count);
+    for first in (0..count).step_by(BATCH) {
+        let streams: Vec<TcpStream> = (first..count.min(first + BATCH))
+            .map(|_| connect(addr))
+            .collect();
+        joined.extend(streams.into_iter().map(Joined::welcomed));
+    }
+    joined.sort_by_key(|(member, _)| member.online);
+    joined
+}
+
+#[test]
+fn held_notices_come_before_the_lines_and_replies_that_follow_them() {
+    // More members than one step of a flush sends to, so that notices are
+    // held and sent in rounds.
+    const MEMBERS: usize = 600;
+    raise_fd_limit();
+    let server = start();
+    let mut observer = Client::join(server.addr);
+    // A line said at once by the last to join reaches the observer after
+    // every join notice, in the order of the joins.
+    let joined = join_some(server.addr, MEMBERS);
+    let mut last = Client::join(server.addr);
+    last.send("hello");
+    for (_, name) in &joined {
+        observer.expect(&format!("* {name} joined"));
+    }
+    observer.expect(&format!("* {} joined", last.name));
+    observer.expect(&format!("{}: hello", last.name));
+    // A reply to the observer comes after the notices of joins before it.
+    let more = join_some(server.addr, 50);
+    observer.writer.write_all(b"/help\n").unwrap();
+    for (_, name) in &more {
+        observer.expect(&format!("* {name} joined"));
+    }
+    observer.expect(HELP);
+    // Leaves are notices too, and keep their place before a rename.
+    drop(joined);
+    last.send("/nick last");
+    let mut left = 0;
+    loop {
+        let line = observer.line();
+        // "(connection lost)" for those closed with lines unread.
+        if line.contains(" left") {
+            left += 1;
+            continue;
+        }
+        assert_eq!(line, format!("* {} is now last", last.name));
+        break;
+    }
+    // All of them, or those whose close the server saw before the rename.
+    assert!(left <= MEMBERS);
+    // Closes the server saw since come before the answer to /who.
+    observer.send("/who");
+    let mut who = observer.line();
+    while who.contains(" left") {
+        left += 1;
+        who = observer.line();
+    }
+    assert!(left <= MEMBERS);
+    assert!(
+        who.starts_with(&format!("* {} online: ", MEMBERS + 52 - left)),
+        "{who:.40} after {left} left"
+    );
+}
