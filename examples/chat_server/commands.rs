@@ -1,5 +1,6 @@
 //! The chat room's commands: one line from a member is either said to the
-//! room (`name: text`, control bytes made harmless) or a command: `/nick`
+//! room (`name: text`, control and format characters made harmless by
+//! `text.rs`) or a command: `/nick`
 //! (with the rules a nickname must meet), `/who`, `/quit` and `/help`.
 //!
 //! Apart from `chat_server.rs`, which owns the room (who is in it, how a

@@ -7,9 +7,11 @@
 //! reactor then hands each member's queue to its socket at the end of the
 //! turn: one `sendmsg` per member. When members join one at a time, each
 //! join is a turn of its own, and each cost the server a system call per
-//! member already in the room: 6 000 joins, 18 million calls (about 90 s of
-//! CPU, almost all of it in the kernel), while the nickname checks, once a
-//! walk over the room too, were a few hundred milliseconds of it.
+//! member already in the room: 6 000 joins, 18 million calls, 98 s of CPU
+//! of which 91 s in the kernel (tests/chat_joins.rs with
+//! `CHAT_JOINS_BATCH=1`). The walk over the room for a free nickname, the
+//! other cost of a join that grew with the room, was too small a part of
+//! that to show on its own.
 //!
 //! So a notice is appended to a pending log (O(1)), and the log goes to
 //! every member as one write when a timer fires, `hold_for` after the

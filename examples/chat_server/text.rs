@@ -62,6 +62,7 @@ const INVISIBLE: &[(char, char)] = &[
     ('\u{17B4}', '\u{17B5}'),   // Khmer inherent vowels
     ('\u{180B}', '\u{180D}'),   // Mongolian free variation selectors
     ('\u{180F}', '\u{180F}'),   // Mongolian free variation selector four
+    ('\u{2065}', '\u{2065}'),   // unassigned, reserved as ignorable
     ('\u{3164}', '\u{3164}'),   // Hangul filler
     ('\u{FE00}', '\u{FE0F}'),   // variation selectors
     ('\u{FFA0}', '\u{FFA0}'),   // halfwidth Hangul filler
