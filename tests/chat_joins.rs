@@ -18,6 +18,13 @@
 //! CHAT_JOINS_BATCH=1 cargo test --release --test chat_joins -- --nocapture
 //! ```
 //!
+//! Measured so on a 2-CPU VM (release build, three runs each): when every
+//! join notice went out at once, one `sendmsg` per member per join, 6 000
+//! joins one at a time cost the server 98 s of CPU and in batches of 100
+//! about 2.0 s, with `/help` round trips up to 132 ms and 125 ms. With the
+//! notices held and sent in steps (chat_server/notices.rs): 0.34 to 0.40 s
+//! and 0.23 to 0.30 s, `/help` at most 9 ms and 5.4 ms.
+//!
 //! Every read has a timeout and every loop a bound: a hang is a failure.
 mod common;
 
