@@ -11,10 +11,19 @@
 //! ```
 //!
 //! Commands (`chat_server/commands.rs`): `/nick NAME` (1 to 32 bytes of
-//! UTF-8, no spaces, no `:`, no control characters, unique), `/who`,
-//! `/quit`, `/help`. Server notices start with `* `, errors with `error: `.
+//! UTF-8, no spaces, no `:`, no control, format or other invisible
+//! characters, unique regardless of case), `/who`, `/quit`, `/help`. Server
+//! notices start with `* `, errors with `error: `. Control and format
+//! characters (bidi overrides, zero-width spaces, ...) in a line are relayed
+//! as `?` (`chat_server/text.rs`).
 //! A line longer than 1024 bytes is answered with an error line and the
 //! connection is closed.
+//!
+//! Join and leave notices are held for a moment (1 ms in a small room, up
+//! to 100 ms in a room of thousands) and reach the room together, in order
+//! with everything else each member gets: with one write per member for
+//! many joins, a join costs the server the same however large the room is
+//! (`chat_server/notices.rs`).
 //!
 //! # Slow readers
 //!
@@ -82,6 +91,7 @@
 //! SIGINT or SIGTERM tells everyone the server is shutting down, flushes and
 //! closes every connection, and exits 0. A second signal stops at once.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -89,16 +99,21 @@ use std::time::Duration;
 use clap::Parser;
 use reactor::codec::{Decoder, LineCodec};
 use reactor::{
-    CloseReason, Config, ConnId, Context, Event, Handler, Limit, Reactor, SoftLimit, SourceId,
-    WriteError,
+    CloseReason, Config, ConnId, Context, Event, Fired, Handler, Limit, Reactor, SoftLimit,
+    SourceId, WriteError,
 };
 use slab::Slab;
 
 #[path = "chat_server/commands.rs"]
 mod commands;
+#[path = "chat_server/notices.rs"]
+mod notices;
 #[path = "support/server.rs"]
 mod server;
+#[path = "chat_server/text.rs"]
+mod text;
 use commands::HELP;
+use notices::{Notices, Seat, NOTICE_TIMER};
 use server::ShutdownSignals;
 
 /// Longest line a client may send, terminator excluded.
@@ -137,13 +152,14 @@ struct Args {
 
 /// One connection's protocol state, kept by the reactor beside its buffers.
 struct Member {
-    /// The member's name. Invariant: passes `check_nick` and no other member
-    /// in the room has it.
+    /// The member's name. Invariant: passes `check_nick`, and while the
+    /// member is in the room (`slot` is `Some`) `ChatServer::nicks` maps its
+    /// `text::nick_key` to this connection.
     nick: String,
     /// Key of this connection in `ChatServer::members`; `None` once it left
     /// the room (quit, or sent an overlong line) and only waits for its last
-    /// output to be flushed. Its leave notice has been sent exactly when this
-    /// is `None`.
+    /// output to be flushed. Its leave notice has been queued exactly when
+    /// this is `None`.
     slot: Option<usize>,
 }
 
@@ -154,7 +170,15 @@ struct ChatServer {
     /// Connections in the room. Invariant: a connection is here exactly when
     /// its `Member::slot` is `Some(key)` with this key. A slab, so joining
     /// and leaving cost O(1) and a broadcast walks a dense list.
-    members: Slab<ConnId>,
+    members: Slab<Seat>,
+    /// Join and leave notices waiting to go to the room together
+    /// (`chat_server/notices.rs`).
+    notices: Notices,
+    /// The names taken, by `text::nick_key`: exactly one entry per member
+    /// in `members`, mapping the key of its nickname to it. What makes a
+    /// join, a `/nick` and a leave cost the same however large the room is:
+    /// the uniqueness check is one lookup, not a walk over every member.
+    nicks: HashMap<String, ConnId>,
     /// Cuts client input into lines of at most `MAX_LINE` bytes.
     input: LineCodec,
     /// Frames what the server sends; longer than `input` because a relayed
@@ -181,8 +205,15 @@ impl ChatServer {
         }
     }
 
-    /// Sends one line (a notice or an error) to `conn` only.
-    fn reply(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, line: &str) {
+    /// Sends one line (a notice or an error) to `me`, on `conn`, only:
+    /// after the pending notices it has not had.
+    fn reply(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, me: &Member, line: &str) {
+        self.catch_up(ctx, conn, me);
+        self.send_line(ctx, conn, line);
+    }
+
+    /// Sends one line to `conn`, whatever is pending.
+    fn send_line(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, line: &str) {
         self.text.clear();
         self.text.extend_from_slice(line.as_bytes());
         self.frame();
@@ -197,13 +228,15 @@ impl ChatServer {
         self.broadcast_wire(ctx, except);
     }
 
-    /// Queues the framed line in `self.wire` for every member but `except`.
+    /// Queues the framed line in `self.wire` for every member but `except`,
+    /// after the pending notices.
     fn broadcast_wire(&mut self, ctx: &mut Context<'_, Self>, except: Option<ConnId>) {
-        for (_, &member) in self.members.iter() {
-            if Some(member) != except {
+        self.flush_notices(ctx);
+        for (_, seat) in self.members.iter() {
+            if Some(seat.conn) != except {
                 // A member cut off here closes at once; its `closed` callback
                 // runs after this loop, so `members` does not change under it.
-                deliver(ctx, member, &self.wire);
+                deliver(ctx, seat.conn, &self.wire);
             }
         }
     }
@@ -214,30 +247,32 @@ impl ChatServer {
             return;
         };
         self.members.remove(slot);
+        self.nicks.remove(&text::nick_key(&me.nick));
         let notice = match why {
             Some(why) => format!("* {} left ({why})", me.nick),
             None => format!("* {} left", me.nick),
         };
-        self.announce(ctx, None, &notice);
+        self.queue_notice(ctx, &notice);
     }
 
-    /// Whether a member other than the one calling has `nick`. Linear in the
-    /// room's size; `/nick` is rare enough that a second index (and keeping
-    /// it in step with the states) is not worth it.
-    fn nick_taken(&self, ctx: &Context<'_, Self>, nick: &str) -> bool {
-        self.members
-            .iter()
-            .filter_map(|(_, &id)| ctx.state(id))
-            .any(|member| member.nick == nick)
+    /// The member whose nickname has the same key (`text::nick_key`) as
+    /// `key`, if any: one hash lookup, where a walk over every member's
+    /// state made each join (for its guest name) and each `/nick` cost more
+    /// the larger the room.
+    pub(crate) fn nick_owner(&self, key: &str) -> Option<ConnId> {
+        self.nicks.get(key).copied()
     }
 
-    /// A name `guestN` no member has.
-    fn guest_name(&mut self, ctx: &Context<'_, Self>) -> String {
+    /// A name `guestN` no member has, and its key. The counter only grows,
+    /// so over the server's life each number is tried once: O(1) amortised
+    /// even when members took `guestN` names themselves.
+    fn guest_name(&mut self) -> (String, String) {
         loop {
             self.next_guest += 1;
             let name = format!("guest{}", self.next_guest);
-            if !self.nick_taken(ctx, &name) {
-                return name;
+            let key = text::nick_key(&name);
+            if self.nick_owner(&key).is_none() {
+                return (name, key);
             }
         }
     }
@@ -263,16 +298,20 @@ impl Handler for ChatServer {
     type Message = ();
 
     fn opened(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, peer: SocketAddr) -> Member {
-        let nick = self.guest_name(ctx);
+        let (nick, key) = self.guest_name();
         log::info!("{conn} from {peer} joined as {nick}");
-        self.announce(ctx, None, &format!("* {nick} joined"));
-        let slot = self.members.insert(conn);
+        // Queued, not sent: one write to each member for all the joins
+        // and leaves of the next moment (notices.rs), so that a join is O(1).
+        self.queue_notice(ctx, &format!("* {nick} joined"));
+        let slot = self.members.insert(Seat::new(conn, &self.notices));
+        self.nicks.insert(key, conn);
         let welcome = format!(
             "* welcome {nick}; {} online; {}",
             self.members.len(),
             &HELP[2..]
         );
-        self.reply(ctx, conn, &welcome);
+        // Not a `reply`: what is pending is about the room before it.
+        self.send_line(ctx, conn, &welcome);
         Member {
             nick,
             slot: Some(slot),
@@ -300,7 +339,7 @@ impl Handler for ChatServer {
                     // No way to find the next line boundary without reading
                     // (and keeping) the rest of the overlong line: say why,
                     // then close once the error line is written.
-                    self.reply(ctx, conn, &format!("error: {e}; closing"));
+                    self.reply(ctx, conn, me, &format!("error: {e}; closing"));
                     self.leave(ctx, me, Some("line too long"));
                     ctx.close_after_flush(conn);
                     break;
@@ -341,6 +380,12 @@ impl Handler for ChatServer {
     fn shutdown_started(&mut self, ctx: &mut Context<'_, Self>) {
         // The reactor then flushes and closes every idle connection.
         self.announce(ctx, None, "* server shutting down");
+    }
+
+    fn timer(&mut self, ctx: &mut Context<'_, Self>, fired: Fired) {
+        if fired.tag == NOTICE_TIMER {
+            self.notice_timer(ctx);
+        }
     }
 
     fn source_ready(&mut self, ctx: &mut Context<'_, Self>, source: SourceId, _: &Event) {
@@ -388,6 +433,8 @@ fn serve(args: &Args) -> std::io::Result<()> {
     let handler = ChatServer {
         shutdown: ShutdownSignals::new(args.grace)?,
         members: Slab::new(),
+        notices: Notices::default(),
+        nicks: HashMap::new(),
         input: LineCodec::new(MAX_LINE),
         output: LineCodec::new(MAX_OUT_LINE),
         next_guest: 0,

@@ -1,5 +1,6 @@
 //! The chat room's commands: one line from a member is either said to the
-//! room (`name: text`, control bytes made harmless) or a command: `/nick`
+//! room (`name: text`, control and format characters made harmless by
+//! `text.rs`) or a command: `/nick`
 //! (with the rules a nickname must meet), `/who`, `/quit` and `/help`.
 //!
 //! Apart from `chat_server.rs`, which owns the room (who is in it, how a
@@ -11,6 +12,7 @@ use std::fmt::Write as _;
 
 use reactor::{ConnId, Context};
 
+use crate::text::{is_refused_in_nick, nick_key, push_sanitised};
 use crate::{ChatServer, Member, MAX_NICK};
 
 /// `/who` starts a new line once a line of names reaches this length.
@@ -44,12 +46,12 @@ impl ChatServer {
             b"nick" => self.nick(ctx, conn, me, arg),
             b"who" => self.who(ctx, conn, me),
             b"quit" => {
-                self.reply(ctx, conn, "* bye");
+                self.reply(ctx, conn, me, "* bye");
                 self.leave(ctx, me, None);
                 ctx.close_after_flush(conn);
             }
-            b"help" => self.reply(ctx, conn, HELP),
-            _ => self.reply(ctx, conn, "error: unknown command (try /help)"),
+            b"help" => self.reply(ctx, conn, me, HELP),
+            _ => self.reply(ctx, conn, me, "error: unknown command (try /help)"),
         }
     }
 
@@ -58,12 +60,10 @@ impl ChatServer {
         self.text.clear();
         self.text.extend_from_slice(me.nick.as_bytes());
         self.text.extend_from_slice(b": ");
-        // Control bytes would let one member drive the others' terminals
-        // (escape sequences, carriage returns rewriting the line).
-        self.text.extend(
-            text.iter()
-                .map(|&b| if b < 0x20 || b == 0x7f { b'?' } else { b }),
-        );
+        // Control characters would let one member drive the others'
+        // terminals (escape sequences, carriage returns rewriting the line),
+        // format characters reorder or hide what they show (text.rs).
+        push_sanitised(&mut self.text, text);
         self.frame();
         self.broadcast_wire(ctx, Some(conn));
     }
@@ -71,14 +71,20 @@ impl ChatServer {
     fn nick(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, me: &mut Member, arg: &[u8]) {
         let nick = match check_nick(arg) {
             Ok(nick) => nick,
-            Err(why) => return self.reply(ctx, conn, &format!("error: {why}")),
+            Err(why) => return self.reply(ctx, conn, me, &format!("error: {why}")),
         };
         if nick == me.nick {
-            return self.reply(ctx, conn, &format!("* you are already {nick}"));
+            return self.reply(ctx, conn, me, &format!("* you are already {nick}"));
         }
-        if self.nick_taken(ctx, nick) {
-            return self.reply(ctx, conn, &format!("error: nickname {nick} is taken"));
+        // Taken by someone else, whatever the case (text.rs says what else
+        // counts as the same name). The member's own key is free for it:
+        // `bob` may become `Bob`.
+        let key = nick_key(nick);
+        if self.nick_owner(&key).is_some_and(|owner| owner != conn) {
+            return self.reply(ctx, conn, me, &format!("error: nickname {nick} is taken"));
         }
+        self.nicks.remove(&nick_key(&me.nick));
+        self.nicks.insert(key, conn);
         let old = std::mem::replace(&mut me.nick, nick.to_owned());
         self.announce(ctx, None, &format!("* {old} is now {nick}"));
     }
@@ -89,8 +95,8 @@ impl ChatServer {
         let mut names: Vec<&str> = self
             .members
             .iter()
-            .filter(|(_, &id)| id != conn)
-            .filter_map(|(_, &id)| ctx.state(id).map(|m| m.nick.as_str()))
+            .filter(|(_, seat)| seat.conn != conn)
+            .filter_map(|(_, seat)| ctx.state(seat.conn).map(|m| m.nick.as_str()))
             .collect();
         names.push(&me.nick);
         names.sort_unstable();
@@ -106,7 +112,7 @@ impl ChatServer {
         }
         lines.push(line);
         for line in lines {
-            self.reply(ctx, conn, &line);
+            self.reply(ctx, conn, me, &line);
         }
     }
 }
@@ -123,9 +129,11 @@ fn check_nick(arg: &[u8]) -> Result<&str, String> {
         return Err(format!("a nickname is at most {MAX_NICK} bytes"));
     }
     let nick = std::str::from_utf8(arg).map_err(|_| "a nickname must be UTF-8".to_string())?;
+    // Invisible characters would let a name pass for another's (`bob` with
+    // a zero-width space); text.rs lists them.
     if nick
         .chars()
-        .any(|c| c.is_control() || c.is_whitespace() || c == ':')
+        .any(|c| is_refused_in_nick(c) || c.is_whitespace() || c == ':')
     {
         return Err("a nickname cannot contain ':' or control characters".into());
     }
