@@ -145,33 +145,34 @@ fn probe_help(mut prober: Client, stop: Arc<AtomicBool>) -> (Vec<Duration>, Clie
 }
 
 /// The soft limit on open descriptors of this process, raised to its hard
-/// limit (`setrlimit(RLIMIT_NOFILE)`), which the server started after
-/// inherits; returns the new soft limit. Declared here rather than taken
-/// from a crate: std links the C library anyway, and this is the one call.
-fn raise_fd_limit() -> std::ffi::c_ulong {
-    /// `struct rlimit` on Linux: `rlim_t` is an unsigned long.
-    #[repr(C)]
-    struct Rlimit {
-        cur: std::ffi::c_ulong,
-        max: std::ffi::c_ulong,
-    }
-    /// `RLIMIT_NOFILE` on Linux (all of its architectures but alpha, mips,
-    /// sparc).
-    const RLIMIT_NOFILE: std::ffi::c_int = 7;
-    extern "C" {
-        fn getrlimit(resource: std::ffi::c_int, rlim: *mut Rlimit) -> std::ffi::c_int;
-        fn setrlimit(resource: std::ffi::c_int, rlim: *const Rlimit) -> std::ffi::c_int;
-    }
-    let mut limit = Rlimit { cur: 0, max: 0 };
-    // SAFETY: `limit` is a valid `struct rlimit` for the call to fill.
-    assert_eq!(unsafe { getrlimit(RLIMIT_NOFILE, &mut limit) }, 0);
-    if limit.cur < limit.max {
-        limit.cur = limit.max;
-        // SAFETY: `limit` is a valid `struct rlimit`; raising the soft limit
-        // up to the hard one needs no privilege.
-        assert_eq!(unsafe { setrlimit(RLIMIT_NOFILE, &limit) }, 0);
-    }
-    limit.cur
+/// limit with util-linux's `prlimit` (the server started after inherits
+/// it); returns the new soft limit. A program rather than a `setrlimit`
+/// declaration: no unsafe code for one call.
+fn raise_fd_limit() -> usize {
+    assert!(
+        common::tools::have("prlimit"),
+        "prlimit (util-linux) is needed"
+    );
+    let pid = std::process::id().to_string();
+    let hard = common::tools::run_bounded(
+        10,
+        "prlimit",
+        &[
+            "--pid",
+            &pid,
+            "--nofile",
+            "--output",
+            "HARD",
+            "--noheadings",
+        ],
+    );
+    let hard = hard.trim();
+    common::tools::run_bounded(
+        10,
+        "prlimit",
+        &["--pid", &pid, &format!("--nofile={hard}:{hard}")],
+    );
+    reactor::descriptor_limit().expect("the soft limit is readable")
 }
 
 /// Clients connected at once: `CHAT_JOINS_BATCH`, or `BATCH`.
@@ -193,7 +194,7 @@ fn connect(addr: SocketAddr) -> TcpStream {
 fn six_thousand_joins_are_all_welcomed_and_help_keeps_answering() {
     let fds = raise_fd_limit();
     assert!(
-        fds > (JOINS + 100) as std::ffi::c_ulong,
+        fds > JOINS + 100,
         "{JOINS} joins need more than the {fds} descriptors `ulimit -Hn` allows"
     );
     let server = start();
