@@ -1,13 +1,17 @@
 //! The key space of the `resp_server` example: keys to shared values, with
 //! lazy expiry, and memory given back as values and keys go.
 //!
+//! Times are Unix milliseconds (`i64`), as Redis keeps them: EXPIREAT and
+//! SET's EXAT/PXAT name absolute times, and TTLs up to `i64::MAX` ms must
+//! be representable (an `Instant` overflows far earlier).
+//!
 //! Values are reference-counted so that a reply sent piece by piece as the
 //! client reads (see `pending.rs`) holds the value it started with instead
 //! of a copy; the store only ever replaces its own reference.
 
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A stored value. Shared so that a reply being sent piece by piece keeps
 /// the value it started with (MGET stays a snapshot) without a copy, while
@@ -20,7 +24,7 @@ pub struct Entry {
     /// The value's bytes (binary-safe).
     pub value: Value,
     /// When the key stops existing; `None`: never.
-    pub expires_at: Option<Instant>,
+    pub expires_at: Option<i64>,
 }
 
 /// The key space, with lazy expiry.
@@ -38,7 +42,7 @@ impl Store {
     }
 
     /// The live entry for `key`, removing it first if it has expired.
-    pub fn get(&mut self, key: &[u8], now: Instant) -> Option<&mut Entry> {
+    pub fn get(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
         if self
             .map
             .get(key)
@@ -52,7 +56,7 @@ impl Store {
     /// Sets `key`. The old value's allocation is reused when no reply holds
     /// it and it is not much larger than the new value (reusing a 10 MB
     /// buffer for a 10-byte value would pin the 10 MB).
-    pub fn set(&mut self, key: &[u8], value: &[u8], expires_at: Option<Instant>) {
+    pub fn set(&mut self, key: &[u8], value: &[u8], expires_at: Option<i64>) {
         match self.map.get_mut(key) {
             Some(entry) => {
                 match Rc::get_mut(&mut entry.value) {
@@ -77,7 +81,7 @@ impl Store {
     }
 
     /// Removes `key`; returns whether it was there (and live).
-    pub fn remove(&mut self, key: &[u8], now: Instant) -> bool {
+    pub fn remove(&mut self, key: &[u8], now: i64) -> bool {
         let live = self.get(key, now).is_some();
         if live {
             self.map.remove(key);
@@ -89,4 +93,23 @@ impl Store {
         }
         live
     }
+
+    /// The live keys, expired ones dropped first (KEYS, DBSIZE).
+    pub fn live_keys(&mut self, now: i64) -> impl Iterator<Item = &Vec<u8>> {
+        self.map
+            .retain(|_, e| e.expires_at.map_or(true, |at| at > now));
+        self.map.keys()
+    }
+
+    /// Forgets every key (FLUSHDB), giving the table's memory back.
+    pub fn clear(&mut self) {
+        self.map = HashMap::new();
+    }
+}
+
+/// The wall clock in Unix milliseconds: the time base of expiry.
+pub fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
