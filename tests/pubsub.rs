@@ -7,12 +7,11 @@
 //! while the others get everything.
 mod common;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::resp::{encode, spawn, Client};
+use common::resp::{encode, spawn, Client, RedisServer};
 use common::tools::have;
 use common::{join_within, wait_until};
 
@@ -183,48 +182,6 @@ const EXPECTED: [&str; 34] = [
     "*3\\r\\n$9\\r\\nsubscribe\\r\\n$1\\r\\nq\\r\\n:1\\r\\n",
     "+OK\\r\\n",
 ];
-
-/// A redis-server on a free loopback port, stopped (by its own pid) when
-/// dropped.
-struct RedisServer {
-    /// The process.
-    child: Child,
-    /// Where it listens.
-    addr: SocketAddr,
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        // The kernel picks a free port; it is released for redis-server to
-        // bind (another process taking it in between would fail the wait).
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let server = RedisServer { child, addr };
-        wait_until("redis-server to listen", Duration::from_secs(10), || {
-            TcpStream::connect(addr).is_ok()
-        });
-        server
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn replies_are_byte_for_byte_those_of_redis() {
