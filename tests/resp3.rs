@@ -97,7 +97,8 @@ const STEPS: &[(&[&str], usize)] = &[
     (&["CLIENT", "NOPE"], 1),
     (&["CONFIG", "GET", "save"], 1),
     (&["PUNSUBSCRIBE"], 1),
-    (&["PSUBSCRIBE", "n*", "x?"], 2),
+    // Patterns leave in the order they came (Redis keeps a list).
+    (&["PSUBSCRIBE", "x?", "n*"], 2),
     (&["SUBSCRIBE", "news"], 1),
     (&["PING"], 1),
     (&["PUNSUBSCRIBE", "zz"], 1),
@@ -149,7 +150,8 @@ const RESP3_SHAPES: &[(usize, &str)] = &[
     (18, "*2\\r\\n$1\\r\\nv\\r\\n_\\r\\n"),
     (60, "%1\\r\\n$4\\r\\nsave\\r\\n$0\\r\\n\\r\\n"),
     (61, ">3\\r\\n$12\\r\\npunsubscribe\\r\\n_\\r\\n:0\\r\\n"),
-    (62, ">3\\r\\n$10\\r\\npsubscribe\\r\\n$2\\r\\nn*\\r\\n:1\\r\\n"),
+    (62, ">3\\r\\n$10\\r\\npsubscribe\\r\\n$2\\r\\nx?\\r\\n:1\\r\\n"),
+    (68, ">3\\r\\n$12\\r\\npunsubscribe\\r\\n$2\\r\\nx?\\r\\n:1\\r\\n"),
     (65, "+PONG\\r\\n"),
     (
         75,

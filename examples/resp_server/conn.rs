@@ -6,7 +6,7 @@
 //! `CLIENT SETINFO`, and give up on a server that does not know them, so
 //! these are what lets a stock client connect with its defaults.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 
 use crate::parse::parse_int;
 use crate::replies::Replies;
@@ -28,8 +28,10 @@ pub struct Session {
     /// Channels subscribed to (sorted, so UNSUBSCRIBE without arguments
     /// answers in a stable order).
     pub channels: BTreeSet<Vec<u8>>,
-    /// Patterns subscribed to (PSUBSCRIBE), sorted likewise.
-    pub patterns: BTreeSet<Vec<u8>>,
+    /// Patterns subscribed to (PSUBSCRIBE), in the order they were, as
+    /// Redis keeps them and PUNSUBSCRIBE without arguments answers. A list,
+    /// searched linearly as Redis searches its own: a client has few.
+    pub patterns: VecDeque<Vec<u8>>,
 }
 
 impl Session {
@@ -42,6 +44,53 @@ impl Session {
     /// `CLIENT_PUBSUB`): at least one channel or pattern.
     pub fn subscribed(&self) -> bool {
         self.subscriptions() > 0
+    }
+}
+
+/// A connection's channels or patterns: the operations (un)subscribing
+/// needs of either.
+pub trait Names {
+    /// Adds `name`; whether it was new.
+    fn add(&mut self, name: &[u8]) -> bool;
+    /// Removes `name`; whether it was there.
+    fn take(&mut self, name: &[u8]) -> bool;
+    /// Removes and returns the first name (in the set's order).
+    fn take_first(&mut self) -> Option<Vec<u8>>;
+    fn is_empty(&self) -> bool;
+}
+
+impl Names for BTreeSet<Vec<u8>> {
+    fn add(&mut self, name: &[u8]) -> bool {
+        self.insert(name.to_vec())
+    }
+    fn take(&mut self, name: &[u8]) -> bool {
+        self.remove(name)
+    }
+    fn take_first(&mut self) -> Option<Vec<u8>> {
+        self.pop_first()
+    }
+    fn is_empty(&self) -> bool {
+        BTreeSet::is_empty(self)
+    }
+}
+
+impl Names for VecDeque<Vec<u8>> {
+    fn add(&mut self, name: &[u8]) -> bool {
+        let new = !self.iter().any(|n| n == name);
+        if new {
+            self.push_back(name.to_vec());
+        }
+        new
+    }
+    fn take(&mut self, name: &[u8]) -> bool {
+        let at = self.iter().position(|n| n == name);
+        at.and_then(|at| self.remove(at)).is_some()
+    }
+    fn take_first(&mut self) -> Option<Vec<u8>> {
+        self.pop_front()
+    }
+    fn is_empty(&self) -> bool {
+        VecDeque::is_empty(self)
     }
 }
 

@@ -11,11 +11,11 @@
 //! a deferred reply. Confirmations and messages are pushes (`>`) to a RESP3
 //! connection and arrays to a RESP2 one, each subscriber in its own.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use reactor::{ConnId, Context, Limits};
 
-use crate::conn::Session;
+use crate::conn::{Names, Session};
 use crate::keys::glob_match;
 use crate::replies::{Replies, RETAINED};
 use crate::reply::{bulk, integer, null, push, simple};
@@ -82,7 +82,7 @@ impl PubSub {
         };
         for name in names {
             let (mine, all) = self.sets(session, kind);
-            if mine.insert(name.to_vec()) {
+            if mine.add(name) {
                 all.entry(name.to_vec()).or_default().push(r.conn);
             }
             confirm(r, what, Some(name), session.subscriptions());
@@ -93,8 +93,8 @@ impl PubSub {
     }
 
     /// `UNSUBSCRIBE [channel...]` or `PUNSUBSCRIBE [pattern...]`; without
-    /// names, from every one of that kind (in order, so the confirmations
-    /// come in a stable order).
+    /// names, from every one of that kind (channels sorted, patterns in
+    /// the order they were subscribed, as Redis answers).
     pub fn unsubscribe<'x>(
         &mut self,
         r: &mut Replies<'_, '_>,
@@ -112,14 +112,14 @@ impl PubSub {
             if self.sets(session, kind).0.is_empty() {
                 confirm(r, what, None, session.subscriptions());
             }
-            while let Some(name) = self.sets(session, kind).0.pop_first() {
+            while let Some(name) = self.sets(session, kind).0.take_first() {
                 remove(self.sets(session, kind).1, &name, r.conn);
                 confirm(r, what, Some(&name), session.subscriptions());
             }
         } else {
             for name in names {
                 let (mine, all) = self.sets(session, kind);
-                if mine.remove(name) {
+                if mine.take(name) {
                     remove(all, name, r.conn);
                 }
                 confirm(r, what, Some(name), session.subscriptions());
@@ -135,7 +135,7 @@ impl PubSub {
         &'s mut self,
         session: &'s mut Session,
         kind: Kind,
-    ) -> (&'s mut BTreeSet<Vec<u8>>, &'s mut Subscribers) {
+    ) -> (&'s mut dyn Names, &'s mut Subscribers) {
         match kind {
             Kind::Channel => (&mut session.channels, &mut self.channels),
             Kind::Pattern => (&mut session.patterns, &mut self.patterns),
