@@ -14,7 +14,7 @@
 //! KEEPTTL), SETNX, GETSET, GETDEL, MGET, MSET, APPEND, STRLEN, INCR, DECR,
 //! INCRBY, DECRBY, DEL, EXISTS, EXPIRE, PEXPIRE, TTL, PTTL, PERSIST, TYPE,
 //! KEYS, DBSIZE, FLUSHDB, HELLO, CLIENT (ID, GETNAME, SETNAME, SETINFO),
-//! QUIT, SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH, RESET,
+//! MULTI, EXEC, DISCARD, QUIT, SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH, RESET,
 //! and the parts of CONFIG GET and COMMAND that `redis-cli` and
 //! `redis-benchmark` ask for at start-up. Replies and error texts follow
 //! Redis 7, in RESP2 or, after `HELLO 3`, RESP3 (nulls, maps and pub/sub
@@ -62,6 +62,7 @@
 //! * `strings.rs`: SET and the commands that change values;
 //! * `keys.rs`: expiry, KEYS (glob matching) and the other key-space
 //!   commands;
+//! * `multi.rs`: MULTI/EXEC/DISCARD, and queuing commands between them;
 //! * `conn.rs`: a connection's session (protocol, id, name,
 //!   subscriptions), HELLO and CLIENT;
 //! * `store.rs`: the key space, with lazy expiry and shared values;
@@ -81,6 +82,8 @@ mod commands;
 mod conn;
 #[path = "resp_server/keys.rs"]
 mod keys;
+#[path = "resp_server/multi.rs"]
+mod multi;
 #[path = "resp_server/parse.rs"]
 mod parse;
 #[path = "resp_server/pending.rs"]
@@ -246,8 +249,12 @@ impl Handler for RespServer {
                 Ok(Parsed::Incomplete) => break,
                 Ok(Parsed::Empty(len)) => consumed += len,
                 Ok(Parsed::Command(len)) => {
-                    let after =
-                        self.execute(&mut r, &st.parser, &mut st.session, &rest[..len], now);
+                    let frame = &rest[..len];
+                    let argv: Vec<&[u8]> = (0..st.parser.argc())
+                        .map(|i| st.parser.arg(frame, i))
+                        .collect();
+                    let after = self.run(&mut r, &argv, &mut st.session, now);
+                    drop(argv);
                     // A huge command's argument table is not kept while
                     // the connection idles.
                     st.parser.finish();

@@ -114,6 +114,20 @@ for i in range(250):
     pipe.expire(f"p{i}", 1000)
 rec("pipeline of 1000", lambda: pipe.execute())
 
+# The default pipeline is a transaction: MULTI, the commands, EXEC.
+pipe = r.pipeline()
+for i in range(250):
+    pipe.set(f"t{i}", i)
+    pipe.incrby(f"t{i}", 10)
+    pipe.getset(f"t{i}", "x")
+    pipe.strlen(f"t{i}")
+rec("transaction of 1000", lambda: pipe.execute())
+pipe = r.pipeline()
+pipe.set("t0", "1")
+pipe.execute_command("NOSUCHCOMMAND")
+rec("transaction with an unknown command", lambda: pipe.execute())
+rec("after the aborted transaction", lambda: r.get("t0"))
+
 # A 5 MB value round trip.
 big = bytes((i * 7 + 3) % 251 for i in range(5 * 1024 * 1024))
 rec("set big", lambda: r.set("big", big))

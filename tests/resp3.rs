@@ -3,7 +3,8 @@
 //! RESP3 (after `HELLO 3`), compared with redis-server's byte for byte when
 //! one is installed, and with Redis 7.0's bytes written out here for the
 //! replies whose shape is the point (nulls, maps, pushes). Also inline
-//! commands' separators and the unknown-command error's raw bytes.
+//! commands' separators, the unknown-command error's raw bytes, and
+//! transactions (MULTI/EXEC/DISCARD).
 mod common;
 
 use std::net::SocketAddr;
@@ -274,4 +275,51 @@ fn a_resp3_subscriber_publishing_to_itself_keeps_the_order() {
             ":1\\r\\n",
         ]
     );
+}
+
+/// MULTI, EXEC and DISCARD: queued replies, the errors, EXECABORT, and the
+/// replies of a transaction as one array (redis-py's `pipeline()` sends
+/// one).
+const TRANSACTION: &[u8] = b"EXEC\r\nDISCARD\r\nMULTI\r\nMULTI\r\nSET a 1\r\nGET\r\n\
+    FOO\r\nEXEC\r\nMULTI\r\nSET a 1\r\nINCR a\r\nINCR nope\r\nGET a\r\nMGET a x\r\n\
+    EXEC\r\nMULTI\r\nSET a 2\r\nDISCARD\r\nGET a\r\nMULTI\r\nEXEC\r\nMULTI\r\n\
+    RESET\r\nEXEC\r\nMULTI\r\nGET a\r\nQUIT\r\n";
+
+/// Redis 7.0's replies to `TRANSACTION`.
+const TRANSACTION_REPLIES: &str = "-ERR EXEC without MULTI\r\n\
+    -ERR DISCARD without MULTI\r\n+OK\r\n-ERR MULTI calls can not be nested\r\n\
+    +QUEUED\r\n-ERR wrong number of arguments for 'get' command\r\n\
+    -ERR unknown command 'FOO', with args beginning with: \r\n\
+    -EXECABORT Transaction discarded because of previous errors.\r\n\
+    +OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n\
+    *5\r\n+OK\r\n:2\r\n:1\r\n$1\r\n2\r\n*2\r\n$1\r\n2\r\n$-1\r\n\
+    +OK\r\n+QUEUED\r\n+OK\r\n$1\r\n2\r\n+OK\r\n*0\r\n+OK\r\n+RESET\r\n\
+    -ERR EXEC without MULTI\r\n+OK\r\n+QUEUED\r\n+OK\r\n";
+
+/// Everything the server answers to `TRANSACTION` until it closes.
+fn transaction_replies(addr: SocketAddr) -> String {
+    let mut c = Client::connect(addr);
+    c.call_raw(&["FLUSHDB"]);
+    c.send_raw(TRANSACTION);
+    let mut all = Vec::new();
+    std::io::Read::read_to_end(&mut c.reader, &mut all).unwrap();
+    String::from_utf8_lossy(&all).into_owned()
+}
+
+#[test]
+fn transactions_answer_like_redis() {
+    let server = spawn(&[]);
+    let ours = transaction_replies(server.addr);
+    assert_eq!(
+        shown(ours.as_bytes()),
+        shown(TRANSACTION_REPLIES.as_bytes())
+    );
+    if have("redis-server") {
+        let redis = RedisServer::start();
+        assert_eq!(
+            ours,
+            transaction_replies(redis.addr),
+            "resp_server vs redis-server"
+        );
+    }
 }

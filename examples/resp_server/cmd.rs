@@ -6,7 +6,6 @@
 //! a client gets for a command it may not run come from one place, in the
 //! order Redis reports them.
 
-use crate::parse::Parser;
 use crate::replies::Replies;
 use crate::reply::{error, unknown_command, wrong_arity};
 
@@ -90,21 +89,19 @@ commands! {
     Punsubscribe "punsubscribe" -1,
     Publish "publish" 3,
     Reset "reset" 1,
+    Multi "multi" 1,
+    Exec "exec" 1,
+    Discard "discard" 1,
 }
 
 impl Cmd {
-    /// The command `parser` parsed out of `frame`, if it may run now;
-    /// otherwise `None`, with the error Redis gives written to `r`. Redis's
-    /// order of checks: unknown command, arity, then the subscribed
-    /// context, which restricts only RESP2 connections (`restricted`).
-    pub fn admit(
-        r: &mut Replies<'_, '_>,
-        parser: &Parser,
-        frame: &[u8],
-        restricted: bool,
-    ) -> Option<Cmd> {
-        let argc = parser.argc();
-        let arg = |i: usize| parser.arg(frame, i);
+    /// The command `argv` (name first) names, if it may run now; otherwise
+    /// `None`, with the error Redis gives written to `r`. Redis's order of
+    /// checks: unknown command, arity, then the subscribed context, which
+    /// restricts only RESP2 connections (`restricted`).
+    pub fn admit(r: &mut Replies<'_, '_>, argv: &[&[u8]], restricted: bool) -> Option<Cmd> {
+        let argc = argv.len();
+        let arg = |i: usize| argv[i];
         let name = arg(0);
         let Some(cmd) = Cmd::named(name) else {
             unknown_command(r.buf(), name, (1..argc).map(arg));

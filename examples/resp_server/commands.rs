@@ -12,7 +12,6 @@
 use crate::cmd::Cmd;
 use crate::conn::{self, Session};
 use crate::keys;
-use crate::parse::Parser;
 use crate::pubsub::Kind;
 use crate::replies::Replies;
 use crate::reply::{array, bulk, error, integer, map, simple, unknown_subcommand, wrong_arity};
@@ -29,23 +28,22 @@ pub enum After {
 }
 
 impl RespServer {
-    /// Runs one parsed command, replying through `r`, for the connection
-    /// whose session is `session`; `now` is the Unix time in ms.
+    /// Runs `cmd`, admitted with its arguments `argv` (name first; see
+    /// `Cmd::admit`), replying through `r`, for the connection whose
+    /// session is `session`; `now` is the Unix time in ms. Transactions are
+    /// `multi.rs`'s: MULTI, EXEC and DISCARD never get here.
     pub fn execute(
         &mut self,
         r: &mut Replies<'_, '_>,
-        parser: &Parser,
+        cmd: Cmd,
+        argv: &[&[u8]],
         session: &mut Session,
-        frame: &[u8],
         now: i64,
     ) -> After {
         let restricted = session.subscribed() && !session.resp3;
-        let Some(cmd) = Cmd::admit(r, parser, frame, restricted) else {
-            return After::Continue;
-        };
-        let argc = parser.argc();
-        let arg = |i: usize| parser.arg(frame, i);
-        let args = (1..argc).map(arg).collect::<Vec<_>>();
+        let argc = argv.len();
+        let arg = |i: usize| argv[i];
+        let args = &argv[1..];
         let store = &mut self.store;
         match cmd {
             Cmd::Ping => match (argc, restricted) {
@@ -61,11 +59,11 @@ impl RespServer {
             },
             Cmd::Echo => r.bulk(arg(1)),
             Cmd::Get => r.value(store.get(arg(1), now).map(|e| &e.value)),
-            Cmd::Set => strings::set(r, store, &args, now),
+            Cmd::Set => strings::set(r, store, args, now),
             Cmd::Setnx => strings::setnx(r, store, arg(1), arg(2), now),
             Cmd::Getset => strings::getset(r, store, arg(1), arg(2), now),
             Cmd::Getdel => strings::getdel(r, store, arg(1), now),
-            Cmd::Mset => strings::mset(r, store, &args),
+            Cmd::Mset => strings::mset(r, store, args),
             Cmd::Append => strings::append(r, store, arg(1), arg(2), now),
             Cmd::Strlen => strings::strlen(r, store, arg(1), now),
             Cmd::Incr | Cmd::Decr | Cmd::Incrby | Cmd::Decrby => {
@@ -89,44 +87,52 @@ impl RespServer {
             }
             Cmd::Mget => {
                 array(r.buf(), argc - 1);
-                for key in &args {
+                for key in args {
                     r.value(store.get(key, now).map(|e| &e.value));
                     r.reply_done();
                 }
             }
-            Cmd::Expire => keys::expire(r, store, ("expire", 1000), &args, now),
-            Cmd::Pexpire => keys::expire(r, store, ("pexpire", 1), &args, now),
+            Cmd::Expire => keys::expire(r, store, ("expire", 1000), args, now),
+            Cmd::Pexpire => keys::expire(r, store, ("pexpire", 1), args, now),
             Cmd::Ttl => keys::ttl(r, store, arg(1), 1000, now),
             Cmd::Pttl => keys::ttl(r, store, arg(1), 1, now),
             Cmd::Persist => keys::persist(r, store, arg(1), now),
             Cmd::Type => keys::key_type(r, store, arg(1), now),
             Cmd::Keys => keys::keys(r, store, arg(1), now),
             Cmd::Dbsize => keys::dbsize(r, store, now),
-            Cmd::Flushdb => keys::flushdb(r, store, &args),
+            Cmd::Flushdb => keys::flushdb(r, store, args),
             Cmd::Quit => {
                 simple(r.buf(), "OK");
                 return After::Close;
             }
-            Cmd::Hello => conn::hello(r, session, &args),
-            Cmd::Client => conn::client(r, session, &args),
-            Cmd::Config => config(r, &args),
-            Cmd::Command => command(r, &args),
-            Cmd::Subscribe => self
-                .pubsub
-                .subscribe(r, session, Kind::Channel, args.into_iter()),
-            Cmd::Psubscribe => self
-                .pubsub
-                .subscribe(r, session, Kind::Pattern, args.into_iter()),
+            Cmd::Hello => conn::hello(r, session, args),
+            Cmd::Client => conn::client(r, session, args),
+            Cmd::Config => config(r, args),
+            Cmd::Command => command(r, args),
+            Cmd::Subscribe => {
+                self.pubsub
+                    .subscribe(r, session, Kind::Channel, args.iter().copied())
+            }
+            Cmd::Psubscribe => {
+                self.pubsub
+                    .subscribe(r, session, Kind::Pattern, args.iter().copied())
+            }
             Cmd::Unsubscribe => {
                 self.pubsub
-                    .unsubscribe(r, session, Kind::Channel, args.into_iter())
+                    .unsubscribe(r, session, Kind::Channel, args.iter().copied())
             }
             Cmd::Punsubscribe => {
                 self.pubsub
-                    .unsubscribe(r, session, Kind::Pattern, args.into_iter())
+                    .unsubscribe(r, session, Kind::Pattern, args.iter().copied())
             }
             Cmd::Publish => self.pubsub.publish(r, arg(1), arg(2)),
-            Cmd::Reset => self.pubsub.reset(r, session),
+            Cmd::Reset => {
+                session.multi = None;
+                self.pubsub.reset(r, session);
+            }
+            Cmd::Multi | Cmd::Exec | Cmd::Discard => {
+                unreachable!("transactions are run by RespServer::run")
+            }
         }
         After::Continue
     }

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
+use crate::multi::Multi;
 use crate::parse::parse_int;
 use crate::replies::Replies;
 use crate::reply::{array, bulk, c_string, error, error_bytes, integer, map, simple, wrong_arity};
@@ -32,6 +33,8 @@ pub struct Session {
     /// Redis keeps them and PUNSUBSCRIBE without arguments answers. A list,
     /// searched linearly as Redis searches its own: a client has few.
     pub patterns: VecDeque<Vec<u8>>,
+    /// The transaction being queued, between MULTI and EXEC.
+    pub multi: Option<Multi>,
 }
 
 impl Session {

@@ -170,7 +170,7 @@ impl PubSub {
     /// replies how many it was queued for. A subscriber this pushes past
     /// its hard limit is closed by the reactor (and forgotten in `closed`);
     /// one that stays above its soft limit too long is closed by the
-    /// reactor's timer. Subscribers never have a deferred reply (see
+    /// reactor's timer. Subscribers write their replies directly (see
     /// `Replies::direct`), so the message cannot land in the middle of one.
     pub fn publish(&mut self, r: &mut Replies<'_, '_>, channel: &[u8], message: &[u8]) {
         // A RESP3 subscriber may publish to itself: the replies before this
@@ -236,15 +236,26 @@ fn fan_out(
     }
     let mut receivers = 0;
     for &subscriber in subscribers {
+        if subscriber == r.conn {
+            // The publisher itself (a RESP3 subscriber): its replies so far
+            // were flushed, so the message goes in order with them, and
+            // behind a deferred reply should EXEC have left one.
+            let frame = &frames[usize::from(r.resp3)];
+            r.buf().extend_from_slice(frame);
+            receivers += 1;
+            continue;
+        }
         let ctx: &mut Context<'_, RespServer> = r.ctx;
-        // The publisher's own state is the running callback's, not the
-        // context's.
-        let resp3 = match ctx.state(subscriber) {
-            Some(st) => st.session.resp3,
-            None => subscriber == r.conn && r.resp3,
+        let Some(st) = ctx.state_mut(subscriber) else {
+            continue;
         };
-        debug_assert!(ctx.state(subscriber).map_or(true, |s| s.pending.is_empty()));
-        if ctx.write(subscriber, &frames[usize::from(resp3)]).is_ok() {
+        let frame = &frames[usize::from(st.session.resp3)];
+        // A subscriber has no deferred reply, except when an EXEC both
+        // sent a large value and subscribed: the message waits behind it.
+        if !st.pending.is_empty() {
+            st.pending.tail().extend_from_slice(frame);
+            receivers += 1;
+        } else if ctx.write(subscriber, frame).is_ok() {
             receivers += 1;
         }
     }

@@ -1,0 +1,93 @@
+//! Transactions in the `resp_server` example: MULTI, EXEC and DISCARD, and
+//! the entry every command goes through, which queues commands between
+//! MULTI and EXEC instead of running them.
+//!
+//! redis-py's `pipeline()` is a transaction unless told otherwise, so a
+//! client's batch arrives as MULTI, the commands, EXEC. The loop has one
+//! thread, so EXEC running the queue in one go is already atomic: no other
+//! client's command can come between. WATCH (optimistic locking) is not
+//! implemented.
+//!
+//! Replies follow Redis 7: `+QUEUED` for each queued command; a command
+//! refused while queuing (unknown, wrong arity) makes EXEC answer
+//! `-EXECABORT`; EXEC answers the queued commands' replies as one array.
+
+use crate::cmd::Cmd;
+use crate::commands::After;
+use crate::conn::Session;
+use crate::replies::Replies;
+use crate::reply::{array, error, simple};
+use crate::RespServer;
+
+/// A transaction being queued (between MULTI and EXEC).
+#[derive(Debug, Default)]
+pub struct Multi {
+    /// The queued commands, admitted, with their arguments copied out of
+    /// the input (which is consumed as they are queued). Bounded by what
+    /// the client sends, as Redis's queue is.
+    queued: Vec<(Cmd, Vec<Vec<u8>>)>,
+    /// A command was refused while queuing: EXEC discards the transaction.
+    dirty: bool,
+}
+
+impl RespServer {
+    /// Runs (or, inside MULTI, queues) the command `argv`, name first.
+    pub fn run(
+        &mut self,
+        r: &mut Replies<'_, '_>,
+        argv: &[&[u8]],
+        session: &mut Session,
+        now: i64,
+    ) -> After {
+        let restricted = session.subscribed() && !session.resp3;
+        let Some(cmd) = Cmd::admit(r, argv, restricted) else {
+            if let Some(multi) = session.multi.as_mut() {
+                multi.dirty = true;
+            }
+            return After::Continue;
+        };
+        let Some(multi) = session.multi.as_mut() else {
+            match cmd {
+                Cmd::Multi => {
+                    session.multi = Some(Multi::default());
+                    simple(r.buf(), "OK");
+                }
+                Cmd::Exec => error(r.buf(), "ERR EXEC without MULTI"),
+                Cmd::Discard => error(r.buf(), "ERR DISCARD without MULTI"),
+                _ => return self.execute(r, cmd, argv, session, now),
+            }
+            return After::Continue;
+        };
+        match cmd {
+            Cmd::Multi => error(r.buf(), "ERR MULTI calls can not be nested"),
+            Cmd::Discard => {
+                session.multi = None;
+                simple(r.buf(), "OK");
+            }
+            // Run at once, as in Redis (RESET also ends the transaction).
+            Cmd::Quit | Cmd::Reset => return self.execute(r, cmd, argv, session, now),
+            Cmd::Exec => {
+                let multi = std::mem::take(multi);
+                session.multi = None;
+                if multi.dirty {
+                    let text = "EXECABORT Transaction discarded because of previous errors.";
+                    error(r.buf(), text);
+                    return After::Continue;
+                }
+                array(r.buf(), multi.queued.len());
+                for (cmd, argv) in &multi.queued {
+                    let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+                    // No queued command closes: QUIT is never queued.
+                    self.execute(r, *cmd, &argv, session, now);
+                    r.reply_done();
+                }
+            }
+            _ => {
+                let owned = argv.iter().map(|a| a.to_vec()).collect();
+                multi.queued.push((cmd, owned));
+                simple(r.buf(), "QUEUED");
+            }
+        }
+        After::Continue
+    }
+}
