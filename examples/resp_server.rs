@@ -250,11 +250,21 @@ impl Handler for RespServer {
                 Ok(Parsed::Empty(len)) => consumed += len,
                 Ok(Parsed::Command(len)) => {
                     let frame = &rest[..len];
-                    let argv: Vec<&[u8]> = (0..st.parser.argc())
-                        .map(|i| st.parser.arg(frame, i))
-                        .collect();
-                    let after = self.run(&mut r, &argv, &mut st.session, now);
-                    drop(argv);
+                    // The arguments as slices: on the stack for the usual
+                    // few, so a command costs no allocation.
+                    let argc = st.parser.argc();
+                    let mut few: [&[u8]; 8] = [&[]; 8];
+                    let many: Vec<&[u8]>;
+                    let argv = if argc <= few.len() {
+                        for (i, slot) in few.iter_mut().enumerate().take(argc) {
+                            *slot = st.parser.arg(frame, i);
+                        }
+                        &few[..argc]
+                    } else {
+                        many = (0..argc).map(|i| st.parser.arg(frame, i)).collect();
+                        &many[..]
+                    };
+                    let after = self.run(&mut r, argv, &mut st.session, now);
                     // A huge command's argument table is not kept while
                     // the connection idles.
                     st.parser.finish();

@@ -323,3 +323,86 @@ fn transactions_answer_like_redis() {
         );
     }
 }
+
+/// Keys and patterns for KEYS: Redis's glob with its edge cases (classes,
+/// negation, backward ranges, escapes, a class left open).
+const GLOB_KEYS: &[&str] = &[
+    "hello", "hallo", "hxllo", "hllo", "h*llo", "h?llo", "h-llo", "[", "]x", "\\", "h[", "abc",
+    "a\\b", "aXbYc",
+];
+const GLOB_PATTERNS: &[&str] = &[
+    "*",
+    "?",
+    "h?llo",
+    "h*llo",
+    "h[ae]llo",
+    "h[^e]llo",
+    "h[a-b]llo",
+    "h[b-a]llo",
+    "h\\*llo",
+    "h\\?llo",
+    "*llo*",
+    "[",
+    "h[",
+    "h[a",
+    "\\",
+    "h\\",
+    "*\\",
+    "[\\]]*",
+    "[]",
+    "[^]",
+    "a*b*c",
+    "**",
+    "h[a-]llo",
+    "h[-a]llo",
+    "[\\\\]",
+    "a\\\\b",
+    "[[]",
+    "h[^a-x]llo",
+];
+
+/// Each pattern's matches, sorted (KEYS has no order).
+fn globbed(addr: SocketAddr) -> Vec<(String, Vec<Vec<u8>>)> {
+    let mut c = Client::connect(addr);
+    c.call_raw(&["FLUSHDB"]);
+    for key in GLOB_KEYS {
+        c.call_raw(&["SET", key, "1"]);
+    }
+    GLOB_PATTERNS
+        .iter()
+        .map(|pattern| match c.call(&["KEYS", pattern]) {
+            common::resp::Reply::Array(keys) => {
+                let mut keys: Vec<Vec<u8>> = keys
+                    .into_iter()
+                    .map(|k| match k {
+                        common::resp::Reply::Bulk(Some(k)) => k,
+                        other => panic!("not a key: {other:?}"),
+                    })
+                    .collect();
+                keys.sort();
+                (pattern.to_string(), keys)
+            }
+            other => panic!("KEYS {pattern}: {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn keys_matches_globs_as_redis_does() {
+    let server = spawn(&[]);
+    let ours = globbed(server.addr);
+    let find = |pattern: &str| ours.iter().find(|(p, _)| p == pattern).unwrap().1.clone();
+    assert_eq!(
+        find("h[^e]llo"),
+        [&b"h*llo"[..], b"h-llo", b"h?llo", b"hallo", b"hxllo"]
+    );
+    assert_eq!(find("h\\*llo"), [b"h*llo"]);
+    assert_eq!(find("h[b-a]llo"), [b"hallo"]);
+    if have("redis-server") {
+        let redis = RedisServer::start();
+        let theirs = globbed(redis.addr);
+        for (got, want) in ours.iter().zip(&theirs) {
+            assert_eq!(got, want, "KEYS {}", want.0);
+        }
+    }
+}
