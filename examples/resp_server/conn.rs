@@ -148,26 +148,24 @@ pub fn hello(r: &mut Replies<'_, '_>, session: &mut Session, args: &[&[u8]]) {
         session.resp3 = resp3;
         r.resp3 = resp3;
     }
-    let resp3 = r.resp3;
+    // Redis 7's map, in its order; a flat array in RESP2.
+    let (resp3, id) = (r.resp3, session.id as i64);
     let out = r.buf();
     map(out, 7, resp3);
-    for (key, value) in [
-        ("server", "redis"),
-        ("version", VERSION),
-        ("proto", if resp3 { "3" } else { "2" }),
-        ("id", ""),
-        ("mode", "standalone"),
-        ("role", "master"),
-        ("modules", ""),
-    ] {
+    for (key, value) in [("server", "redis"), ("version", VERSION)] {
         bulk(out, key.as_bytes());
-        match key {
-            "proto" => integer(out, if resp3 { 3 } else { 2 }),
-            "id" => integer(out, session.id as i64),
-            "modules" => array(out, 0),
-            _ => bulk(out, value.as_bytes()),
-        }
+        bulk(out, value.as_bytes());
     }
+    bulk(out, b"proto");
+    integer(out, if resp3 { 3 } else { 2 });
+    bulk(out, b"id");
+    integer(out, id);
+    for (key, value) in [("mode", "standalone"), ("role", "master")] {
+        bulk(out, key.as_bytes());
+        bulk(out, value.as_bytes());
+    }
+    bulk(out, b"modules");
+    array(out, 0);
 }
 
 /// `CLIENT ID | GETNAME | SETNAME name | SETINFO attr value`: what clients
