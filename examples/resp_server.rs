@@ -13,7 +13,7 @@
 //! Commands: PING, ECHO, GET, SET (with NX, XX, GET, EX, PX, EXAT, PXAT,
 //! KEEPTTL), SETNX, GETSET, GETDEL, MGET, MSET, APPEND, STRLEN, INCR, DECR,
 //! INCRBY, DECRBY, DEL, EXISTS, EXPIRE, PEXPIRE, TTL, PTTL, PERSIST, TYPE,
-//! KEYS, DBSIZE, FLUSHDB, HELLO, CLIENT (ID, GETNAME, SETNAME, SETINFO),
+//! KEYS, DBSIZE, FLUSHDB, INFO, HELLO, CLIENT (ID, GETNAME, SETNAME, SETINFO),
 //! MULTI, EXEC, DISCARD, QUIT, SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH, RESET,
 //! and the parts of CONFIG GET and COMMAND that `redis-cli` and
 //! `redis-benchmark` ask for at start-up. Replies and error texts follow
@@ -62,6 +62,7 @@
 //! * `strings.rs`: SET and the commands that change values;
 //! * `keys.rs`: expiry, KEYS (glob matching) and the other key-space
 //!   commands;
+//! * `info.rs`: INFO's sections;
 //! * `multi.rs`: MULTI/EXEC/DISCARD, and queuing commands between them;
 //! * `conn.rs`: a connection's session (protocol, id, name,
 //!   subscriptions), HELLO and CLIENT;
@@ -80,6 +81,8 @@ mod cmd;
 mod commands;
 #[path = "resp_server/conn.rs"]
 mod conn;
+#[path = "resp_server/info.rs"]
+mod info;
 #[path = "resp_server/keys.rs"]
 mod keys;
 #[path = "resp_server/multi.rs"]
@@ -170,6 +173,10 @@ struct RespServer {
     shutdown: ShutdownSignals,
     /// The last CLIENT ID given out.
     last_id: u64,
+    /// Connections open now (INFO).
+    clients: usize,
+    /// When the server started (INFO's uptime).
+    started: std::time::Instant,
 }
 
 /// Per-connection state.
@@ -208,6 +215,7 @@ impl Handler for RespServer {
 
     fn opened(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: SocketAddr) -> RespConn {
         self.last_id += 1;
+        self.clients += 1;
         let mut conn = RespConn::default();
         conn.session.id = self.last_id;
         conn
@@ -357,6 +365,7 @@ impl Handler for RespServer {
     }
 
     fn closed(&mut self, _: &mut Context<'_, Self>, conn: ConnId, st: RespConn, _: CloseReason) {
+        self.clients = self.clients.saturating_sub(1);
         let mut session = st.session;
         self.pubsub.leave_all(&mut session, conn);
     }
@@ -414,6 +423,8 @@ fn serve(args: &Args) -> std::io::Result<()> {
         out: Vec::with_capacity(RETAINED),
         shutdown: ShutdownSignals::new(args.grace)?,
         last_id: 0,
+        clients: 0,
+        started: std::time::Instant::now(),
     };
     let mut reactor = Reactor::new(handler, config)?;
     reactor.with_context(|handler, ctx| handler.shutdown.register(ctx))?;

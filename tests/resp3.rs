@@ -4,7 +4,7 @@
 //! one is installed, and with Redis 7.0's bytes written out here for the
 //! replies whose shape is the point (nulls, maps, pushes). Also inline
 //! commands' separators, the unknown-command error's raw bytes, and
-//! transactions (MULTI/EXEC/DISCARD).
+//! transactions (MULTI/EXEC/DISCARD), and INFO.
 mod common;
 
 use std::net::SocketAddr;
@@ -404,5 +404,55 @@ fn keys_matches_globs_as_redis_does() {
         for (got, want) in ours.iter().zip(&theirs) {
             assert_eq!(got, want, "KEYS {}", want.0);
         }
+    }
+}
+
+/// INFO's keyspace and replication sections, an unknown section, and the
+/// RESP3 verbatim string (`=N\r\ntxt:...`) it becomes after `HELLO 3`.
+fn info_replies(addr: SocketAddr) -> Vec<String> {
+    let mut c = Client::connect(addr);
+    c.call_raw(&["FLUSHDB"]);
+    c.call_raw(&["SET", "a", "1"]);
+    c.call_raw(&["SET", "b", "2", "EX", "100"]);
+    let mut replies = vec![
+        shown(&c.call_raw(&["INFO", "keyspace"])),
+        shown(&c.call_raw(&["INFO", "nosuch"])),
+    ];
+    c.call_raw(&["HELLO", "3"]);
+    replies.push(shown(&c.call_raw(&["INFO", "KEYSPACE"])));
+    replies.push(shown(&c.call_raw(&["INFO", "nosuch"])));
+    // Fields Redis has beyond those here vary by build: compare these.
+    let everything = String::from_utf8(c.call_raw(&["INFO"])).unwrap();
+    for field in [
+        "redis_version:7.0.15",
+        "loading:0",
+        "role:master",
+        "connected_clients:1",
+    ] {
+        assert!(everything.contains(field), "{field} in {everything}");
+    }
+    replies
+}
+
+#[test]
+fn info_answers_like_redis() {
+    let server = spawn(&[]);
+    let ours = info_replies(server.addr);
+    assert_eq!(
+        ours,
+        [
+            "$44\\r\\n# Keyspace\\r\\ndb0:keys=2,expires=1,avg_ttl=0\\r\\n\\r\\n",
+            "$0\\r\\n\\r\\n",
+            "=48\\r\\ntxt:# Keyspace\\r\\ndb0:keys=2,expires=1,avg_ttl=0\\r\\n\\r\\n",
+            "=4\\r\\ntxt:\\r\\n",
+        ]
+    );
+    if have("redis-server") {
+        let redis = RedisServer::start();
+        assert_eq!(
+            ours,
+            info_replies(redis.addr),
+            "resp_server vs redis-server"
+        );
     }
 }

@@ -78,6 +78,7 @@ commands! {
     Keys "keys" 2,
     Dbsize "dbsize" 1,
     Flushdb "flushdb" -1,
+    Info "info" -1,
     Quit "quit" -1,
     Hello "hello" -1,
     Client "client" -2,

@@ -3,7 +3,7 @@
 //! DEL, EXISTS, MGET, QUIT), and the start-up queries of `redis-cli` and
 //! `redis-benchmark` (CONFIG GET, COMMAND). String commands live in
 //! `strings.rs`, key-space ones in `keys.rs`, HELLO and CLIENT in
-//! `conn.rs`, pub/sub in `pubsub.rs`.
+//! `conn.rs`, INFO in `info.rs`, pub/sub in `pubsub.rs`.
 //!
 //! A command only says what to answer, through [`Replies`]; whether the
 //! answer is copied, streamed or deferred until the client reads is decided
@@ -11,6 +11,7 @@
 
 use crate::cmd::Cmd;
 use crate::conn::{self, Session};
+use crate::info;
 use crate::keys;
 use crate::pubsub::Kind;
 use crate::replies::Replies;
@@ -101,6 +102,14 @@ impl RespServer {
             Cmd::Keys => keys::keys(r, store, arg(1), now),
             Cmd::Dbsize => keys::dbsize(r, store, now),
             Cmd::Flushdb => keys::flushdb(r, store, args),
+            Cmd::Info => {
+                let facts = info::Facts {
+                    clients: self.clients,
+                    started: self.started,
+                    keys: store.counts(now),
+                };
+                info::info(r, args, &facts);
+            }
             Cmd::Quit => {
                 simple(r.buf(), "OK");
                 return After::Close;

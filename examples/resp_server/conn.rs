@@ -15,7 +15,7 @@ use crate::reply::{array, bulk, c_string, error, error_bytes, integer, map, simp
 
 /// The version HELLO reports: the Redis whose replies this server follows
 /// (and which its tests compare it with). Clients gate features on it.
-const VERSION: &str = "7.0.15";
+pub const VERSION: &str = "7.0.15";
 
 /// What the server knows of one connection beyond its parser and replies.
 #[derive(Debug, Default)]

@@ -101,6 +101,13 @@ impl Store {
         self.map.keys()
     }
 
+    /// Live keys, and of those with a TTL (INFO's keyspace line).
+    pub fn counts(&mut self, now: i64) -> (usize, usize) {
+        let keys = self.live_keys(now).count();
+        let expires = self.map.values().filter(|e| e.expires_at.is_some()).count();
+        (keys, expires)
+    }
+
     /// Forgets every key (FLUSHDB), giving the table's memory back.
     pub fn clear(&mut self) {
         self.map = HashMap::new();

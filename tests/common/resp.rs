@@ -196,7 +196,8 @@ impl Client {
         }
         match line[0] {
             b'+' | b'-' | b':' | b'_' | b',' | b'#' => {}
-            b'$' => {
+            // A bulk string, or RESP3's verbatim string (the same framing).
+            b'$' | b'=' => {
                 let len = count(&line);
                 if len >= 0 {
                     let start = line.len();
@@ -263,7 +264,7 @@ fn decode(raw: &[u8]) -> (Reply, usize) {
         // RESP3's null reads as RESP2's; its aggregates as arrays (a map
         // as its keys and values in turn).
         b'_' => (Reply::Bulk(None), end),
-        b'$' => match usize::try_from(count(line)) {
+        b'$' | b'=' => match usize::try_from(count(line)) {
             Ok(len) => (
                 Reply::Bulk(Some(raw[end..end + len].to_vec())),
                 end + len + 2,
