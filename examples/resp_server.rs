@@ -50,7 +50,9 @@
 //!
 //! What a deferred reply itself holds is proportional to the command, which
 //! `--max-query` caps: a reference and a few header bytes per MGET key, and
-//! for ECHO the unsent rest of the argument, copied out of the input.
+//! for ECHO the unsent rest of the argument, copied out of the input. A
+//! transaction's queued commands (MULTI ... EXEC) count against
+//! `--max-query` too.
 //!
 //! This file is the entry: the flags, the per-connection state and the
 //! `Handler` that drives it. The rest lives in `resp_server/`, one job a
@@ -175,6 +177,8 @@ struct RespServer {
     last_id: u64,
     /// Connections open now (INFO).
     clients: usize,
+    /// `--max-query`, which also caps a transaction's queued commands.
+    max_query: usize,
     /// When the server started (INFO's uptime).
     started: std::time::Instant,
 }
@@ -424,6 +428,7 @@ fn serve(args: &Args) -> std::io::Result<()> {
         shutdown: ShutdownSignals::new(args.grace)?,
         last_id: 0,
         clients: 0,
+        max_query: args.max_query,
         started: std::time::Instant::now(),
     };
     let mut reactor = Reactor::new(handler, config)?;

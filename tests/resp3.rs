@@ -456,3 +456,29 @@ fn info_answers_like_redis() {
         );
     }
 }
+
+/// A transaction's queue counts against `--max-query`: MULTI followed by
+/// commands without end is disconnected, not held in memory without bound.
+#[test]
+fn a_transaction_is_capped_by_max_query() {
+    let server = spawn(&["--max-query", "1048576"]);
+    let mut c = Client::connect(server.addr);
+    assert_eq!(c.call_raw(&["MULTI"]), b"+OK\r\n");
+    let value = "x".repeat(64 * 1024);
+    let mut queued = 0;
+    // 2 MiB of SETs: past 1 MiB queued the server closes.
+    for _ in 0..32 {
+        c.send(&["SET", "k", &value]);
+        match c.try_read_raw() {
+            Some(reply) => {
+                assert_eq!(reply, b"+QUEUED\r\n");
+                queued += 1;
+            }
+            None => break,
+        }
+    }
+    assert!((10..20).contains(&queued), "queued {queued} of 64 KiB");
+    c.assert_closed();
+    let mut probe = Client::connect(server.addr);
+    assert_eq!(probe.call_raw(&["PING"]), b"+PONG\r\n");
+}

@@ -8,6 +8,12 @@
 //! client's command can come between. WATCH (optimistic locking) is not
 //! implemented.
 //!
+//! The queue holds copies of the commands' arguments, so it counts
+//! against the query buffer cap (`--max-query`): a client that queues more
+//! than that is disconnected, as one whose query buffer outgrows it is.
+//! Without this, MULTI followed by endless commands would grow without
+//! bound.
+//!
 //! Replies follow Redis 7: `+QUEUED` for each queued command; a command
 //! refused while queuing (unknown, wrong arity) makes EXEC answer
 //! `-EXECABORT`; EXEC answers the queued commands' replies as one array.
@@ -28,6 +34,9 @@ pub struct Multi {
     queued: Vec<(Cmd, Vec<Vec<u8>>)>,
     /// A command was refused while queuing: EXEC discards the transaction.
     dirty: bool,
+    /// Bytes `queued` holds (arguments and their slots), checked against
+    /// the query buffer cap.
+    bytes: usize,
 }
 
 impl RespServer {
@@ -83,6 +92,13 @@ impl RespServer {
                 }
             }
             _ => {
+                let slot = std::mem::size_of::<Vec<u8>>();
+                multi.bytes += argv.iter().map(|a| a.len() + slot).sum::<usize>();
+                if multi.bytes > self.max_query {
+                    log::info!("{}: transaction over --max-query; closing", r.conn);
+                    session.multi = None;
+                    return After::Close;
+                }
                 let owned = argv.iter().map(|a| a.to_vec()).collect();
                 multi.queued.push((cmd, owned));
                 simple(r.buf(), "QUEUED");
