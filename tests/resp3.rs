@@ -238,21 +238,23 @@ fn client_setinfo_is_accepted_as_redis_7_2_does() {
         &["CLIENT", "SETINFO", "lib-ver", "8.1.0"],
         &["CLIENT", "SETINFO", "foo", "1"],
         &["CLIENT", "SETINFO", "lib-name"],
+        &["CLIENT", "SETINFO", "Lib-Ver", "1 2"],
         &["CLIENT", "ID"],
     ]
     .iter()
     .map(|args| shown(&c.call_raw(args)))
     .collect();
     assert_eq!(
-        replies[..4],
+        replies[..5],
         [
             "+OK\\r\\n",
             "+OK\\r\\n",
             "-ERR Unrecognized option 'foo'\\r\\n",
             "-ERR wrong number of arguments for 'client|setinfo' command\\r\\n",
+            "-ERR Lib-Ver cannot contain spaces, newlines or special characters.\\r\\n",
         ]
     );
-    assert!(replies[4].starts_with(':'), "{}", replies[4]);
+    assert!(replies[5].starts_with(':'), "{}", replies[5]);
 }
 
 /// A RESP3 subscriber publishing to itself gets the replies before the

@@ -206,10 +206,11 @@ pub fn client(r: &mut Replies<'_, '_>, session: &mut Session, args: &[&[u8]]) {
                 return error_bytes(r.buf(), &text);
             }
             if !valid_name(value) {
-                let attr = String::from_utf8_lossy(&attr).into_owned();
-                let text =
-                    format!("ERR {attr} cannot contain spaces, newlines or special characters.");
-                return error(r.buf(), &text);
+                // Named as the client spelled it, as Redis does.
+                let mut text = b"ERR ".to_vec();
+                text.extend_from_slice(c_string(rest[0], usize::MAX));
+                text.extend_from_slice(b" cannot contain spaces, newlines or special characters.");
+                return error_bytes(r.buf(), &text);
             }
             simple(r.buf(), "OK");
         }
