@@ -13,12 +13,13 @@
 //! Commands: PING, ECHO, GET, SET (with NX, XX, GET, EX, PX, EXAT, PXAT,
 //! KEEPTTL), SETNX, GETSET, GETDEL, MGET, MSET, APPEND, STRLEN, INCR, DECR,
 //! INCRBY, DECRBY, DEL, EXISTS, EXPIRE, PEXPIRE, TTL, PTTL, PERSIST, TYPE,
-//! KEYS, DBSIZE, FLUSHDB, INFO, HELLO, CLIENT (ID, GETNAME, SETNAME, SETINFO),
-//! MULTI, EXEC, DISCARD, QUIT, SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH, RESET,
-//! and the parts of CONFIG GET and COMMAND that `redis-cli` and
-//! `redis-benchmark` ask for at start-up. Replies and error texts follow
-//! Redis 7, in RESP2 or, after `HELLO 3`, RESP3 (nulls, maps and pub/sub
-//! pushes in their RESP3 types). Keys expire lazily, when next touched.
+//! KEYS, DBSIZE, FLUSHDB, INFO, HELLO, CLIENT (ID, GETNAME, SETNAME,
+//! SETINFO), MULTI, EXEC, DISCARD, WATCH, UNWATCH, QUIT, SUBSCRIBE,
+//! UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH, RESET, and the parts of
+//! CONFIG GET and COMMAND that `redis-cli` and `redis-benchmark` ask for at
+//! start-up. Replies and error texts follow Redis 7, in RESP2 or, after
+//! `HELLO 3`, RESP3 (nulls, maps and pub/sub pushes in their RESP3 types).
+//! Keys expire lazily, when next touched.
 //!
 //! Every command in one `data` call is executed in order and its reply
 //! appended to one buffer that leaves in one write, so a pipeline of 16
@@ -65,7 +66,8 @@
 //! * `keys.rs`: expiry, KEYS (glob matching) and the other key-space
 //!   commands;
 //! * `info.rs`: INFO's sections;
-//! * `multi.rs`: MULTI/EXEC/DISCARD, and queuing commands between them;
+//! * `multi.rs`: MULTI/EXEC/DISCARD, queuing commands between them, and
+//!   WATCH;
 //! * `conn.rs`: a connection's session (protocol, id, name,
 //!   subscriptions), HELLO and CLIENT;
 //! * `store.rs`: the key space, with lazy expiry and shared values;
@@ -371,6 +373,7 @@ impl Handler for RespServer {
     fn closed(&mut self, _: &mut Context<'_, Self>, conn: ConnId, st: RespConn, _: CloseReason) {
         self.clients = self.clients.saturating_sub(1);
         let mut session = st.session;
+        self.unwatch_all(&mut session);
         self.pubsub.leave_all(&mut session, conn);
     }
 

@@ -484,3 +484,43 @@ fn a_transaction_is_capped_by_max_query() {
     let mut probe = Client::connect(server.addr);
     assert_eq!(probe.call_raw(&["PING"]), b"+PONG\r\n");
 }
+
+/// WATCH: EXEC fails (a null array) when a watched key was written since,
+/// by this client or another, even if it was deleted again; EXPIRE,
+/// PERSIST, APPEND and FLUSHDB count as writes; UNWATCH, EXEC and
+/// DISCARD forget the watches; WATCH inside MULTI is refused.
+const WATCHING: &[u8] = b"SET w 1\r\nWATCH w\r\nSET w 2\r\nMULTI\r\nGET w\r\nEXEC\r\n\
+    WATCH w x\r\nMULTI\r\nGET w\r\nEXEC\r\nWATCH w\r\nUNWATCH\r\nSET w 3\r\nMULTI\r\nEXEC\r\n\
+    WATCH\r\nUNWATCH x\r\nWATCH nokey\r\nSET nokey 1\r\nDEL nokey\r\nMULTI\r\nEXEC\r\n\
+    WATCH w\r\nEXPIRE w 100\r\nMULTI\r\nEXEC\r\nWATCH w\r\nPERSIST w\r\nMULTI\r\nUNWATCH\r\n\
+    EXEC\r\nWATCH w\r\nAPPEND w x\r\nMULTI\r\nEXEC\r\nWATCH w\r\nGET w\r\nMULTI\r\nWATCH w\r\n\
+    EXEC\r\nWATCH w\r\nFLUSHDB\r\nMULTI\r\nEXEC\r\nWATCH nope\r\nFLUSHDB\r\nMULTI\r\nEXEC\r\n\
+    WATCH w\r\nDISCARD\r\nSET w 9\r\nMULTI\r\nEXEC\r\nSET w 1\r\nWATCH w\r\nMULTI\r\n\
+    FOO\r\nEXEC\r\nWATCH w\r\nMULTI\r\nSET w 2\r\n";
+
+/// The replies to `WATCHING`, then whether another client's write to a
+/// watched key made this client's EXEC fail.
+fn watch_replies(addr: SocketAddr) -> (String, Vec<u8>) {
+    let mut c = Client::connect(addr);
+    c.call_raw(&["FLUSHDB"]);
+    c.send_raw(WATCHING);
+    let count = WATCHING.split(|&b| b == b'\n').count() - 1;
+    let replies: Vec<String> = (0..count).map(|_| shown(&c.read_raw())).collect();
+    // Another client writes `w` while the transaction is open.
+    let mut other = Client::connect(addr);
+    other.call_raw(&["SET", "w", "3"]);
+    let exec = c.call_raw(&["EXEC"]);
+    (replies.concat(), exec)
+}
+
+#[test]
+fn watch_makes_exec_fail_like_redis() {
+    let server = spawn(&[]);
+    let ours = watch_replies(server.addr);
+    assert_eq!(ours.1, b"*-1\r\n", "another client's write fails EXEC");
+    if have("redis-server") {
+        let redis = RedisServer::start();
+        let theirs = watch_replies(redis.addr);
+        assert_eq!(ours, theirs, "resp_server vs redis-server");
+    }
+}

@@ -93,6 +93,8 @@ commands! {
     Multi "multi" 1,
     Exec "exec" 1,
     Discard "discard" 1,
+    Watch "watch" -2,
+    Unwatch "unwatch" 1,
 }
 
 impl Cmd {

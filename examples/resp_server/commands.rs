@@ -135,11 +135,16 @@ impl RespServer {
                     .unsubscribe(r, session, Kind::Pattern, args.iter().copied())
             }
             Cmd::Publish => self.pubsub.publish(r, arg(1), arg(2)),
+            Cmd::Unwatch => {
+                self.unwatch_all(session);
+                simple(r.buf(), "OK");
+            }
             Cmd::Reset => {
                 session.multi = None;
+                self.unwatch_all(session);
                 self.pubsub.reset(r, session);
             }
-            Cmd::Multi | Cmd::Exec | Cmd::Discard => {
+            Cmd::Multi | Cmd::Exec | Cmd::Discard | Cmd::Watch => {
                 unreachable!("transactions are run by RespServer::run")
             }
         }

@@ -35,6 +35,9 @@ pub struct Session {
     pub patterns: VecDeque<Vec<u8>>,
     /// The transaction being queued, between MULTI and EXEC.
     pub multi: Option<Multi>,
+    /// WATCHed keys, each with its write count at WATCH (see
+    /// `Store::watch`); EXEC fails if any has changed.
+    pub watching: Vec<(Vec<u8>, u64)>,
 }
 
 impl Session {

@@ -67,6 +67,7 @@ pub fn expire(
         store.remove(key, now);
     } else {
         entry.expires_at = Some(at);
+        store.modified(key);
     }
     integer(r.buf(), 1);
 }
@@ -89,6 +90,9 @@ pub fn persist(r: &mut Replies<'_, '_>, store: &mut Store, key: &[u8], now: i64)
     let removed = store
         .get(key, now)
         .is_some_and(|e| e.expires_at.take().is_some());
+    if removed {
+        store.modified(key);
+    }
     integer(r.buf(), i64::from(removed));
 }
 

@@ -33,6 +33,10 @@ pub struct Store {
     /// Keys to entries. Invariant: an entry past `expires_at` is treated as
     /// absent and removed when next looked up.
     map: HashMap<Vec<u8>, Entry>,
+    /// Keys some connection WATCHes: how many connections, and how many
+    /// writes the key has had since it was first watched. Empty unless a
+    /// client uses WATCH, so writes cost one emptiness check.
+    watched: HashMap<Vec<u8>, (usize, u64)>,
 }
 
 impl Store {
@@ -49,6 +53,8 @@ impl Store {
             .is_some_and(|e| e.expires_at.is_some_and(|at| at <= now))
         {
             self.map.remove(key);
+            // Expiring is a write, as Redis signals it to WATCH.
+            self.modified(key);
         }
         self.map.get_mut(key)
     }
@@ -57,6 +63,7 @@ impl Store {
     /// it and it is not much larger than the new value (reusing a 10 MB
     /// buffer for a 10-byte value would pin the 10 MB).
     pub fn set(&mut self, key: &[u8], value: &[u8], expires_at: Option<i64>) {
+        self.modified(key);
         match self.map.get_mut(key) {
             Some(entry) => {
                 match Rc::get_mut(&mut entry.value) {
@@ -85,6 +92,7 @@ impl Store {
         let live = self.get(key, now).is_some();
         if live {
             self.map.remove(key);
+            self.modified(key);
             // A table that held many more keys than it does now gives the
             // difference back, as Redis resizes its dictionaries.
             if self.map.capacity() > 1024 && self.map.len() < self.map.capacity() / 8 {
@@ -108,9 +116,52 @@ impl Store {
         (keys, expires)
     }
 
-    /// Forgets every key (FLUSHDB), giving the table's memory back.
+    /// Forgets every key (FLUSHDB), giving the table's memory back; a
+    /// watched key that existed counts as written, as in Redis.
     pub fn clear(&mut self) {
+        for (key, (_, writes)) in &mut self.watched {
+            if self.map.contains_key(key) {
+                *writes += 1;
+            }
+        }
         self.map = HashMap::new();
+    }
+
+    /// Records a write to `key` for WATCH (the store's own writes do this;
+    /// commands that change an entry in place call it).
+    pub fn modified(&mut self, key: &[u8]) {
+        if !self.watched.is_empty() {
+            if let Some((_, writes)) = self.watched.get_mut(key) {
+                *writes += 1;
+            }
+        }
+    }
+
+    /// One more connection watches `key`; returns the key's write count,
+    /// which [`Store::writes`] must still return at EXEC. A key already
+    /// expired is dropped first: its expiry is not a write after WATCH.
+    pub fn watch(&mut self, key: &[u8], now: i64) -> u64 {
+        self.get(key, now);
+        let (watchers, writes) = self.watched.entry(key.to_vec()).or_insert((0, 0));
+        *watchers += 1;
+        *writes
+    }
+
+    /// One connection fewer watches `key`.
+    pub fn unwatch(&mut self, key: &[u8]) {
+        if let Some((watchers, _)) = self.watched.get_mut(key) {
+            *watchers -= 1;
+            if *watchers == 0 {
+                self.watched.remove(key);
+            }
+        }
+    }
+
+    /// The write count of watched `key`, expiring it first if its time
+    /// has come (EXEC fails then, as in Redis).
+    pub fn writes(&mut self, key: &[u8], now: i64) -> u64 {
+        self.get(key, now);
+        self.watched.get(key).map_or(0, |&(_, writes)| writes)
     }
 }
 

@@ -159,7 +159,9 @@ pub fn append(r: &mut Replies<'_, '_>, store: &mut Store, key: &[u8], value: &[u
             // Copied on write only if a reply still holds the value.
             let bytes = Rc::make_mut(&mut entry.value);
             bytes.extend_from_slice(value);
-            bytes.len()
+            let len = bytes.len();
+            store.modified(key);
+            len
         }
         None => {
             store.set(key, value, None);
