@@ -128,6 +128,31 @@ pipe.execute_command("NOSUCHCOMMAND")
 rec("transaction with an unknown command", lambda: pipe.execute())
 rec("after the aborted transaction", lambda: r.get("t0"))
 
+
+# WATCH: the transaction helper, and a conflicting write from another client.
+def add_two(pipe):
+    value = int(pipe.get("wt") or 0)
+    pipe.multi()
+    pipe.set("wt", value + 2)
+
+
+rec("transaction with watch", lambda: r.transaction(add_two, "wt"))
+rec("after the watched transaction", lambda: r.get("wt"))
+
+
+def conflict():
+    other = redis.Redis(host="127.0.0.1", port=port, **kwargs)
+    with r.pipeline() as pipe:
+        pipe.watch("wc")
+        other.set("wc", "theirs")
+        pipe.multi()
+        pipe.set("wc", "ours")
+        return pipe.execute()
+
+
+rec("watch conflict", conflict)
+rec("after the conflict", lambda: r.get("wc"))
+
 # A 5 MB value round trip.
 big = bytes((i * 7 + 3) % 251 for i in range(5 * 1024 * 1024))
 rec("set big", lambda: r.set("big", big))
