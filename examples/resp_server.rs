@@ -1,4 +1,5 @@
-//! A small in-memory key-value server speaking RESP2, the Redis protocol,
+//! A small in-memory key-value server speaking RESP2 and RESP3, the Redis
+//! protocols,
 //! on the reactor. It exists to show that the library's public API carries a
 //! real, pipelined, binary-safe protocol with bounded memory, and to be
 //! pointed at real clients:
@@ -9,12 +10,16 @@
 //! redis-benchmark -p 6380 -t ping,set,get -n 100000 -q -P 16
 //! ```
 //!
-//! Commands: PING, ECHO, SET (with EX, PX, NX, XX, KEEPTTL), GET, DEL,
-//! EXISTS, INCR, MGET, QUIT, SUBSCRIBE, UNSUBSCRIBE, PUBLISH, RESET, and the
-//! parts of CONFIG GET and COMMAND that `redis-cli` and `redis-benchmark` ask
-//! for at start-up. Replies and error texts follow Redis 7 (RESP2). Keys
-//! expire lazily, when next touched. PSUBSCRIBE and PUNSUBSCRIBE (patterns)
-//! are not implemented yet: they get the unknown-command error.
+//! Commands: PING, ECHO, GET, SET (with NX, XX, GET, EX, PX, EXAT, PXAT,
+//! KEEPTTL), SETNX, GETSET, GETDEL, MGET, MSET, APPEND, STRLEN, INCR, DECR,
+//! INCRBY, DECRBY, DEL, EXISTS, EXPIRE, PEXPIRE, TTL, PTTL, PERSIST, TYPE,
+//! KEYS, DBSIZE, FLUSHDB, INFO, HELLO, CLIENT (ID, GETNAME, SETNAME,
+//! SETINFO), MULTI, EXEC, DISCARD, WATCH, UNWATCH, QUIT, SUBSCRIBE,
+//! UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH, RESET, and the parts of
+//! CONFIG GET and COMMAND that `redis-cli` and `redis-benchmark` ask for at
+//! start-up. Replies and error texts follow Redis 7, in RESP2 or, after
+//! `HELLO 3`, RESP3 (nulls, maps and pub/sub pushes in their RESP3 types).
+//! Keys expire lazily, when next touched.
 //!
 //! Every command in one `data` call is executed in order and its reply
 //! appended to one buffer that leaves in one write, so a pipeline of 16
@@ -46,7 +51,9 @@
 //!
 //! What a deferred reply itself holds is proportional to the command, which
 //! `--max-query` caps: a reference and a few header bytes per MGET key, and
-//! for ECHO the unsent rest of the argument, copied out of the input.
+//! for ECHO the unsent rest of the argument, copied out of the input. A
+//! transaction's queued commands (MULTI ... EXEC) count against
+//! `--max-query` too.
 //!
 //! This file is the entry: the flags, the per-connection state and the
 //! `Handler` that drives it. The rest lives in `resp_server/`, one job a
@@ -54,10 +61,19 @@
 //!
 //! * `parse.rs`: requests, multibulk and inline, parsed incrementally;
 //! * `cmd.rs`: the command table and the checks before a command runs;
-//! * `commands.rs`: what each command does and answers;
+//! * `commands.rs`: the dispatch, and the small commands;
+//! * `strings.rs`: SET and the commands that change values;
+//! * `keys.rs`: expiry, KEYS (glob matching) and the other key-space
+//!   commands;
+//! * `info.rs`: INFO's sections;
+//! * `multi.rs`: MULTI/EXEC/DISCARD, queuing commands between them, and
+//!   WATCH;
+//! * `conn.rs`: a connection's session (protocol, id, name,
+//!   subscriptions), HELLO and CLIENT;
 //! * `store.rs`: the key space, with lazy expiry and shared values;
-//! * `pubsub.rs`: channels, subscribers and the subscribed mode's limits;
-//! * `reply.rs`: RESP2 reply encoders and shared error texts;
+//! * `pubsub.rs`: channels, patterns, subscribers and the subscribed
+//!   mode's limits;
+//! * `reply.rs`: RESP2 and RESP3 reply encoders and shared error texts;
 //! * `replies.rs`: where one `data` call's replies go (copied, streamed or
 //!   deferred);
 //! * `pending.rs`: the deferred rest of a reply, handed over as the socket
@@ -67,6 +83,14 @@
 mod cmd;
 #[path = "resp_server/commands.rs"]
 mod commands;
+#[path = "resp_server/conn.rs"]
+mod conn;
+#[path = "resp_server/info.rs"]
+mod info;
+#[path = "resp_server/keys.rs"]
+mod keys;
+#[path = "resp_server/multi.rs"]
+mod multi;
 #[path = "resp_server/parse.rs"]
 mod parse;
 #[path = "resp_server/pending.rs"]
@@ -79,13 +103,14 @@ mod replies;
 mod reply;
 #[path = "resp_server/store.rs"]
 mod store;
+#[path = "resp_server/strings.rs"]
+mod strings;
 
 #[path = "support/decimal.rs"]
 mod decimal;
 #[path = "support/server.rs"]
 mod server;
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -95,16 +120,17 @@ use reactor::{
 };
 
 use commands::After;
+use conn::Session;
 use parse::{Parsed, Parser};
 use pending::Pending;
 use pubsub::PubSub;
 use replies::{Replies, RETAINED};
 use server::ShutdownSignals;
-use store::Store;
+use store::{unix_ms, Store};
 
 /// Command-line flags.
 #[derive(clap::Parser, Debug)]
-#[command(about = "In-memory RESP2 key-value server on the reactor")]
+#[command(about = "In-memory RESP2/RESP3 key-value server on the reactor")]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:6380")]
@@ -149,6 +175,14 @@ struct RespServer {
     out: Vec<u8>,
     /// SIGINT/SIGTERM: the first starts a graceful shutdown, a second stops.
     shutdown: ShutdownSignals,
+    /// The last CLIENT ID given out.
+    last_id: u64,
+    /// Connections open now (INFO).
+    clients: usize,
+    /// `--max-query`, which also caps a transaction's queued commands.
+    max_query: usize,
+    /// When the server started (INFO's uptime).
+    started: std::time::Instant,
 }
 
 /// Per-connection state.
@@ -160,10 +194,9 @@ struct RespConn {
     /// is not empty no further command is executed, and the connection is
     /// not subscribed.
     pending: Pending,
-    /// Channels this connection is subscribed to (sorted, so UNSUBSCRIBE
-    /// without arguments answers in a stable order). Not empty: the
-    /// connection is in subscribed mode.
-    channels: BTreeSet<Vec<u8>>,
+    /// Protocol, id, name and subscriptions (any subscription: the
+    /// connection is in subscribed mode).
+    session: Session,
     /// What ends the connection; `Ending::No` while it is served.
     ending: Ending,
 }
@@ -187,7 +220,11 @@ impl Handler for RespServer {
     type Message = ();
 
     fn opened(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: SocketAddr) -> RespConn {
-        RespConn::default()
+        self.last_id += 1;
+        self.clients += 1;
+        let mut conn = RespConn::default();
+        conn.session.id = self.last_id;
+        conn
     }
 
     fn data(
@@ -214,10 +251,10 @@ impl Handler for RespServer {
         if ctx.is_backpressured(conn) {
             return 0;
         }
-        let now = ctx.now();
+        let now = unix_ms();
         let mut out = std::mem::take(&mut self.out);
-        let direct = !st.channels.is_empty();
-        let mut r = Replies::new(&mut *ctx, conn, &mut out, &mut st.pending, direct);
+        let modes = (st.session.subscribed(), st.session.resp3);
+        let mut r = Replies::new(&mut *ctx, conn, &mut out, &mut st.pending, modes);
         let mut consumed = 0;
         let mut close = false;
         loop {
@@ -226,8 +263,22 @@ impl Handler for RespServer {
                 Ok(Parsed::Incomplete) => break,
                 Ok(Parsed::Empty(len)) => consumed += len,
                 Ok(Parsed::Command(len)) => {
-                    let after =
-                        self.execute(&mut r, &st.parser, &mut st.channels, &rest[..len], now);
+                    let frame = &rest[..len];
+                    // The arguments as slices: on the stack for the usual
+                    // few, so a command costs no allocation.
+                    let argc = st.parser.argc();
+                    let mut few: [&[u8]; 8] = [&[]; 8];
+                    let many: Vec<&[u8]>;
+                    let argv = if argc <= few.len() {
+                        for (i, slot) in few.iter_mut().enumerate().take(argc) {
+                            *slot = st.parser.arg(frame, i);
+                        }
+                        &few[..argc]
+                    } else {
+                        many = (0..argc).map(|i| st.parser.arg(frame, i)).collect();
+                        &many[..]
+                    };
+                    let after = self.run(&mut r, argv, &mut st.session, now);
                     // A huge command's argument table is not kept while
                     // the connection idles.
                     st.parser.finish();
@@ -320,7 +371,10 @@ impl Handler for RespServer {
     }
 
     fn closed(&mut self, _: &mut Context<'_, Self>, conn: ConnId, st: RespConn, _: CloseReason) {
-        self.pubsub.leave_all(st.channels, conn);
+        self.clients = self.clients.saturating_sub(1);
+        let mut session = st.session;
+        self.unwatch_all(&mut session);
+        self.pubsub.leave_all(&mut session, conn);
     }
 
     /// A graceful shutdown waits for a reply still being produced.
@@ -375,6 +429,10 @@ fn serve(args: &Args) -> std::io::Result<()> {
         pubsub: PubSub::new(normal_limits, pubsub_limits(args, normal_limits)?),
         out: Vec::with_capacity(RETAINED),
         shutdown: ShutdownSignals::new(args.grace)?,
+        last_id: 0,
+        clients: 0,
+        max_query: args.max_query,
+        started: std::time::Instant::now(),
     };
     let mut reactor = Reactor::new(handler, config)?;
     reactor.with_context(|handler, ctx| handler.shutdown.register(ctx))?;

@@ -4,15 +4,15 @@
 //! must reach every subscriber that keeps up, every message in order, and
 //! the slow-subscriber policy: a subscriber that does not read is
 //! disconnected at the pub/sub hard limit, or after the soft limit's time,
-//! while the others get everything.
+//! while the others get everything, pattern subscribers (PSUBSCRIBE)
+//! included.
 mod common;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::resp::{encode, spawn, Client};
+use common::resp::{encode, spawn, Client, RedisServer};
 use common::tools::have;
 use common::{join_within, wait_until};
 
@@ -184,48 +184,6 @@ const EXPECTED: [&str; 34] = [
     "+OK\\r\\n",
 ];
 
-/// A redis-server on a free loopback port, stopped (by its own pid) when
-/// dropped.
-struct RedisServer {
-    /// The process.
-    child: Child,
-    /// Where it listens.
-    addr: SocketAddr,
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        // The kernel picks a free port; it is released for redis-server to
-        // bind (another process taking it in between would fail the wait).
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let server = RedisServer { child, addr };
-        wait_until("redis-server to listen", Duration::from_secs(10), || {
-            TcpStream::connect(addr).is_ok()
-        });
-        server
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn replies_are_byte_for_byte_those_of_redis() {
     let server = spawn(&[]);
@@ -390,4 +348,40 @@ fn a_subscriber_can_ping_with_a_large_payload() {
     want.extend_from_slice(big.as_bytes());
     want.extend_from_slice(b"\r\n");
     assert!(reply == want, "PING reply of {} bytes", reply.len());
+}
+
+/// A pattern subscriber (PSUBSCRIBE, in RESP3 here) gets the same class
+/// limits: one that stops reading is dropped at the hard limit while a
+/// channel subscriber that reads gets every message.
+#[test]
+fn a_stuck_pattern_subscriber_is_dropped_at_the_hard_limit() {
+    const COUNT: usize = 20_000;
+    const LEN: usize = 1000;
+    let server = spawn(&["--pubsub-hard-limit", "2097152", "--pubsub-soft-limit", "0"]);
+    let reader = keep_up(subscriber(server.addr, "news"), "news", COUNT, LEN);
+    let mut stuck = Client::connect(server.addr);
+    stuck.call_raw(&["HELLO", "3"]);
+    assert_eq!(
+        stuck.call_raw(&["PSUBSCRIBE", "n*"]),
+        b">3\r\n$10\r\npsubscribe\r\n$2\r\nn*\r\n:1\r\n"
+    );
+    let counts = burst(server.addr, "news", COUNT, LEN);
+    assert_eq!(counts[0], 2);
+    assert_eq!(
+        counts[COUNT - 1],
+        1,
+        "the stuck pattern subscriber was never dropped"
+    );
+    join_within(reader, Duration::from_secs(60));
+    // What it was sent before the drop arrives in order, as pushes.
+    let mut received = 0;
+    while let Some(got) = stuck.try_read_raw() {
+        let mut want = b">4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n".to_vec();
+        want.extend_from_slice(format!("${LEN}\r\n").as_bytes());
+        want.extend_from_slice(&payload(received, LEN));
+        want.extend_from_slice(b"\r\n");
+        assert!(got == want, "pmessage {received} out of order");
+        received += 1;
+    }
+    assert!(received < COUNT, "read {received}");
 }

@@ -5,7 +5,10 @@
 //! redis-benchmark when they are installed.
 //!
 //! The parser on its own is in tests/resp_parse.rs, flow control and
-//! memory (issue 8) in tests/resp_memory.rs, pub/sub in tests/pubsub.rs;
+//! memory (issue 8) in tests/resp_memory.rs, pub/sub in tests/pubsub.rs,
+//! RESP3 and the byte-exact replies of HELLO, CLIENT and the string and
+//! key-space commands in tests/resp3.rs, transactions in
+//! tests/resp_multi.rs, redis-py in tests/resp_redis_py.rs;
 //! the client they share is tests/common/resp.rs.
 mod common;
 

@@ -2,7 +2,8 @@
 //! socket: commands survive any split of their bytes, declared lengths
 //! allocate nothing and out-of-range ones are errors, endless lines are
 //! refused at the cap, garbage (generated, and structured from RESP
-//! fragments) never panics, and `finish` releases a huge command's table.
+//! fragments) never panics, `finish` releases a huge command's table, and
+//! inline arguments split where redis-server splits them.
 //! The module is the example's own file, included here by path.
 mod common;
 
@@ -149,5 +150,33 @@ fn finish_releases_a_huge_commands_argument_table() {
     assert_eq!(
         parser.parse(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"),
         Ok(Parsed::Command(20))
+    );
+}
+
+/// Inline arguments are split on spaces and tabs only, as redis-server 7
+/// splits them: form feed, vertical tab and a lone CR belong to the
+/// argument; a closing quote takes one C `isspace` byte after it (checked
+/// against redis-server 7.0.15 by tests/resp3.rs).
+#[test]
+fn inline_arguments_split_on_spaces_and_tabs_only() {
+    let cases: [(&[u8], &[&[u8]]); 6] = [
+        (b"SET\ta  \t b\r\n", &[b"SET", b"a", b"b"]),
+        (b"SET a\x0cb c\r\n", &[b"SET", b"a\x0cb", b"c"]),
+        (b"SET\x0b a\r\n", &[b"SET\x0b", b"a"]),
+        (b"SET a\rb\r\n", &[b"SET", b"a\rb"]),
+        (b"SET \"a\"\x0cb\r\n", &[b"SET", b"a", b"b"]),
+        (b"GET k\x0c\n", &[b"GET", b"k\x0c"]),
+    ];
+    for (line, want) in cases {
+        let got = feed(line, &[]).unwrap();
+        assert_eq!(
+            got,
+            [want.iter().map(|a| a.to_vec()).collect::<Vec<_>>()],
+            "{line:?}"
+        );
+    }
+    assert_eq!(
+        feed(b"SET \"a\"x\r\n", &[]),
+        Err(ProtocolError::UnbalancedQuotes)
     );
 }

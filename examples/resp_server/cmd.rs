@@ -6,65 +6,108 @@
 //! a client gets for a command it may not run come from one place, in the
 //! order Redis reports them.
 
-use crate::parse::Parser;
 use crate::replies::Replies;
 use crate::reply::{error, unknown_command, wrong_arity};
 
-/// The commands `RespServer::execute` knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cmd {
-    Ping,
-    Echo,
-    Get,
-    Set,
-    Del,
-    Exists,
-    Incr,
-    Mget,
-    Quit,
-    Config,
-    Command,
-    Subscribe,
-    Unsubscribe,
-    Publish,
-    Reset,
+/// Declares [`Cmd`] and its table (name as Redis's errors spell it, and
+/// Redis's arity) from one list, so the three cannot disagree.
+macro_rules! commands {
+    ($($variant:ident $name:literal $arity:literal,)*) => {
+        /// The commands `RespServer::execute` knows.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Cmd {
+            $($variant,)*
+        }
+
+        impl Cmd {
+            /// Every command, for COMMAND COUNT.
+            pub const ALL: &'static [Cmd] = &[$(Cmd::$variant,)*];
+
+            /// The command named `name` (lower case). A match, not a
+            /// search of `ALL`: this runs for every command, and the
+            /// compiler turns it into a few comparisons.
+            fn lookup(name: &str) -> Option<Cmd> {
+                Some(match name {
+                    $($name => Cmd::$variant,)*
+                    _ => return None,
+                })
+            }
+
+            /// The name, as Redis's error messages spell it.
+            fn name(self) -> &'static str {
+                match self {
+                    $(Cmd::$variant => $name,)*
+                }
+            }
+
+            /// Redis's arity: `n > 0`, exactly n words (the name
+            /// included); `n < 0`, at least -n.
+            fn arity(self) -> i64 {
+                match self {
+                    $(Cmd::$variant => $arity,)*
+                }
+            }
+        }
+    };
+}
+
+commands! {
+    Ping "ping" -1,
+    Echo "echo" 2,
+    Get "get" 2,
+    Set "set" -3,
+    Del "del" -2,
+    Exists "exists" -2,
+    Incr "incr" 2,
+    Incrby "incrby" 3,
+    Decr "decr" 2,
+    Decrby "decrby" 3,
+    Append "append" 3,
+    Strlen "strlen" 2,
+    Mget "mget" -2,
+    Mset "mset" -3,
+    Setnx "setnx" 3,
+    Getset "getset" 3,
+    Getdel "getdel" 2,
+    Expire "expire" -3,
+    Pexpire "pexpire" -3,
+    Ttl "ttl" 2,
+    Pttl "pttl" 2,
+    Persist "persist" 2,
+    Type "type" 2,
+    Keys "keys" 2,
+    Dbsize "dbsize" 1,
+    Flushdb "flushdb" -1,
+    Info "info" -1,
+    Quit "quit" -1,
+    Hello "hello" -1,
+    Client "client" -2,
+    Config "config" -2,
+    Command "command" -1,
+    Subscribe "subscribe" -2,
+    Unsubscribe "unsubscribe" -1,
+    Psubscribe "psubscribe" -2,
+    Punsubscribe "punsubscribe" -1,
+    Publish "publish" 3,
+    Reset "reset" 1,
+    Multi "multi" 1,
+    Exec "exec" 1,
+    Discard "discard" 1,
+    Watch "watch" -2,
+    Unwatch "unwatch" 1,
 }
 
 impl Cmd {
-    /// Every command, for COMMAND COUNT.
-    pub const ALL: [Cmd; 15] = [
-        Cmd::Ping,
-        Cmd::Echo,
-        Cmd::Get,
-        Cmd::Set,
-        Cmd::Del,
-        Cmd::Exists,
-        Cmd::Incr,
-        Cmd::Mget,
-        Cmd::Quit,
-        Cmd::Config,
-        Cmd::Command,
-        Cmd::Subscribe,
-        Cmd::Unsubscribe,
-        Cmd::Publish,
-        Cmd::Reset,
-    ];
-
-    /// The command `parser` parsed out of `frame`, if it may run now;
-    /// otherwise `None`, with the error Redis gives written to `r`. Redis's
-    /// order of checks: unknown command, arity, then the subscribed
-    /// context.
-    pub fn admit(
-        r: &mut Replies<'_, '_>,
-        parser: &Parser,
-        frame: &[u8],
-        subscribed: bool,
-    ) -> Option<Cmd> {
-        let argc = parser.argc();
-        let arg = |i: usize| parser.arg(frame, i);
+    /// The command `argv` (name first) names, if it may run now; otherwise
+    /// `None`, with the error Redis gives written to `r`. Redis's order of
+    /// checks: unknown command, arity, then the subscribed context, which
+    /// restricts only RESP2 connections (`restricted`).
+    pub fn admit(r: &mut Replies<'_, '_>, argv: &[&[u8]], restricted: bool) -> Option<Cmd> {
+        let argc = argv.len();
+        let arg = |i: usize| argv[i];
         let name = arg(0);
         let Some(cmd) = Cmd::named(name) else {
-            unknown_command(r.buf(), name, (1..argc).map(|i| arg(i).to_vec()));
+            unknown_command(r.buf(), name, (1..argc).map(arg));
             return None;
         };
         let arity = cmd.arity();
@@ -72,7 +115,7 @@ impl Cmd {
             wrong_arity(r.buf(), cmd.name());
             return None;
         }
-        if subscribed && !cmd.allowed_when_subscribed() {
+        if restricted && !cmd.allowed_when_subscribed() {
             let args: Vec<&[u8]> = (1..argc).map(arg).collect();
             if let Some(shown) = full_name(cmd, &args) {
                 error(
@@ -95,72 +138,20 @@ impl Cmd {
         let lower = buf.get_mut(..name.len())?;
         lower.copy_from_slice(name);
         lower.make_ascii_lowercase();
-        Cmd::lookup(lower)
-    }
-
-    /// The command named `name` (lower case).
-    fn lookup(name: &[u8]) -> Option<Cmd> {
-        // A match on the bytes, not a search of `ALL`: this runs for every
-        // command, and the compiler turns it into a few comparisons.
-        Some(match name {
-            b"ping" => Cmd::Ping,
-            b"echo" => Cmd::Echo,
-            b"get" => Cmd::Get,
-            b"set" => Cmd::Set,
-            b"del" => Cmd::Del,
-            b"exists" => Cmd::Exists,
-            b"incr" => Cmd::Incr,
-            b"mget" => Cmd::Mget,
-            b"quit" => Cmd::Quit,
-            b"config" => Cmd::Config,
-            b"command" => Cmd::Command,
-            b"subscribe" => Cmd::Subscribe,
-            b"unsubscribe" => Cmd::Unsubscribe,
-            b"publish" => Cmd::Publish,
-            b"reset" => Cmd::Reset,
-            _ => return None,
-        })
-    }
-
-    /// The name, as Redis's error messages spell it.
-    fn name(self) -> &'static str {
-        match self {
-            Cmd::Ping => "ping",
-            Cmd::Echo => "echo",
-            Cmd::Get => "get",
-            Cmd::Set => "set",
-            Cmd::Del => "del",
-            Cmd::Exists => "exists",
-            Cmd::Incr => "incr",
-            Cmd::Mget => "mget",
-            Cmd::Quit => "quit",
-            Cmd::Config => "config",
-            Cmd::Command => "command",
-            Cmd::Subscribe => "subscribe",
-            Cmd::Unsubscribe => "unsubscribe",
-            Cmd::Publish => "publish",
-            Cmd::Reset => "reset",
-        }
-    }
-
-    /// Redis's arity: `n > 0`, exactly n words (the name included);
-    /// `n < 0`, at least -n.
-    fn arity(self) -> i64 {
-        match self {
-            Cmd::Ping | Cmd::Quit | Cmd::Command | Cmd::Unsubscribe => -1,
-            Cmd::Echo | Cmd::Get | Cmd::Incr => 2,
-            Cmd::Set => -3,
-            Cmd::Del | Cmd::Exists | Cmd::Mget | Cmd::Config | Cmd::Subscribe => -2,
-            Cmd::Publish => 3,
-            Cmd::Reset => 1,
-        }
+        Cmd::lookup(std::str::from_utf8(lower).ok()?)
     }
 
     /// What a subscribed connection (RESP2) may run.
     fn allowed_when_subscribed(self) -> bool {
         matches!(
             self,
-            Cmd::Ping | Cmd::Quit | Cmd::Subscribe | Cmd::Unsubscribe | Cmd::Reset
+            Cmd::Ping
+                | Cmd::Quit
+                | Cmd::Subscribe
+                | Cmd::Unsubscribe
+                | Cmd::Psubscribe
+                | Cmd::Punsubscribe
+                | Cmd::Reset
         )
     }
 }
@@ -178,6 +169,16 @@ fn full_name(cmd: Cmd, args: &[&[u8]]) -> Option<String> {
         (Cmd::Command, [sub, ..]) if sub.eq_ignore_ascii_case(b"info") => "info",
         (Cmd::Command, [sub]) if sub.eq_ignore_ascii_case(b"count") => "count",
         (Cmd::Command, _) => return None,
+        (Cmd::Client, [sub, rest @ ..]) => {
+            let sub = String::from_utf8_lossy(sub).to_ascii_lowercase();
+            let arity = match sub.as_str() {
+                "id" | "getname" => 0,
+                "setname" => 1,
+                "setinfo" => 2,
+                _ => return None,
+            };
+            return (rest.len() == arity).then(|| format!("client|{sub}"));
+        }
         _ => return Some(cmd.name().into()),
     };
     Some(format!("{}|{sub}", cmd.name()))

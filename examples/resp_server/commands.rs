@@ -1,23 +1,22 @@
-//! Running one parsed command of the `resp_server` example: the key-space
-//! commands (GET, SET, DEL, EXISTS, INCR, MGET), the connection ones (PING,
-//! ECHO, QUIT), the start-up queries of `redis-cli` and `redis-benchmark`
-//! (CONFIG GET, COMMAND), and the dispatch of pub/sub to `pubsub.rs`.
+//! Running one parsed command of the `resp_server` example: the dispatch
+//! to each command's body, the small commands themselves (PING, ECHO, GET,
+//! DEL, EXISTS, MGET, QUIT), and the start-up queries of `redis-cli` and
+//! `redis-benchmark` (CONFIG GET, COMMAND). String commands live in
+//! `strings.rs`, key-space ones in `keys.rs`, HELLO and CLIENT in
+//! `conn.rs`, INFO in `info.rs`, pub/sub in `pubsub.rs`.
 //!
 //! A command only says what to answer, through [`Replies`]; whether the
 //! answer is copied, streamed or deferred until the client reads is decided
 //! there, so no command here knows about flow control.
 
-use std::collections::BTreeSet;
-use std::io::Write as _;
-use std::time::{Duration, Instant};
-
 use crate::cmd::Cmd;
-use crate::parse::{parse_int, Parser};
+use crate::conn::{self, Session};
+use crate::info;
+use crate::keys;
+use crate::pubsub::Kind;
 use crate::replies::Replies;
-use crate::reply::{
-    array, bulk, error, integer, null, simple, unknown_subcommand, wrong_arity, NOT_AN_INTEGER,
-};
-use crate::store::Store;
+use crate::reply::{array, bulk, error, integer, map, simple, unknown_subcommand, wrong_arity};
+use crate::strings;
 use crate::RespServer;
 
 /// Whether a command asked for the connection to close (QUIT).
@@ -30,146 +29,134 @@ pub enum After {
 }
 
 impl RespServer {
-    /// Runs one parsed command, replying through `r`. `channels` are the
-    /// connection's subscriptions.
+    /// Runs `cmd`, admitted with its arguments `argv` (name first; see
+    /// `Cmd::admit`), replying through `r`, for the connection whose
+    /// session is `session`; `now` is the Unix time in ms. Transactions are
+    /// `multi.rs`'s: MULTI, EXEC and DISCARD never get here.
     pub fn execute(
         &mut self,
         r: &mut Replies<'_, '_>,
-        parser: &Parser,
-        channels: &mut BTreeSet<Vec<u8>>,
-        frame: &[u8],
-        now: Instant,
+        cmd: Cmd,
+        argv: &[&[u8]],
+        session: &mut Session,
+        now: i64,
     ) -> After {
-        let Some(cmd) = Cmd::admit(r, parser, frame, !channels.is_empty()) else {
-            return After::Continue;
-        };
-        let argc = parser.argc();
-        let arg = |i: usize| parser.arg(frame, i);
-        let args_from = |first: usize| (first..argc).map(arg).collect::<Vec<_>>();
+        let restricted = session.subscribed() && !session.resp3;
+        let argc = argv.len();
+        let arg = |i: usize| argv[i];
+        let args = &argv[1..];
+        let store = &mut self.store;
         match cmd {
-            Cmd::Ping => match (argc, channels.is_empty()) {
-                (1, true) => simple(r.buf(), "PONG"),
-                (2, true) => r.bulk(arg(1)),
-                // Subscribed, PING answers in the shape of a message.
-                (1 | 2, false) => {
+            Cmd::Ping => match (argc, restricted) {
+                (1, false) => simple(r.buf(), "PONG"),
+                (2, false) => r.bulk(arg(1)),
+                // Subscribed in RESP2, PING answers in the shape of a
+                // message.
+                (1 | 2, true) => {
                     r.buf().extend_from_slice(b"*2\r\n$4\r\npong\r\n");
                     r.bulk(if argc == 2 { arg(1) } else { b"" });
                 }
                 _ => wrong_arity(r.buf(), "ping"),
             },
             Cmd::Echo => r.bulk(arg(1)),
-            Cmd::Get => r.value(self.store.get(arg(1), now).map(|e| &e.value)),
-            Cmd::Set => set(&mut self.store, r.buf(), arg(1), arg(2), &args_from(3), now),
+            Cmd::Get => r.value(store.get(arg(1), now).map(|e| &e.value)),
+            Cmd::Set => strings::set(r, store, args, now),
+            Cmd::Setnx => strings::setnx(r, store, arg(1), arg(2), now),
+            Cmd::Getset => strings::getset(r, store, arg(1), arg(2), now),
+            Cmd::Getdel => strings::getdel(r, store, arg(1), now),
+            Cmd::Mset => strings::mset(r, store, args),
+            Cmd::Append => strings::append(r, store, arg(1), arg(2), now),
+            Cmd::Strlen => strings::strlen(r, store, arg(1), now),
+            Cmd::Incr | Cmd::Decr | Cmd::Incrby | Cmd::Decrby => {
+                let by = match cmd {
+                    Cmd::Incr => Ok(1),
+                    Cmd::Decr => Ok(-1),
+                    _ => strings::delta(arg(2), cmd == Cmd::Decrby),
+                };
+                match by {
+                    Ok(by) => strings::incr_by(r, store, arg(1), by, now),
+                    Err(e) => error(r.buf(), e),
+                }
+            }
             Cmd::Del => {
-                let removed = (1..argc)
-                    .filter(|&i| self.store.remove(arg(i), now))
-                    .count();
+                let removed = args.iter().filter(|k| store.remove(k, now)).count();
                 integer(r.buf(), removed as i64);
             }
             Cmd::Exists => {
-                let live = (1..argc)
-                    .filter(|&i| self.store.get(arg(i), now).is_some())
-                    .count();
+                let live = args.iter().filter(|k| store.get(k, now).is_some()).count();
                 integer(r.buf(), live as i64);
             }
-            Cmd::Incr => incr(&mut self.store, r.buf(), arg(1), now),
             Cmd::Mget => {
                 array(r.buf(), argc - 1);
-                for i in 1..argc {
-                    r.value(self.store.get(arg(i), now).map(|e| &e.value));
+                for key in args {
+                    r.value(store.get(key, now).map(|e| &e.value));
                     r.reply_done();
                 }
+            }
+            Cmd::Expire => keys::expire(r, store, ("expire", 1000), args, now),
+            Cmd::Pexpire => keys::expire(r, store, ("pexpire", 1), args, now),
+            Cmd::Ttl => keys::ttl(r, store, arg(1), 1000, now),
+            Cmd::Pttl => keys::ttl(r, store, arg(1), 1, now),
+            Cmd::Persist => keys::persist(r, store, arg(1), now),
+            Cmd::Type => keys::key_type(r, store, arg(1), now),
+            Cmd::Keys => keys::keys(r, store, arg(1), now),
+            Cmd::Dbsize => keys::dbsize(r, store, now),
+            Cmd::Flushdb => keys::flushdb(r, store, args),
+            Cmd::Info => {
+                let facts = info::Facts {
+                    clients: self.clients,
+                    started: self.started,
+                    keys: store.counts(now),
+                };
+                info::info(r, args, &facts);
             }
             Cmd::Quit => {
                 simple(r.buf(), "OK");
                 return After::Close;
             }
-            Cmd::Config => config(r.buf(), &args_from(1)),
-            Cmd::Command => command(r.buf(), &args_from(1)),
-            Cmd::Subscribe => self.pubsub.subscribe(r, channels, (1..argc).map(arg)),
-            Cmd::Unsubscribe => self.pubsub.unsubscribe(r, channels, (1..argc).map(arg)),
+            Cmd::Hello => conn::hello(r, session, args),
+            Cmd::Client => conn::client(r, session, args),
+            Cmd::Config => config(r, args),
+            Cmd::Command => command(r, args),
+            Cmd::Subscribe => {
+                self.pubsub
+                    .subscribe(r, session, Kind::Channel, args.iter().copied())
+            }
+            Cmd::Psubscribe => {
+                self.pubsub
+                    .subscribe(r, session, Kind::Pattern, args.iter().copied())
+            }
+            Cmd::Unsubscribe => {
+                self.pubsub
+                    .unsubscribe(r, session, Kind::Channel, args.iter().copied())
+            }
+            Cmd::Punsubscribe => {
+                self.pubsub
+                    .unsubscribe(r, session, Kind::Pattern, args.iter().copied())
+            }
             Cmd::Publish => self.pubsub.publish(r, arg(1), arg(2)),
-            Cmd::Reset => self.pubsub.reset(r, channels),
+            Cmd::Unwatch => {
+                self.unwatch_all(session);
+                simple(r.buf(), "OK");
+            }
+            Cmd::Reset => {
+                session.multi = None;
+                self.unwatch_all(session);
+                self.pubsub.reset(r, session);
+            }
+            Cmd::Multi | Cmd::Exec | Cmd::Discard | Cmd::Watch => {
+                unreachable!("transactions are run by RespServer::run")
+            }
         }
         After::Continue
     }
 }
 
-/// `SET key value [NX|XX] [EX s|PX ms|KEEPTTL]`.
-fn set(
-    store: &mut Store,
-    out: &mut Vec<u8>,
-    key: &[u8],
-    value: &[u8],
-    options: &[&[u8]],
-    now: Instant,
-) {
-    let (mut nx, mut xx, mut keep_ttl) = (false, false, false);
-    let mut expire: Option<Duration> = None;
-    let mut i = 0;
-    while i < options.len() {
-        let option = options[i].to_ascii_lowercase();
-        match option.as_slice() {
-            b"nx" if !xx => nx = true,
-            b"xx" if !nx => xx = true,
-            b"keepttl" if expire.is_none() => keep_ttl = true,
-            b"ex" | b"px" if expire.is_none() && !keep_ttl && i + 1 < options.len() => {
-                i += 1;
-                let Some(n) = parse_int(options[i]) else {
-                    return error(out, NOT_AN_INTEGER);
-                };
-                if n <= 0 {
-                    return error(out, "ERR invalid expire time in 'set' command");
-                }
-                let n = n as u64;
-                expire = Some(if option == b"ex" {
-                    Duration::from_secs(n)
-                } else {
-                    Duration::from_millis(n)
-                });
-            }
-            _ => return error(out, "ERR syntax error"),
-        }
-        i += 1;
-    }
-    let existing = store.get(key, now);
-    let exists = existing.is_some();
-    if (nx && exists) || (xx && !exists) {
-        return null(out);
-    }
-    let expires_at = match (expire, keep_ttl, existing) {
-        (Some(after), _, _) => now.checked_add(after),
-        (None, true, Some(entry)) => entry.expires_at,
-        _ => None,
-    };
-    store.set(key, value, expires_at);
-    simple(out, "OK");
-}
-
-/// `INCR key`: the value must be a decimal `i64`; the TTL is kept.
-fn incr(store: &mut Store, out: &mut Vec<u8>, key: &[u8], now: Instant) {
-    let (current, expires_at) = match store.get(key, now) {
-        Some(entry) => match parse_int(&entry.value) {
-            Some(n) => (n, entry.expires_at),
-            None => return error(out, NOT_AN_INTEGER),
-        },
-        None => (0, None),
-    };
-    let Some(next) = current.checked_add(1) else {
-        return error(out, "ERR increment or decrement would overflow");
-    };
-    // Formatted on the stack: an i64 needs at most 20 bytes.
-    let mut digits = [0u8; 20];
-    let mut rest = &mut digits[..];
-    let _ = write!(rest, "{next}");
-    let len = 20 - rest.len();
-    store.set(key, &digits[..len], expires_at);
-    integer(out, next);
-}
-
 /// `CONFIG GET name...` for the settings benchmark tools look at; other
-/// names match nothing. Only GET exists.
-fn config(out: &mut Vec<u8>, args: &[&[u8]]) {
+/// names match nothing. Only GET exists. A map in RESP3.
+fn config(r: &mut Replies<'_, '_>, args: &[&[u8]]) {
+    let resp3 = r.resp3;
+    let out = r.buf();
     const SETTINGS: [(&str, &str); 2] = [("save", ""), ("appendonly", "no")];
     match args.split_first() {
         Some((sub, names)) if sub.eq_ignore_ascii_case(b"get") && !names.is_empty() => {
@@ -181,7 +168,7 @@ fn config(out: &mut Vec<u8>, args: &[&[u8]]) {
                         .any(|n| n.eq_ignore_ascii_case(setting.as_bytes()) || *n == b"*")
                 })
                 .collect();
-            array(out, found.len() * 2);
+            map(out, found.len(), resp3);
             for (setting, value) in found {
                 bulk(out, setting.as_bytes());
                 bulk(out, value.as_bytes());
@@ -195,13 +182,15 @@ fn config(out: &mut Vec<u8>, args: &[&[u8]]) {
 
 /// `COMMAND`, `COMMAND DOCS`, `COMMAND INFO`: empty arrays, which clients
 /// take as "no metadata" (redis-cli then skips its hints). `COMMAND COUNT`
-/// counts the commands `RespServer::execute` knows.
-fn command(out: &mut Vec<u8>, args: &[&[u8]]) {
+/// counts the commands `RespServer::execute` knows. (COMMAND DOCS is a map
+/// in RESP3.)
+fn command(r: &mut Replies<'_, '_>, args: &[&[u8]]) {
+    let resp3 = r.resp3;
+    let out = r.buf();
     match args.first() {
         None => array(out, 0),
-        Some(sub) if sub.eq_ignore_ascii_case(b"docs") || sub.eq_ignore_ascii_case(b"info") => {
-            array(out, 0)
-        }
+        Some(sub) if sub.eq_ignore_ascii_case(b"docs") => map(out, 0, resp3),
+        Some(sub) if sub.eq_ignore_ascii_case(b"info") => array(out, 0),
         Some(sub) if sub.eq_ignore_ascii_case(b"count") => integer(out, Cmd::ALL.len() as i64),
         Some(sub) => unknown_subcommand(out, "COMMAND", sub),
     }

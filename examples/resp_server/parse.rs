@@ -324,8 +324,12 @@ pub fn parse_int(bytes: &[u8]) -> Option<i64> {
 
 /// Splits an inline line into arguments, unquoting into `out` and recording
 /// `(start, len)` pairs in `args`. Double quotes know `\n \r \t \b \a \\ \"`
-/// and `\xHH`; single quotes know `\'`. A closing quote must be followed by
-/// a space or the end of the line.
+/// and `\xHH`; single quotes know `\'`.
+///
+/// Separators are spaces and tabs only, as redis-server 7 splits: a form
+/// feed, vertical tab or lone CR is part of an argument. A closing quote
+/// must be followed by the end of the line or by any C `isspace` byte,
+/// which the quote takes with it (so `"a"\fb` is `a` then `b`).
 fn split_args(
     line: &[u8],
     out: &mut Vec<u8>,
@@ -333,7 +337,7 @@ fn split_args(
 ) -> Result<(), ProtocolError> {
     let mut i = 0;
     loop {
-        while i < line.len() && line[i].is_ascii_whitespace() {
+        while i < line.len() && is_separator(line[i]) {
             i += 1;
         }
         if i == line.len() {
@@ -353,10 +357,11 @@ fn split_args(
                     match rest {
                         [] => return Err(ProtocolError::UnbalancedQuotes),
                         [c, after @ ..] if *c == quote => {
-                            if after.first().is_some_and(|b| !b.is_ascii_whitespace()) {
-                                return Err(ProtocolError::UnbalancedQuotes);
+                            match after.first() {
+                                None => i += 1,
+                                Some(&b) if is_c_space(b) => i += 2,
+                                Some(_) => return Err(ProtocolError::UnbalancedQuotes),
                             }
-                            i += 1;
                             break;
                         }
                         [c, ..] => {
@@ -367,7 +372,7 @@ fn split_args(
                 }
             }
             _ => {
-                while i < line.len() && !line[i].is_ascii_whitespace() {
+                while i < line.len() && !is_separator(line[i]) {
                     out.push(line[i]);
                     i += 1;
                 }
@@ -400,6 +405,16 @@ fn escape(quote: u8, rest: &[u8]) -> Option<(u8, usize)> {
         (b'\'', [b'\\', b'\'', ..]) => Some((b'\'', 2)),
         _ => None,
     }
+}
+
+/// What separates inline arguments.
+fn is_separator(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// C's `isspace`: what may follow a closing quote.
+fn is_c_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
 fn hex(b: u8) -> Option<u8> {

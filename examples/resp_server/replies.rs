@@ -55,6 +55,8 @@ pub struct Replies<'a, 'c> {
     /// are small (confirmations, PING), and its queue is bounded by the
     /// pub/sub limits instead.
     pub direct: bool,
+    /// The connection speaks RESP3 (it said `HELLO 3`).
+    pub resp3: bool,
     /// A write failed: the connection is closed; everything else is moot.
     gone: bool,
 }
@@ -62,13 +64,13 @@ pub struct Replies<'a, 'c> {
 impl<'a, 'c> Replies<'a, 'c> {
     /// Replies to `conn` through the empty buffer `out`, deferring to
     /// `pending` (which must be empty) once the connection stops taking
-    /// output, unless `direct`.
+    /// output, unless `direct`; in RESP3 if `resp3`.
     pub fn new(
         ctx: &'a mut Context<'c, RespServer>,
         conn: ConnId,
         out: &'a mut Vec<u8>,
         pending: &'a mut Pending,
-        direct: bool,
+        (direct, resp3): (bool, bool),
     ) -> Self {
         Replies {
             ctx,
@@ -76,6 +78,7 @@ impl<'a, 'c> Replies<'a, 'c> {
             out,
             pending,
             direct,
+            resp3,
             gone: false,
         }
     }
@@ -142,7 +145,7 @@ impl<'a, 'c> Replies<'a, 'c> {
     /// that is not there.
     pub fn value(&mut self, value: Option<&Value>) {
         let Some(value) = value else {
-            return null(self.buf());
+            return self.null();
         };
         let copy = self.direct
             || value.len() < SHARE_AT
@@ -152,6 +155,12 @@ impl<'a, 'c> Replies<'a, 'c> {
         } else {
             self.large(value, Some(value));
         }
+    }
+
+    /// Null in the connection's protocol.
+    pub fn null(&mut self) {
+        let resp3 = self.resp3;
+        null(self.buf(), resp3);
     }
 
     /// A bulk string that is not copied into `out`: its header goes there,

@@ -1,5 +1,10 @@
-//! RESP2 reply encoders for the `resp_server` example, and the error texts
-//! that more than one command sends.
+//! Reply encoders for the `resp_server` example, RESP2 and RESP3, and the
+//! error texts that more than one command sends.
+//!
+//! The types whose encoding differs between the protocols (null, map, push)
+//! take the connection's choice (`resp3`, set by HELLO); the RESP2 form of
+//! a map is a flat array of its keys and values, of a push an array, as
+//! Redis sends them.
 //!
 //! They append to a `Vec` rather than return one, so that every reply of a
 //! pipeline lands in one buffer that leaves in one write. Lengths and
@@ -21,10 +26,16 @@ pub fn simple(out: &mut Vec<u8>, text: &str) {
 
 /// `-<text>`; CR and LF become spaces so the reply stays one line.
 pub fn error(out: &mut Vec<u8>, text: &str) {
+    error_bytes(out, text.as_bytes());
+}
+
+/// [`error`] for a text that holds the client's bytes, which need not be
+/// UTF-8: Redis echoes them as they are.
+pub fn error_bytes(out: &mut Vec<u8>, text: &[u8]) {
     out.push(b'-');
     out.extend(
-        text.bytes()
-            .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+        text.iter()
+            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
     );
     out.extend_from_slice(b"\r\n");
 }
@@ -42,9 +53,23 @@ pub fn bulk_header(out: &mut Vec<u8>, len: usize) {
     length_line(out, b'$', len);
 }
 
-/// The null bulk string, Redis's "no such key".
-pub fn null(out: &mut Vec<u8>) {
-    out.extend_from_slice(b"$-1\r\n");
+/// Null, Redis's "no such key": RESP3's `_`, RESP2's null bulk string.
+pub fn null(out: &mut Vec<u8>, resp3: bool) {
+    out.extend_from_slice(if resp3 { b"_\r\n" } else { b"$-1\r\n" });
+}
+
+/// A map of `len` pairs, each a key reply then a value reply (RESP2: an
+/// array of twice as many elements).
+pub fn map(out: &mut Vec<u8>, len: usize, resp3: bool) {
+    match resp3 {
+        true => length_line(out, b'%', len),
+        false => length_line(out, b'*', len * 2),
+    }
+}
+
+/// An out-of-band push of `len` elements (pub/sub; RESP2: an array).
+pub fn push(out: &mut Vec<u8>, len: usize, resp3: bool) {
+    length_line(out, if resp3 { b'>' } else { b'*' }, len);
 }
 
 /// `:<n>`.
@@ -91,20 +116,29 @@ pub fn unknown_subcommand(out: &mut Vec<u8>, command: &str, sub: &[u8]) {
 }
 
 /// Redis's reply to an unknown command: the name and the start of the
-/// arguments, each cut to fit 128 bytes.
-pub fn unknown_command(out: &mut Vec<u8>, name: &[u8], args: impl Iterator<Item = Vec<u8>>) {
-    let mut shown = String::new();
+/// arguments, quoted, byte for byte. Redis formats them with C's `%.*s`, so
+/// each stops at a NUL byte and at 128 bytes, and arguments are added while
+/// the list is under 128 bytes.
+pub fn unknown_command<'x>(out: &mut Vec<u8>, name: &[u8], args: impl Iterator<Item = &'x [u8]>) {
+    let mut shown = Vec::new();
     for arg in args {
         if shown.len() >= 128 {
             break;
         }
-        let room = 128 - shown.len();
-        let arg = String::from_utf8_lossy(&arg[..arg.len().min(room)]).into_owned();
-        shown.push_str(&format!("'{arg}' "));
+        shown.push(b'\'');
+        let room = 128 - (shown.len() - 1);
+        shown.extend_from_slice(c_string(arg, room));
+        shown.extend_from_slice(b"' ");
     }
-    let name = String::from_utf8_lossy(&name[..name.len().min(128)]).into_owned();
-    error(
-        out,
-        &format!("ERR unknown command '{name}', with args beginning with: {shown}"),
-    );
+    let mut text = b"ERR unknown command '".to_vec();
+    text.extend_from_slice(c_string(name, 128));
+    text.extend_from_slice(b"', with args beginning with: ");
+    text.extend_from_slice(&shown);
+    error_bytes(out, &text);
+}
+
+/// What C's `%.*s` prints of `bytes`: up to the first NUL, at most `max`.
+pub fn c_string(bytes: &[u8], max: usize) -> &[u8] {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    &bytes[..end.min(max)]
 }

@@ -1,13 +1,17 @@
 //! The key space of the `resp_server` example: keys to shared values, with
 //! lazy expiry, and memory given back as values and keys go.
 //!
+//! Times are Unix milliseconds (`i64`), as Redis keeps them: EXPIREAT and
+//! SET's EXAT/PXAT name absolute times, and TTLs up to `i64::MAX` ms must
+//! be representable (an `Instant` overflows far earlier).
+//!
 //! Values are reference-counted so that a reply sent piece by piece as the
 //! client reads (see `pending.rs`) holds the value it started with instead
 //! of a copy; the store only ever replaces its own reference.
 
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A stored value. Shared so that a reply being sent piece by piece keeps
 /// the value it started with (MGET stays a snapshot) without a copy, while
@@ -20,7 +24,7 @@ pub struct Entry {
     /// The value's bytes (binary-safe).
     pub value: Value,
     /// When the key stops existing; `None`: never.
-    pub expires_at: Option<Instant>,
+    pub expires_at: Option<i64>,
 }
 
 /// The key space, with lazy expiry.
@@ -29,6 +33,10 @@ pub struct Store {
     /// Keys to entries. Invariant: an entry past `expires_at` is treated as
     /// absent and removed when next looked up.
     map: HashMap<Vec<u8>, Entry>,
+    /// Keys some connection WATCHes: how many connections, and how many
+    /// writes the key has had since it was first watched. Empty unless a
+    /// client uses WATCH, so writes cost one emptiness check.
+    watched: HashMap<Vec<u8>, (usize, u64)>,
 }
 
 impl Store {
@@ -38,13 +46,15 @@ impl Store {
     }
 
     /// The live entry for `key`, removing it first if it has expired.
-    pub fn get(&mut self, key: &[u8], now: Instant) -> Option<&mut Entry> {
+    pub fn get(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
         if self
             .map
             .get(key)
             .is_some_and(|e| e.expires_at.is_some_and(|at| at <= now))
         {
             self.map.remove(key);
+            // Expiring is a write, as Redis signals it to WATCH.
+            self.modified(key);
         }
         self.map.get_mut(key)
     }
@@ -52,7 +62,8 @@ impl Store {
     /// Sets `key`. The old value's allocation is reused when no reply holds
     /// it and it is not much larger than the new value (reusing a 10 MB
     /// buffer for a 10-byte value would pin the 10 MB).
-    pub fn set(&mut self, key: &[u8], value: &[u8], expires_at: Option<Instant>) {
+    pub fn set(&mut self, key: &[u8], value: &[u8], expires_at: Option<i64>) {
+        self.modified(key);
         match self.map.get_mut(key) {
             Some(entry) => {
                 match Rc::get_mut(&mut entry.value) {
@@ -77,10 +88,11 @@ impl Store {
     }
 
     /// Removes `key`; returns whether it was there (and live).
-    pub fn remove(&mut self, key: &[u8], now: Instant) -> bool {
+    pub fn remove(&mut self, key: &[u8], now: i64) -> bool {
         let live = self.get(key, now).is_some();
         if live {
             self.map.remove(key);
+            self.modified(key);
             // A table that held many more keys than it does now gives the
             // difference back, as Redis resizes its dictionaries.
             if self.map.capacity() > 1024 && self.map.len() < self.map.capacity() / 8 {
@@ -89,4 +101,73 @@ impl Store {
         }
         live
     }
+
+    /// The live keys, expired ones dropped first (KEYS, DBSIZE).
+    pub fn live_keys(&mut self, now: i64) -> impl Iterator<Item = &Vec<u8>> {
+        self.map
+            .retain(|_, e| e.expires_at.map_or(true, |at| at > now));
+        self.map.keys()
+    }
+
+    /// Live keys, and of those with a TTL (INFO's keyspace line).
+    pub fn counts(&mut self, now: i64) -> (usize, usize) {
+        let keys = self.live_keys(now).count();
+        let expires = self.map.values().filter(|e| e.expires_at.is_some()).count();
+        (keys, expires)
+    }
+
+    /// Forgets every key (FLUSHDB), giving the table's memory back; a
+    /// watched key that existed counts as written, as in Redis.
+    pub fn clear(&mut self) {
+        for (key, (_, writes)) in &mut self.watched {
+            if self.map.contains_key(key) {
+                *writes += 1;
+            }
+        }
+        self.map = HashMap::new();
+    }
+
+    /// Records a write to `key` for WATCH (the store's own writes do this;
+    /// commands that change an entry in place call it).
+    pub fn modified(&mut self, key: &[u8]) {
+        if !self.watched.is_empty() {
+            if let Some((_, writes)) = self.watched.get_mut(key) {
+                *writes += 1;
+            }
+        }
+    }
+
+    /// One more connection watches `key`; returns the key's write count,
+    /// which [`Store::writes`] must still return at EXEC. A key already
+    /// expired is dropped first: its expiry is not a write after WATCH.
+    pub fn watch(&mut self, key: &[u8], now: i64) -> u64 {
+        self.get(key, now);
+        let (watchers, writes) = self.watched.entry(key.to_vec()).or_insert((0, 0));
+        *watchers += 1;
+        *writes
+    }
+
+    /// One connection fewer watches `key`.
+    pub fn unwatch(&mut self, key: &[u8]) {
+        if let Some((watchers, _)) = self.watched.get_mut(key) {
+            *watchers -= 1;
+            if *watchers == 0 {
+                self.watched.remove(key);
+            }
+        }
+    }
+
+    /// The write count of watched `key`, expiring it first if its time
+    /// has come (EXEC fails then, as in Redis).
+    pub fn writes(&mut self, key: &[u8], now: i64) -> u64 {
+        self.get(key, now);
+        self.watched.get(key).map_or(0, |&(_, writes)| writes)
+    }
+}
+
+/// The wall clock in Unix milliseconds: the time base of expiry.
+pub fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -1,6 +1,8 @@
-//! A RESP2 client for the tests of the `resp_server` example (tests/resp.rs,
-//! tests/resp_memory.rs, tests/pubsub.rs; tests/resp_parse.rs encodes with
-//! it): starting the server, encoding commands, and reading replies either
+//! A RESP client for the tests of the `resp_server` example (tests/resp.rs,
+//! tests/resp_memory.rs, tests/pubsub.rs, tests/resp3.rs, tests/resp_multi.rs,
+//! tests/resp_redis_py.rs; tests/resp_parse.rs encodes with it): starting
+//! the server (and a real redis-server to compare with), encoding commands,
+//! and reading replies either
 //! as raw bytes (to compare with Redis byte for byte) or decoded (to compare
 //! by meaning). Also the memory-phase helper those tests measure the server
 //! with.
@@ -9,8 +11,10 @@
 //! of one raw reply, so both views always agree on where a reply ends.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use super::ChildServer;
 
@@ -18,6 +22,48 @@ use super::ChildServer;
 /// flags.
 pub fn spawn(extra: &[&str]) -> ChildServer {
     super::spawn_on_loopback("resp_server", extra)
+}
+
+/// A redis-server on a free loopback port, stopped (by its own pid) when
+/// dropped.
+pub struct RedisServer {
+    /// The process.
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        // The kernel picks a free port; it is released for redis-server to
+        // bind (another process taking it in between would fail the wait).
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let server = RedisServer { child, addr };
+        super::wait_until("redis-server to listen", Duration::from_secs(10), || {
+            TcpStream::connect(addr).is_ok()
+        });
+        server
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A RESP2 reply.
@@ -149,8 +195,9 @@ impl Client {
             Err(e) => panic!("read: {e}"),
         }
         match line[0] {
-            b'+' | b'-' | b':' => {}
-            b'$' => {
+            b'+' | b'-' | b':' | b'_' | b',' | b'#' => {}
+            // A bulk string, or RESP3's verbatim string (the same framing).
+            b'$' | b'=' => {
                 let len = count(&line);
                 if len >= 0 {
                     let start = line.len();
@@ -170,8 +217,10 @@ impl Client {
                     }
                 }
             }
-            b'*' => {
-                for _ in 0..count(&line) {
+            // RESP3's aggregates: a map holds twice as many replies.
+            kind @ (b'*' | b'>' | b'~' | b'%') => {
+                let n = count(&line) * if kind == b'%' { 2 } else { 1 };
+                for _ in 0..n {
                     line.extend_from_slice(&self.try_read_raw()?);
                 }
             }
@@ -212,16 +261,20 @@ fn decode(raw: &[u8]) -> (Reply, usize) {
         b'+' => (Reply::Simple(text()), end),
         b'-' => (Reply::Error(text()), end),
         b':' => (Reply::Int(count(line)), end),
-        b'$' => match usize::try_from(count(line)) {
+        // RESP3's null reads as RESP2's; its aggregates as arrays (a map
+        // as its keys and values in turn).
+        b'_' => (Reply::Bulk(None), end),
+        b'$' | b'=' => match usize::try_from(count(line)) {
             Ok(len) => (
                 Reply::Bulk(Some(raw[end..end + len].to_vec())),
                 end + len + 2,
             ),
             Err(_) => (Reply::Bulk(None), end),
         },
-        b'*' => {
+        kind @ (b'*' | b'>' | b'~' | b'%') => {
             let mut used = end;
-            let elements = (0..count(line))
+            let n = count(line) * if kind == b'%' { 2 } else { 1 };
+            let elements = (0..n)
                 .map(|_| {
                     let (element, len) = decode(&raw[used..]);
                     used += len;
