@@ -8,18 +8,20 @@ mod common;
 
 #[path = "../examples/http_server/chunked.rs"]
 mod chunked;
+#[path = "../examples/http_server/date.rs"]
+mod date;
 #[allow(dead_code)]
 #[path = "../examples/http_server/parse.rs"]
 mod parse;
 
-use chunked::{ChunkError, Chunked, MAX_CHUNK_LINE};
+use chunked::{ChunkError, Chunked, MAX_CHUNK_LINE, MAX_SIZE_DIGITS};
 use common::XorShift;
 use parse::{parse_head, HeadError, MAX_HEAD};
 use proptest::prelude::*;
 
 #[test]
 fn http_date_matches_known_instants() {
-    let as_str = |secs| String::from_utf8(parse::http_date(secs).to_vec()).unwrap();
+    let as_str = |secs| String::from_utf8(date::http_date(secs).to_vec()).unwrap();
     assert_eq!(as_str(0), "Thu, 01 Jan 1970 00:00:00 GMT");
     assert_eq!(as_str(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
     assert_eq!(as_str(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
@@ -174,19 +176,31 @@ fn encode_chunked(pieces: &[Vec<u8>], trailer: bool) -> Vec<u8> {
 /// earlier calls left plus the next `step` bytes. Returns (bytes consumed,
 /// ended) or the error; checks nothing unconsumed grows past a line.
 fn feed_chunked(input: &[u8], step: usize, limit: u64) -> Result<(usize, bool), ChunkError> {
+    decode_chunked(input, step, limit).map(|(consumed, done, _)| (consumed, done))
+}
+
+/// [`feed_chunked`], also returning the data the decoder handed on.
+fn decode_chunked(
+    input: &[u8],
+    step: usize,
+    limit: u64,
+) -> Result<(usize, bool, Vec<u8>), ChunkError> {
     let mut decoder = Chunked::default();
+    let mut data = Vec::new();
     let (mut consumed, mut available) = (0, 0);
     while available < input.len() {
         available = (available + step.max(1)).min(input.len());
-        let (used, done) = decoder.feed(&input[consumed..available], limit)?;
+        let (used, done) = decoder.feed(&input[consumed..available], limit, &mut |piece| {
+            data.extend_from_slice(piece)
+        })?;
         consumed += used;
         assert!(consumed <= available);
         if done {
-            return Ok((consumed, true));
+            return Ok((consumed, true, data));
         }
         assert!(available - consumed <= MAX_CHUNK_LINE + 2, "holds too much");
     }
-    Ok((consumed, false))
+    Ok((consumed, false, data))
 }
 
 proptest! {
@@ -202,7 +216,9 @@ proptest! {
         let body = encode_chunked(&pieces, trailer);
         let mut input = body.clone();
         input.extend_from_slice(&tail);
-        prop_assert_eq!(feed_chunked(&input, step, 1 << 20), Ok((body.len(), true)));
+        let (consumed, done, data) = decode_chunked(&input, step, 1 << 20).unwrap();
+        prop_assert_eq!((consumed, done), (body.len(), true));
+        prop_assert_eq!(data, pieces.concat());
         let total: usize = pieces.iter().map(Vec::len).sum();
         if total > 0 {
             prop_assert_eq!(feed_chunked(&input, step, total as u64 - 1), Err(ChunkError::TooLarge));
@@ -215,12 +231,16 @@ proptest! {
     }
 
     #[test]
-    fn huge_chunk_sizes_are_just_numbers(digits in "[0-9a-fA-F]{1,30}") {
-        let input = format!("{digits}\r\n");
+    fn huge_chunk_sizes_are_just_numbers(zeros in 0usize..40, digits in "[0-9a-fA-F]{1,30}") {
+        let input = format!("{}{digits}\r\n", "0".repeat(zeros));
+        let significant = digits.trim_start_matches('0').len();
         let mut decoder = Chunked::default();
-        match decoder.feed(input.as_bytes(), u64::MAX) {
-            Ok((used, false)) => prop_assert_eq!(used, input.len()),
-            Err(ChunkError::Malformed(_)) => prop_assert!(digits.len() > 15),
+        match decoder.feed(input.as_bytes(), u64::MAX, &mut |_| {}) {
+            Ok((used, _)) => {
+                prop_assert_eq!(used, input.len());
+                prop_assert!(significant <= MAX_SIZE_DIGITS);
+            }
+            Err(ChunkError::Malformed(_)) => prop_assert!(significant > MAX_SIZE_DIGITS),
             other => prop_assert!(false, "{:?}", other),
         }
     }
@@ -230,7 +250,7 @@ proptest! {
 fn endless_chunk_lines_are_refused() {
     let line = vec![b'1'; MAX_CHUNK_LINE + 10];
     assert!(matches!(
-        Chunked::default().feed(&line, u64::MAX),
+        Chunked::default().feed(&line, u64::MAX, &mut |_| {}),
         Err(ChunkError::Malformed(_))
     ));
 }
