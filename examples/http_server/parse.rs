@@ -254,11 +254,12 @@ struct Codings {
 impl Codings {
     /// Adds one header's list. Empty elements are skipped (RFC 9110 §5.6.1);
     /// a coding after `chunked` (a second `chunked` included, RFC 9112 §7)
-    /// is refused.
+    /// is refused. `chunked` with parameters (it defines none) counts as
+    /// another coding, as nginx takes it.
     fn add(&mut self, value: &[u8]) -> Result<(), HeadError> {
         self.present = true;
         for element in value.split(|&b| b == b',') {
-            let name = trim(element.split(|&b| b == b';').next().unwrap_or_default());
+            let name = trim(element);
             if name.is_empty() {
                 continue;
             }
