@@ -427,8 +427,9 @@ impl Handler for HttpServer {
         self.draining = true;
     }
 
-    /// A body being discarded leaves nothing buffered, so only this tells
-    /// the drain that a request is still arriving: let it finish.
+    /// A body being read leaves nothing in the reactor's input buffer (it
+    /// is discarded, or kept in `HttpConn::echo`), so only this tells the
+    /// drain that a request is still arriving: let it finish.
     fn is_idle(&self, st: &HttpConn) -> bool {
         matches!(st.body, Body::None)
     }

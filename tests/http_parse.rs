@@ -1,7 +1,8 @@
 //! The `http_server` example's parsers on their own, without a socket: the
 //! head parser and the chunked-body decoder on generated and hostile input
-//! (proptest, and structured garbage from HTTP fragments), and the `Date`
-//! formatter on known instants. The modules are the example's own files,
+//! (proptest, and structured garbage from HTTP fragments), their framing
+//! decisions (`Transfer-Encoding`, `Expect`, targets, versions, chunk
+//! lines) case by case, and the `Date` formatter on known instants. The modules are the example's own files,
 //! included here by path.
 
 mod common;
@@ -253,4 +254,105 @@ fn endless_chunk_lines_are_refused() {
         Chunked::default().feed(&line, u64::MAX, &mut |_| {}),
         Err(ChunkError::Malformed(_))
     ));
+}
+
+/// The head of `POST / HTTP/1.1` with `Host` and `headers` (each ending
+/// in CRLF), leaked so the head may borrow it (a few bytes per test).
+fn head_with(headers: &str) -> Result<Option<parse::Head<'static>>, HeadError> {
+    let input: &'static str =
+        Box::leak(format!("POST / HTTP/1.1\r\nHost: h\r\n{headers}\r\n").into_boxed_str());
+    parse_head(input.as_bytes())
+}
+
+#[test]
+fn transfer_encoding_decides_the_framing_or_refuses_it() {
+    use parse::TransferCoding::{Chunked as IsChunked, Other};
+    let coding = |headers: &str| head_with(headers).map(|h| h.unwrap().transfer_coding);
+    assert_eq!(coding("Transfer-Encoding: chunked\r\n"), Ok(IsChunked));
+    assert_eq!(coding("Transfer-Encoding: CHUNKED\r\n"), Ok(IsChunked));
+    assert_eq!(coding("Transfer-Encoding: , chunked ,\r\n"), Ok(IsChunked));
+    assert_eq!(coding("Transfer-Encoding: gzip, chunked\r\n"), Ok(Other));
+    assert_eq!(
+        coding("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"),
+        Ok(Other)
+    );
+    for refused in [
+        "Transfer-Encoding: gzip\r\n",
+        "Transfer-Encoding: chunked, gzip\r\n",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: chunked;x=1\r\n",
+        "Transfer-Encoding: \r\n",
+        "Transfer-Encoding: chunked\r\nContent-Length: 0\r\n",
+    ] {
+        assert!(
+            matches!(coding(refused), Err(HeadError::Malformed(_))),
+            "{refused}"
+        );
+    }
+    // No transfer codings in HTTP/1.0 at all.
+    assert_eq!(
+        parse_head(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        Err(HeadError::Malformed("Transfer-Encoding in HTTP/1.0"))
+    );
+}
+
+#[test]
+fn expectations_are_read_and_ignored_in_1_0() {
+    use parse::Expect;
+    let expect = |headers: &str| head_with(headers).unwrap().unwrap().expect;
+    assert_eq!(expect(""), Expect::None);
+    assert_eq!(expect("Expect: 100-Continue\r\n"), Expect::Continue);
+    assert_eq!(expect("Expect: 100-continue, x\r\n"), Expect::Other);
+    assert_eq!(
+        expect("Expect: 100-continue\r\nExpect: x\r\n"),
+        Expect::Other
+    );
+    let head = parse_head(b"POST / HTTP/1.0\r\nExpect: x\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.expect, Expect::None);
+}
+
+#[test]
+fn targets_route_on_their_path_and_later_minors_are_1_1() {
+    let path = |target: &str| {
+        let input = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
+        parse_head(input.as_bytes()).map(|h| h.unwrap().path.to_vec())
+    };
+    assert_eq!(path("/a/b?c"), Ok(b"/a/b".to_vec()));
+    assert_eq!(path("http://h/echo?x"), Ok(b"/echo".to_vec()));
+    assert_eq!(path("HTTP://h:8080"), Ok(b"/".to_vec()));
+    assert_eq!(path("https://u@h?q"), Ok(b"/".to_vec()));
+    assert_eq!(path("*"), Ok(b"*".to_vec()));
+    assert!(matches!(path("http:///x"), Err(HeadError::Malformed(_))));
+    assert!(matches!(path("1http://h/"), Err(HeadError::Malformed(_))));
+    let minor = |version: &str| {
+        let input = format!("GET / {version}\r\nHost: h\r\n\r\n");
+        parse_head(input.as_bytes()).map(|h| h.unwrap().minor)
+    };
+    assert_eq!(minor("HTTP/1.0"), Ok(0));
+    assert_eq!(minor("HTTP/1.1"), Ok(1));
+    assert_eq!(minor("HTTP/1.2"), Ok(1));
+    assert_eq!(minor("HTTP/1.9"), Ok(1));
+    assert_eq!(minor("HTTP/2.0"), Err(HeadError::Version));
+    assert_eq!(minor("HTTP/0.9"), Err(HeadError::Version));
+    assert!(matches!(minor("HTTP/1.10"), Err(HeadError::Malformed(_))));
+    assert!(matches!(minor("http/1.1"), Err(HeadError::Malformed(_))));
+}
+
+#[test]
+fn chunk_lines_refuse_control_characters_and_take_leading_zeros() {
+    let decode = |body: &[u8]| decode_chunked(body, body.len(), 1 << 20);
+    let body = b"000a\r\n0123456789\r\n00000\r\n\r\n";
+    assert_eq!(decode(body), Ok((body.len(), true, b"0123456789".to_vec())));
+    for bad in [
+        &b"1;a=b\rc\r\nx\r\n0\r\n\r\n"[..],
+        b"1;a\x01\r\nx\r\n",
+        b"0\r\nX: a\rb\r\n\r\n",
+    ] {
+        assert!(
+            matches!(decode(bad), Err(ChunkError::Malformed(_))),
+            "{bad:?}"
+        );
+    }
 }

@@ -203,10 +203,13 @@ fn parse_complete_head(input: &[u8]) -> Result<Head<'_>, Scan> {
             // A second header appends its codings to the first's list.
             codings.add(value)?;
         } else if name.eq_ignore_ascii_case(b"expect") {
-            head.expect = if value.eq_ignore_ascii_case(b"100-continue") {
-                Expect::Continue
-            } else {
-                Expect::Other
+            // Two headers add up to a list: any member but 100-continue
+            // makes it one this server cannot meet.
+            head.expect = match head.expect {
+                Expect::None | Expect::Continue if value.eq_ignore_ascii_case(b"100-continue") => {
+                    Expect::Continue
+                }
+                _ => Expect::Other,
             };
         } else if name.eq_ignore_ascii_case(b"content-type") {
             head.content_type = Some(value);
