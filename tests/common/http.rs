@@ -113,14 +113,15 @@ pub struct Probe {
     pub closed: bool,
 }
 
-/// Sends `request` to `addr`, then reads until the server closes or sends
-/// nothing for `quiet`. Status lines are found by their `HTTP/1.1 ` start
+/// Sends `request` to `addr`, then reads until the server closes or, once
+/// it has answered, sends nothing for `quiet`. Status lines are found by their `HTTP/1.1 ` start
 /// wherever it is (a body without a line end runs into the next status
 /// line), so response bodies must not contain it (true of the short texts
 /// both servers send).
 pub fn probe(addr: SocketAddr, request: &[u8], quiet: Duration) -> Probe {
+    // The first answer may be slow on a loaded machine: only the wait
+    // after bytes have come is cut short.
     let mut stream = super::client(addr);
-    stream.set_read_timeout(Some(quiet)).unwrap();
     // The server may close before taking it all: what it said still counts.
     let _ = stream.write_all(request);
     let mut got = Vec::new();
@@ -128,7 +129,10 @@ pub fn probe(addr: SocketAddr, request: &[u8], quiet: Duration) -> Probe {
     let closed = loop {
         match stream.read(&mut buf) {
             Ok(0) => break true,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                got.extend_from_slice(&buf[..n]);
+                stream.set_read_timeout(Some(quiet)).unwrap();
+            }
             Err(e)
                 if matches!(
                     e.kind(),
