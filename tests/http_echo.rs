@@ -2,7 +2,8 @@
 //! `Content-Length` and chunked, arriving in pieces across reads, echoed with
 //! their `Content-Type`; `HEAD` answered with the headers `GET` would get;
 //! `Expect: 100-continue` answered with `100 Continue` before the body, or
-//! with the final refusal (413, 417, 404) and a close instead. Real clients
+//! with the final refusal (413, 417, 404) and a close instead; a SIGTERM
+//! drain that waits for an echo body in flight. Real clients
 //! on the same paths are in tests/http_clients.rs.
 mod common;
 
@@ -257,4 +258,24 @@ fn http_1_0_ignores_expect() {
         b"POST /echo HTTP/1.0\r\nExpect: odd\r\nContent-Length: 1\r\n\r\nz",
     );
     assert_eq!(r.status, 200);
+}
+
+#[test]
+fn sigterm_lets_an_echo_body_in_flight_finish() {
+    let mut server = server(&[]);
+    let mut stream = common::client(server.addr);
+    stream
+        .write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 8\r\n\r\nhalf")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    server.signal("TERM");
+    std::thread::sleep(Duration::from_millis(200));
+    // Kept in the echo buffer, not the reactor's: the drain still waits.
+    stream.write_all(b"more").unwrap();
+    let mut reader = BufReader::new(stream);
+    let r = read_response(&mut reader, false);
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"halfmore"[..]));
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eof(&mut reader);
+    assert_eq!(server.wait_exit(Duration::from_secs(5)), Some(0));
 }
