@@ -1,28 +1,38 @@
 //! A small HTTP/1.1 server on the reactor: `GET /` answers `Hello, World!`,
-//! with keep-alive, pipelining, request limits and a slowloris cut-off. It
-//! exists to show that the library's public API carries a real protocol, and
-//! to be pointed at real clients (curl, wrk).
+//! `/echo` answers with the request's body, with keep-alive, pipelining,
+//! `Expect: 100-continue`, request limits and a slowloris cut-off. It exists
+//! to show that the library's public API carries a real protocol, and to be
+//! pointed at real clients (curl, wrk, h2load, ab).
 //!
 //! ```text
 //! cargo run --release --example http_server -- --addr 127.0.0.1:8080
 //! wrk -t1 -c50 -d5s http://127.0.0.1:8080/
 //! wrk -t1 -c50 -d5s -s scripts/pipeline.lua http://127.0.0.1:8080/   # 16 per write
+//! curl --data-binary @file http://127.0.0.1:8080/echo
 //! ```
 //!
 //! Behaviour, in the order a request meets it:
 //!
 //! * heads are parsed straight from the input slice (`http_server/parse.rs`);
 //!   every complete request in one `data` call is answered, in order, into one
-//!   buffer that leaves in one write;
-//! * a head over 8 KiB gets `431`, a malformed one `400`, a version other
-//!   than 1.0/1.1 `505`, a transfer coding other than `chunked` `501`, a
-//!   body over 1 MiB `413`; each of those closes the connection after the
-//!   response is flushed;
+//!   buffer that leaves in one write (until the connection's output is
+//!   backpressured: the rest waits until it drains);
+//! * the target may be origin-form or absolute-form (`http://host/p`, whose
+//!   path is routed on); any `HTTP/1.x` from 1.1 up is served as 1.1;
+//! * a head over 8 KiB gets `431`, a malformed one `400` (among them
+//!   `Transfer-Encoding` in HTTP/1.0, together with `Content-Length`, or
+//!   without `chunked` last: framings another server might read otherwise),
+//!   another major version `505`, codings before `chunked` `501`, an
+//!   `Expect` other than `100-continue` `417`, a body over 1 MiB `413`; each
+//!   of those closes the connection after the response is flushed;
 //! * a body within the limit, `Content-Length` or chunked
-//!   (`http_server/chunked.rs`), is read and discarded as it arrives (never
-//!   buffered), so the next pipelined request is found after it. A chunked
-//!   request is answered when its body ends, since only then is its size
-//!   known;
+//!   (`http_server/chunked.rs`), is consumed as it arrives, across reads:
+//!   kept for `/echo` (at most the 1 MiB limit), else discarded, so the next
+//!   pipelined request is found after it. An echo or chunked request is
+//!   answered when its body ends, since only then is its content (or size)
+//!   known; a body the client holds back with `Expect: 100-continue` gets
+//!   `100 Continue` first, or, if the request is refused anyway, the final
+//!   answer and a close;
 //! * HTTP/1.1 keeps the connection open unless `Connection: close`; HTTP/1.0
 //!   closes unless `Connection: keep-alive`;
 //! * a head not complete within `--header-timeout` seconds of the wait for
@@ -38,27 +48,38 @@
 
 #[path = "http_server/chunked.rs"]
 mod chunked;
+#[path = "http_server/conn.rs"]
+mod conn;
+#[path = "http_server/date.rs"]
+mod date;
 #[path = "http_server/parse.rs"]
 mod parse;
+#[path = "http_server/reply.rs"]
+mod reply;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
-use reactor::{Config, ConnId, Context, Event, Fired, Handler, Reactor, SourceId, TimerId};
+use reactor::{Config, ConnId, Context, Event, Fired, Handler, Reactor, SourceId};
 
 #[path = "support/decimal.rs"]
 mod decimal;
 #[path = "support/server.rs"]
 mod server;
-use decimal::push_decimal;
 use server::ShutdownSignals;
 
 use chunked::ChunkError;
-use parse::{HeadError, TransferCoding, HTTP_DATE_LEN};
+use conn::{route, Answer, Body, HttpConn, Pending, KEEP_ECHO_CAPACITY};
+use date::HTTP_DATE_LEN;
+use parse::{Expect, HeadError, TransferCoding};
+use reply::{
+    Reply, Response, BAD_REQUEST, BAD_VERSION, BODY_TOO_LARGE, CONTINUE, EXPECTATION_FAILED,
+    HEAD_TOO_LARGE, NOT_IMPLEMENTED,
+};
 
-/// Largest request body read (and discarded); larger ones get `413`.
+/// Largest request body read (echoed or discarded); larger ones get `413`.
 const MAX_BODY: u64 = 1024 * 1024;
 
 /// Command-line flags.
@@ -78,54 +99,6 @@ struct Args {
     /// Most concurrent connections (default: from the descriptor limit).
     #[arg(long)]
     max_connections: Option<usize>,
-}
-
-/// What the bytes after the current head are.
-#[derive(Debug)]
-enum Body {
-    /// No body in progress: the next bytes start a request head.
-    None,
-    /// A `Content-Length` body: this many bytes are still to come and are
-    /// discarded as they arrive. Invariant: non-zero. Its response was
-    /// already written when the head was read (the length was checked then).
-    Length(u64),
-    /// A chunked body being discarded, and the response to write when it
-    /// ends. The response waits because only the end can tell a body over
-    /// the limit (`413`) from one within it; order is kept because no later
-    /// request is parsed before the body ends.
-    Chunked(chunked::Chunked, Pending),
-}
-
-/// A request's response as decided from its head: written at once for a
-/// `Content-Length` request, or when its body ends for a chunked one.
-#[derive(Debug, Clone, Copy)]
-struct Pending {
-    /// What to answer.
-    reply: &'static Reply,
-    /// Not a HEAD request.
-    send_body: bool,
-    /// The client asked to keep the connection (before any drain began).
-    keep_alive: bool,
-    /// The request's minor version.
-    minor: u8,
-}
-
-/// One connection's place in the request stream.
-#[derive(Debug)]
-struct HttpConn {
-    /// Whether body bytes are expected before the next head.
-    body: Body,
-    /// The instant the request timeout counts from. While a head is awaited:
-    /// when the wait for it began (connection opened or previous request
-    /// done), so trickling header bytes does not extend it. While a body is
-    /// read: when body bytes last arrived, so a body must keep flowing.
-    waiting_since: Instant,
-    /// The armed request timer. Invariant: `Some` while the connection is
-    /// open, with a deadline no later than `waiting_since + header_timeout`.
-    /// It re-arms itself for the remainder when it fires early instead of
-    /// being reset per request, so a busy keep-alive connection costs no
-    /// timer work.
-    timer: Option<TimerId>,
 }
 
 /// Answers requests and turns signals into a graceful shutdown.
@@ -149,58 +122,6 @@ struct HttpServer {
     out: Vec<u8>,
 }
 
-/// What to answer: status line text and body.
-#[derive(Debug)]
-struct Reply {
-    /// Code and reason phrase, e.g. `200 OK`.
-    status: &'static str,
-    /// The body (also sized for `HEAD`, which sends none).
-    body: &'static [u8],
-    /// Extra header lines, each ending in CRLF.
-    extra: &'static str,
-}
-
-const HELLO: Reply = Reply {
-    status: "200 OK",
-    body: b"Hello, World!",
-    extra: "",
-};
-const NOT_FOUND: Reply = Reply {
-    status: "404 Not Found",
-    body: b"Not Found\n",
-    extra: "",
-};
-const METHOD_NOT_ALLOWED: Reply = Reply {
-    status: "405 Method Not Allowed",
-    body: b"Method Not Allowed\n",
-    extra: "Allow: GET, HEAD\r\n",
-};
-const BAD_REQUEST: Reply = Reply {
-    status: "400 Bad Request",
-    body: b"Bad Request\n",
-    extra: "",
-};
-const HEAD_TOO_LARGE: Reply = Reply {
-    status: "431 Request Header Fields Too Large",
-    body: b"Request Header Fields Too Large\n",
-    extra: "",
-};
-const BODY_TOO_LARGE: Reply = Reply {
-    status: "413 Content Too Large",
-    body: b"Content Too Large\n",
-    extra: "",
-};
-const NOT_IMPLEMENTED: Reply = Reply {
-    status: "501 Not Implemented",
-    body: b"Only the chunked transfer coding is supported\n",
-    extra: "",
-};
-const BAD_VERSION: Reply = Reply {
-    status: "505 HTTP Version Not Supported",
-    body: b"HTTP Version Not Supported\n",
-    extra: "",
-};
-
 impl HttpServer {
     /// Re-formats `Date` if the wall clock has passed into a new second.
     fn refresh_date(&mut self, now: Instant) {
@@ -210,55 +131,78 @@ impl HttpServer {
         let since_epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        self.date = parse::http_date(since_epoch.as_secs());
+        self.date = date::http_date(since_epoch.as_secs());
         let to_next_second =
             Duration::from_nanos(1_000_000_000 - u64::from(since_epoch.subsec_nanos()));
         self.date_valid_until = now + to_next_second;
     }
 
-    /// Appends the response to a request that was read whole; returns
-    /// whether the connection stays open (the client asked for keep-alive
-    /// and no drain has begun).
-    fn answer(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, pending: Pending) -> bool {
+    /// Writes the response to a request that was read whole (for `/echo`,
+    /// the body in `st.echo`, which is then emptied); returns whether the
+    /// connection stays open (the client asked for keep-alive and no drain
+    /// has begun).
+    fn answer(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        conn: ConnId,
+        st: &mut HttpConn,
+        pending: Pending,
+    ) -> bool {
         let keep_alive = pending.keep_alive && !self.draining;
-        let reply = (pending.reply, pending.send_body);
-        self.respond(ctx, conn, reply, keep_alive, pending.minor) && keep_alive
+        let response = match pending.answer {
+            Answer::Fixed(reply) => Response::fixed(reply, pending.send_body),
+            Answer::Echo => Response {
+                status: "200 OK",
+                content_type: &st.echo_type,
+                extra: "",
+                body: &st.echo,
+                send_body: pending.send_body,
+            },
+        };
+        let written = self.respond(ctx, conn, response, keep_alive, pending.minor);
+        st.echo.clear();
+        if st.echo.capacity() > KEEP_ECHO_CAPACITY {
+            st.echo = Vec::new();
+        }
+        written && keep_alive
     }
 
-    /// Writes one response (with its body if `reply.1`). `keep_alive: false`
-    /// adds `Connection: close`; an HTTP/1.0 client that asked for
-    /// keep-alive is told it got it. Returns whether the connection took it
-    /// (a failed write has closed the connection; `closed` says why).
+    /// Writes one response. Returns whether the connection took it (a
+    /// failed write has closed the connection; `closed` says why).
     fn respond(
         &mut self,
         ctx: &mut Context<'_, Self>,
         conn: ConnId,
-        (reply, send_body): (&Reply, bool),
+        response: Response<'_>,
         keep_alive: bool,
         minor: u8,
     ) -> bool {
-        let out = &mut self.out;
-        out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(reply.status.as_bytes());
-        out.extend_from_slice(b"\r\nServer: reactor\r\nDate: ");
-        out.extend_from_slice(&self.date);
-        out.extend_from_slice(b"\r\nContent-Type: text/plain\r\n");
-        out.extend_from_slice(reply.extra.as_bytes());
-        out.extend_from_slice(b"Content-Length: ");
-        push_decimal(out, reply.body.len() as u64);
-        out.extend_from_slice(b"\r\n");
-        if !keep_alive {
-            out.extend_from_slice(b"Connection: close\r\n");
-        } else if minor == 0 {
-            out.extend_from_slice(b"Connection: keep-alive\r\n");
+        // A large body goes to the connection straight from where it is,
+        // rather than through `out`, which would keep its capacity.
+        let separate = response.send_body && response.body.len() > KEEP_ECHO_CAPACITY;
+        let head_only = Response {
+            send_body: response.send_body && !separate,
+            ..response
+        };
+        head_only.encode(&mut self.out, &self.date, keep_alive, minor);
+        let mut written = ctx.write(conn, &self.out).is_ok();
+        self.out.clear();
+        if written && separate {
+            written = ctx.write(conn, response.body).is_ok();
         }
-        out.extend_from_slice(b"\r\n");
-        if send_body {
-            out.extend_from_slice(reply.body);
-        }
-        let written = ctx.write(conn, out).is_ok();
-        out.clear();
         written
+    }
+
+    /// Writes a fixed refusal with `Connection: close`; the caller closes.
+    fn refuse(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        conn: ConnId,
+        reply: &'static Reply,
+        send_body: bool,
+        minor: u8,
+    ) {
+        self.respond(ctx, conn, Response::fixed(reply, send_body), false, minor);
     }
 }
 
@@ -269,6 +213,8 @@ impl Handler for HttpServer {
     fn opened(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, _: SocketAddr) -> HttpConn {
         HttpConn {
             body: Body::None,
+            echo: Vec::new(),
+            echo_type: Vec::new(),
             waiting_since: ctx.now(),
             timer: Some(ctx.start_conn_timer(conn, self.header_timeout, 0)),
         }
@@ -288,49 +234,71 @@ impl Handler for HttpServer {
         loop {
             match &mut st.body {
                 Body::None => {}
-                Body::Length(left) => {
-                    let take = (*left).min((input.len() - pos) as u64);
-                    pos += take as usize;
-                    *left -= take;
+                Body::Length(left, then) => {
+                    let take = (*left).min((input.len() - pos) as u64) as usize;
+                    if then.is_some() {
+                        st.echo.extend_from_slice(&input[pos..pos + take]);
+                    }
+                    pos += take;
+                    *left -= take as u64;
                     // Body progress (or its end, when the next head's wait
                     // begins) restarts the clock.
                     st.waiting_since = now;
                     if *left > 0 {
                         break;
                     }
+                    let then = then.take();
                     st.body = Body::None;
-                }
-                Body::Chunked(chunks, pending) => match chunks.feed(&input[pos..], MAX_BODY) {
-                    Ok((used, done)) => {
-                        pos += used;
-                        if used > 0 {
-                            st.waiting_since = now;
-                        }
-                        if !done {
-                            break;
-                        }
-                        let pending = *pending;
-                        st.body = Body::None;
-                        if !self.answer(ctx, conn, pending) {
+                    if let Some(pending) = then {
+                        if !self.answer(ctx, conn, st, pending) {
                             close = true;
                             break;
                         }
                     }
-                    Err(e) => {
-                        let reply = match e {
-                            ChunkError::TooLarge => &BODY_TOO_LARGE,
-                            ChunkError::Malformed(why) => {
-                                log::debug!("{conn}: 400: {why}");
-                                &BAD_REQUEST
+                }
+                Body::Chunked(chunks, pending) => {
+                    let keep = matches!(pending.answer, Answer::Echo);
+                    let echo = &mut st.echo;
+                    let mut sink = |data: &[u8]| {
+                        if keep {
+                            echo.extend_from_slice(data);
+                        }
+                    };
+                    match chunks.feed(&input[pos..], MAX_BODY, &mut sink) {
+                        Ok((used, done)) => {
+                            pos += used;
+                            if used > 0 {
+                                st.waiting_since = now;
                             }
-                        };
-                        self.respond(ctx, conn, (reply, pending.send_body), false, pending.minor);
-                        close = true;
-                        break;
+                            if !done {
+                                break;
+                            }
+                            let pending = *pending;
+                            st.body = Body::None;
+                            if !self.answer(ctx, conn, st, pending) {
+                                close = true;
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            let reply = match e {
+                                ChunkError::TooLarge => &BODY_TOO_LARGE,
+                                ChunkError::Malformed(why) => {
+                                    log::debug!("{conn}: 400: {why}");
+                                    &BAD_REQUEST
+                                }
+                            };
+                            let (send_body, minor) = (pending.send_body, pending.minor);
+                            self.refuse(ctx, conn, reply, send_body, minor);
+                            close = true;
+                            break;
+                        }
                     }
-                },
+                }
             }
-            if pos == input.len() {
+            // A client that pipelines faster than it reads waits here: the
+            // rest of its input is offered again once its output drains.
+            if pos == input.len() || ctx.is_backpressured(conn) {
                 break;
             }
             let head = match parse::parse_head(&input[pos..]) {
@@ -345,7 +313,7 @@ impl Handler for HttpServer {
                         HeadError::TooLarge => &HEAD_TOO_LARGE,
                         HeadError::Version => &BAD_VERSION,
                     };
-                    self.respond(ctx, conn, (reply, true), false, 1);
+                    self.refuse(ctx, conn, reply, true, 1);
                     close = true;
                     break;
                 }
@@ -353,38 +321,68 @@ impl Handler for HttpServer {
             pos += head.len;
             st.waiting_since = now;
             let send_body = head.method != b"HEAD";
-            if head.transfer_coding == TransferCoding::Other {
-                self.respond(ctx, conn, (&NOT_IMPLEMENTED, send_body), false, head.minor);
-                close = true;
-                break;
-            }
-            if head.content_length > MAX_BODY {
-                self.respond(ctx, conn, (&BODY_TOO_LARGE, send_body), false, head.minor);
-                close = true;
-                break;
-            }
-            let path = head.target.split(|&b| b == b'?').next().unwrap_or_default();
-            let reply = match (path, head.method) {
-                (b"/", b"GET" | b"HEAD") => &HELLO,
-                (b"/", _) => &METHOD_NOT_ALLOWED,
-                _ => &NOT_FOUND,
+            let chunked = head.transfer_coding == TransferCoding::Chunked;
+            let refusal = if head.transfer_coding == TransferCoding::Other {
+                Some(&NOT_IMPLEMENTED)
+            } else if head.expect == Expect::Other {
+                Some(&EXPECTATION_FAILED)
+            } else if head.content_length > MAX_BODY {
+                Some(&BODY_TOO_LARGE)
+            } else {
+                None
             };
+            if let Some(reply) = refusal {
+                self.refuse(ctx, conn, reply, send_body, head.minor);
+                close = true;
+                break;
+            }
+            let answer = route(head.path, head.method);
+            let has_body = chunked || head.content_length > 0;
+            if has_body && head.expect == Expect::Continue {
+                if let Answer::Fixed(reply) = answer {
+                    if !matches!(reply.status.as_bytes(), [b'2', ..]) {
+                        // Refused before the body is sent: whether the
+                        // client sends it anyway cannot be known, so the
+                        // connection cannot be reused (RFC 9110 §10.1.1).
+                        self.refuse(ctx, conn, reply, send_body, head.minor);
+                        close = true;
+                        break;
+                    }
+                }
+                if ctx.write(conn, CONTINUE).is_err() {
+                    close = true;
+                    break;
+                }
+            }
             let pending = Pending {
-                reply,
+                answer,
                 send_body,
                 keep_alive: head.keep_alive,
                 minor: head.minor,
             };
-            if head.transfer_coding == TransferCoding::Chunked {
+            if let Answer::Echo = answer {
+                let content_type = head.content_type.unwrap_or(b"application/octet-stream");
+                st.echo_type.clear();
+                st.echo_type.extend_from_slice(content_type);
+                if !chunked {
+                    // Within MAX_BODY, checked above.
+                    st.echo.reserve(head.content_length as usize);
+                }
+            }
+            if chunked {
                 st.body = Body::Chunked(chunked::Chunked::default(), pending);
                 continue;
             }
-            if !self.answer(ctx, conn, pending) {
+            if head.content_length > 0 {
+                if let Answer::Echo = answer {
+                    st.body = Body::Length(head.content_length, Some(pending));
+                    continue;
+                }
+                st.body = Body::Length(head.content_length, None);
+            }
+            if !self.answer(ctx, conn, st, pending) {
                 close = true;
                 break;
-            }
-            if head.content_length > 0 {
-                st.body = Body::Length(head.content_length);
             }
         }
         if close {
@@ -429,8 +427,9 @@ impl Handler for HttpServer {
         self.draining = true;
     }
 
-    /// A body being discarded leaves nothing buffered, so only this tells
-    /// the drain that a request is still arriving: let it finish.
+    /// A body being read leaves nothing in the reactor's input buffer (it
+    /// is discarded, or kept in `HttpConn::echo`), so only this tells the
+    /// drain that a request is still arriving: let it finish.
     fn is_idle(&self, st: &HttpConn) -> bool {
         matches!(st.body, Body::None)
     }
@@ -453,7 +452,7 @@ fn serve(args: &Args) -> std::io::Result<()> {
         shutdown: ShutdownSignals::new(args.grace)?,
         header_timeout: args.header_timeout,
         draining: false,
-        date: parse::http_date(0),
+        date: date::http_date(0),
         date_valid_until: Instant::now(),
         out: Vec::with_capacity(16 * 1024),
     };

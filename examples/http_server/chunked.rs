@@ -1,11 +1,12 @@
 //! Chunked request bodies (RFC 9112 §7.1) for the `http_server` example:
-//! [`Chunked`] walks a body incrementally and discards it, refusing bad
-//! framing and bodies over the caller's limit.
+//! [`Chunked`] walks a body incrementally, handing its data to the caller
+//! (who keeps it for `/echo` or drops it), and refuses bad framing, a bare
+//! CR, a size that overflows, and bodies over the caller's limit.
 //!
 //! Apart from the head parser (`parse.rs`) because the two work in
 //! opposite ways: a head is parsed again from its start until complete,
 //! which its 8 KiB cap keeps cheap, while a body can be long, so its state
-//! is kept between calls and its data skipped as it arrives, never copied.
+//! is kept between calls and its data handed on as it arrives, never copied here.
 //! Like `parse.rs`, this file is also included by `tests/http_parse.rs`,
 //! which fuzzes the decoder without a socket.
 
@@ -37,9 +38,10 @@ enum ChunkState {
     Trailer,
 }
 
-/// Reads and discards a chunked body (RFC 9112 §7.1) incrementally.
+/// Reads a chunked body (RFC 9112 §7.1) incrementally.
 ///
-/// Nothing is buffered here: data bytes are skipped as they arrive, and an
+/// Nothing is buffered here: data bytes go to the caller's sink as they
+/// arrive, and an
 /// incomplete size or trailer line is left unconsumed for the caller's
 /// input buffer to hold until its end arrives (at most [`MAX_CHUNK_LINE`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,15 +65,23 @@ impl Default for Chunked {
 }
 
 impl Chunked {
-    /// Consumes what it can of `input`; returns the bytes consumed and
-    /// whether the body ended. Refuses bodies over `limit` data bytes.
-    pub fn feed(&mut self, input: &[u8], limit: u64) -> Result<(usize, bool), ChunkError> {
+    /// Consumes what it can of `input`, passing each run of data bytes to
+    /// `sink`; returns the bytes consumed and whether the body ended.
+    /// Refuses bodies over `limit` data bytes (before any of an offending
+    /// chunk reaches `sink`).
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        limit: u64,
+        sink: &mut impl FnMut(&[u8]),
+    ) -> Result<(usize, bool), ChunkError> {
         let mut pos = 0;
         loop {
             let rest = &input[pos..];
             match self.state {
                 ChunkState::Data(left) => {
                     let take = left.min(rest.len() as u64);
+                    sink(&rest[..take as usize]);
                     pos += take as usize;
                     self.state = if take == left {
                         ChunkState::DataEnd
@@ -109,6 +119,11 @@ impl Chunked {
                     if let [body @ .., b'\r'] = line {
                         line = body;
                     }
+                    // A CR left inside the line (say in an extension) is
+                    // one that another parser might take as a line end.
+                    if line.iter().any(|&b| b != b'\t' && (b < 0x20 || b == 0x7f)) {
+                        return Err(ChunkError::Malformed("control character in chunk line"));
+                    }
                     pos += newline + 1;
                     if self.state == ChunkState::Trailer {
                         if line.is_empty() {
@@ -136,15 +151,25 @@ impl Chunked {
     }
 }
 
-/// `1*HEXDIG [ ; extensions ]`: the size; extensions are ignored.
+/// Most significant hex digits a chunk size may have: 2^60 bytes is past
+/// any limit, and the sum of sizes cannot overflow before the limit is hit.
+pub const MAX_SIZE_DIGITS: usize = 15;
+
+/// `1*HEXDIG [ ; extensions ]`: the size; extensions are ignored. Leading
+/// zeros (`000a`) are allowed, however many, as the grammar allows.
 fn parse_chunk_size(line: &[u8]) -> Result<u64, ChunkError> {
     let digits_end = line
         .iter()
         .position(|b| !b.is_ascii_hexdigit())
         .unwrap_or(line.len());
     let (digits, rest) = line.split_at(digits_end);
-    if digits.is_empty() || digits.len() > 15 {
+    if digits.is_empty() {
         return Err(ChunkError::Malformed("bad chunk size"));
+    }
+    let zeros = digits.iter().take_while(|&&b| b == b'0').count();
+    let digits = &digits[zeros..];
+    if digits.len() > MAX_SIZE_DIGITS {
+        return Err(ChunkError::Malformed("chunk size overflow"));
     }
     let rest = trim(rest);
     if !rest.is_empty() && rest[0] != b';' {

@@ -1,6 +1,7 @@
-//! HTTP/1.x message heads for the `http_server` example: request heads
-//! parsed, and the `Date` value formatted for response heads. Chunked
-//! request bodies are in `chunked.rs`.
+//! HTTP/1.x request heads for the `http_server` example, parsed, with the
+//! framing rules that keep a request from being read two ways (RFC 9112
+//! §6). Chunked request bodies are in `chunked.rs`, the `Date` value in
+//! `date.rs`.
 //!
 //! This file is a module of the example (`examples/http_server.rs`) and is
 //! also included by `tests/http_parse.rs` (and by `tests/http_limits.rs`
@@ -29,7 +30,14 @@ pub struct Head<'a> {
     pub method: &'a [u8],
     /// Request target as sent: non-empty visible ASCII.
     pub target: &'a [u8],
-    /// Minor version of `HTTP/1.x`: 0 or 1.
+    /// The target's path, what the server routes on: the origin-form
+    /// target up to any `?`, or the path of an absolute-form one
+    /// (`http://host/p?q` -> `/p`; `/` when it has none), whose authority
+    /// then stands in for `Host` (RFC 9112 §3.2.2).
+    pub path: &'a [u8],
+    /// Minor version of `HTTP/1.x`: 0 or 1. A minor above 1 is read as 1:
+    /// a 1.x server answers any later 1.x as the highest it speaks (RFC
+    /// 9110 §2.5).
     pub minor: u8,
     /// Whether the connection stays open after this request, from the
     /// version and the `Connection` header.
@@ -37,8 +45,14 @@ pub struct Head<'a> {
     /// Declared body length; 0 when there is no `Content-Length`.
     pub content_length: u64,
     /// What `Transfer-Encoding` said. Never other than `None` together with
-    /// a `Content-Length`: that combination is rejected as malformed.
+    /// a `Content-Length` or in HTTP/1.0: both are refused as malformed.
     pub transfer_coding: TransferCoding,
+    /// What `Expect` asked for (always `None` in HTTP/1.0, which must
+    /// ignore it: RFC 9110 §10.1.1).
+    pub expect: Expect,
+    /// The last `Content-Type` value, trimmed, if any: `/echo` answers
+    /// with it.
+    pub content_type: Option<&'a [u8]>,
     /// Bytes the head occupies in the input, blank line included.
     /// Invariant: `0 < len <= MAX_HEAD`.
     pub len: usize,
@@ -50,11 +64,25 @@ pub enum TransferCoding {
     /// No `Transfer-Encoding` header: the body, if any, has a
     /// `Content-Length`.
     None,
-    /// Exactly `chunked` (one header, one coding): the body is read with
-    /// `chunked::Chunked`.
+    /// `chunked` alone (in any case, in one header or list): the body is
+    /// read with `chunked::Chunked`.
     Chunked,
-    /// Any other coding or list of codings, unknown to this server (the
-    /// caller answers 501).
+    /// `chunked` last, after codings this server does not decode (`gzip,
+    /// chunked`): the framing is known but the content is not (the caller
+    /// answers 501, RFC 9112 §6.1). A list whose last coding is not
+    /// `chunked` never gets here: its length cannot be known, so it is
+    /// refused as malformed (400, RFC 9112 §6.3).
+    Other,
+}
+
+/// The request's `Expect` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// None (or HTTP/1.0, which ignores it).
+    None,
+    /// `100-continue`: the client waits for `100 Continue` before its body.
+    Continue,
+    /// Anything else: the caller answers 417.
     Other,
 }
 
@@ -118,28 +146,37 @@ fn parse_complete_head(input: &[u8]) -> Result<Head<'_>, Scan> {
     if target.is_empty() {
         return Err(HeadError::Malformed("bad target").into());
     }
+    let path = target_path(target)?;
     let version = s.take_line(VISIBLE, "bad version")?;
+    // `HTTP/` DIGIT `.` DIGIT exactly (RFC 9112 §2.3): `HTTP/1.10` is not a
+    // version. Any 1.x from 1.1 up is served as 1.1; another major is 505.
     let minor = match version {
-        b"HTTP/1.1" => 1,
-        b"HTTP/1.0" => 0,
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
             if major.is_ascii_digit() && minor.is_ascii_digit() =>
         {
-            return Err(HeadError::Version.into())
+            match (major, minor) {
+                (b'1', b'0') => 0,
+                (b'1', _) => 1,
+                _ => return Err(HeadError::Version.into()),
+            }
         }
         _ => return Err(HeadError::Malformed("bad version").into()),
     };
     let mut head = Head {
         method,
         target,
+        path,
         minor,
         keep_alive: minor == 1,
         content_length: 0,
         transfer_coding: TransferCoding::None,
+        expect: Expect::None,
+        content_type: None,
         len: 0,
     };
     let (mut close, mut keep_alive_token) = (false, false);
     let mut content_length: Option<u64> = None;
+    let mut codings = Codings::default();
     let mut hosts = 0;
     while !s.take_line_end()? {
         if matches!(s.peek(), Some(b' ' | b'\t')) {
@@ -163,21 +200,39 @@ fn parse_complete_head(input: &[u8]) -> Result<Head<'_>, Scan> {
             }
             content_length = Some(n);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            // A second header would append codings to the first.
-            head.transfer_coding = if head.transfer_coding == TransferCoding::None
-                && value.eq_ignore_ascii_case(b"chunked")
-            {
-                TransferCoding::Chunked
-            } else {
-                TransferCoding::Other
+            // A second header appends its codings to the first's list.
+            codings.add(value)?;
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            // Two headers add up to a list: any member but 100-continue
+            // makes it one this server cannot meet.
+            head.expect = match head.expect {
+                Expect::None | Expect::Continue if value.eq_ignore_ascii_case(b"100-continue") => {
+                    Expect::Continue
+                }
+                _ => Expect::Other,
             };
+        } else if name.eq_ignore_ascii_case(b"content-type") {
+            head.content_type = Some(value);
         } else if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
         }
     }
-    if head.transfer_coding != TransferCoding::None && content_length.is_some() {
-        // The classic request-smuggling ambiguity (RFC 9112 §6.1).
-        return Err(HeadError::Malformed("both Transfer-Encoding and Content-Length").into());
+    if codings.present {
+        // Each refusal below closes the connection: a front end that
+        // framed the body differently would otherwise smuggle a request.
+        if minor == 0 {
+            // HTTP/1.0 has no transfer codings; a 1.0 message with one
+            // has faulty framing (RFC 9112 §6.1).
+            return Err(HeadError::Malformed("Transfer-Encoding in HTTP/1.0").into());
+        }
+        if content_length.is_some() {
+            // The classic request-smuggling ambiguity (RFC 9112 §6.3).
+            return Err(HeadError::Malformed("both Transfer-Encoding and Content-Length").into());
+        }
+        head.transfer_coding = codings.decide()?;
+    }
+    if minor == 0 {
+        head.expect = Expect::None;
     }
     if minor == 1 && hosts != 1 {
         return Err(HeadError::Malformed("HTTP/1.1 needs exactly one Host").into());
@@ -186,6 +241,89 @@ fn parse_complete_head(input: &[u8]) -> Result<Head<'_>, Scan> {
     head.keep_alive = !close && (minor == 1 || keep_alive_token);
     head.len = s.pos;
     Ok(head)
+}
+
+/// The `Transfer-Encoding` codings of a request, over all its headers.
+#[derive(Default)]
+struct Codings {
+    /// A `Transfer-Encoding` header was seen.
+    present: bool,
+    /// `chunked` was seen: it must be the last coding.
+    chunked: bool,
+    /// A coding other than `chunked` was seen.
+    other: bool,
+}
+
+impl Codings {
+    /// Adds one header's list. Empty elements are skipped (RFC 9110 §5.6.1);
+    /// a coding after `chunked` (a second `chunked` included, RFC 9112 §7)
+    /// is refused. `chunked` with parameters (it defines none) counts as
+    /// another coding, as nginx takes it.
+    fn add(&mut self, value: &[u8]) -> Result<(), HeadError> {
+        self.present = true;
+        for element in value.split(|&b| b == b',') {
+            let name = trim(element);
+            if name.is_empty() {
+                continue;
+            }
+            if self.chunked {
+                return Err(HeadError::Malformed("chunked is not the final coding"));
+            }
+            if name.eq_ignore_ascii_case(b"chunked") {
+                self.chunked = true;
+            } else {
+                self.other = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// The body's framing: `chunked` last is required, since without it a
+    /// request's length cannot be known (400, RFC 9112 §6.3); codings before
+    /// it are not decoded here (501).
+    fn decide(&self) -> Result<TransferCoding, HeadError> {
+        match (self.chunked, self.other) {
+            (false, _) => Err(HeadError::Malformed("chunked is not the final coding")),
+            (true, true) => Ok(TransferCoding::Other),
+            (true, false) => Ok(TransferCoding::Chunked),
+        }
+    }
+}
+
+/// The path a target routes on (see [`Head::path`]). An absolute-form
+/// target is `scheme://authority[/path][?query]`, any scheme, as nginx
+/// takes it; an empty authority is refused.
+fn target_path(target: &[u8]) -> Result<&[u8], HeadError> {
+    let until_query =
+        |t: &'_ [u8]| -> usize { t.iter().position(|&b| b == b'?').unwrap_or(t.len()) };
+    if target.first() == Some(&b'/') {
+        return Ok(&target[..until_query(target)]);
+    }
+    let scheme_len = target
+        .iter()
+        .position(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')))
+        .unwrap_or(target.len());
+    let Some(rest) = target[scheme_len..].strip_prefix(b"://") else {
+        // `*`, authority-form and the like: routed as sent (to a 404).
+        return Ok(&target[..until_query(target)]);
+    };
+    if scheme_len == 0 || !target[0].is_ascii_alphabetic() {
+        return Err(HeadError::Malformed("bad scheme"));
+    }
+    let authority_len = rest
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    if authority_len == 0 {
+        return Err(HeadError::Malformed("absolute-form target without a host"));
+    }
+    let rest = &rest[authority_len..];
+    let path = &rest[..until_query(rest)];
+    Ok(if path.first() == Some(&b'/') {
+        path
+    } else {
+        b"/"
+    })
 }
 
 /// Character classes, as bits of [`CLASS`].
@@ -332,53 +470,4 @@ pub(crate) fn trim(mut bytes: &[u8]) -> &[u8] {
         bytes = rest;
     }
     bytes
-}
-
-/// Length of an IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
-pub const HTTP_DATE_LEN: usize = 29;
-
-/// Formats `unix_seconds` as an IMF-fixdate (RFC 9110 §5.6.7), the only form
-/// a server may send in `Date`. No calendar crate: the conversion from days
-/// to a civil date is Howard Hinnant's `civil_from_days`.
-pub fn http_date(unix_seconds: u64) -> [u8; HTTP_DATE_LEN] {
-    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
-    const MONTHS: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
-    ];
-    let days = unix_seconds / 86_400;
-    let secs = unix_seconds % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    let mut out = *b"Thu, 01 Jan 1970 00:00:00 GMT";
-    // 1970-01-01 was a Thursday.
-    out[..3].copy_from_slice(DAYS[(days % 7) as usize]);
-    two_digits(&mut out[5..7], day);
-    out[8..11].copy_from_slice(MONTHS[month as usize - 1]);
-    // Four digits hold any year this server will see; later ones wrap.
-    two_digits(&mut out[12..14], (year / 100) % 100);
-    two_digits(&mut out[14..16], year % 100);
-    two_digits(&mut out[17..19], secs / 3600);
-    two_digits(&mut out[20..22], secs / 60 % 60);
-    two_digits(&mut out[23..25], secs % 60);
-    out
-}
-
-fn two_digits(out: &mut [u8], n: u64) {
-    out[0] = b'0' + (n / 10 % 10) as u8;
-    out[1] = b'0' + (n % 10) as u8;
-}
-
-/// Days since 1970-01-01 to (year, month 1..=12, day 1..=31), proleptic
-/// Gregorian. Works in 400-year eras so every step is exact integer math.
-pub fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468; // days since 0000-03-01
-    let era = z / 146_097;
-    let doe = z - era * 146_097; // day of era, [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of year from March 1
-    let mp = (5 * doy + 2) / 153; // month from March, [0, 11]
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }

@@ -23,6 +23,7 @@ mod waits;
 pub mod chat;
 pub mod flow;
 pub mod http;
+pub mod nginx;
 pub mod proxy;
 pub mod resp;
 pub mod tools;
