@@ -279,7 +279,11 @@ fn tiny_budgets_yield_without_losing_readiness() {
         stream.write_all(&data).unwrap();
         assert!(reader.join().unwrap() == data, "client {i}: echo differs");
     });
-    let stats = server.handle.stats();
+    // The snapshot behind `Handle::stats` is published at the end of a
+    // turn; the last echo can reach its client before that turn ends.
+    let stats = server.wait_for("the last turn's stats", Duration::from_secs(5), |s| {
+        s.bytes_out == (CLIENTS * LEN) as u64
+    });
     assert_eq!(stats.accepted, CLIENTS as u64);
     assert_eq!(stats.bytes_out, (CLIENTS * LEN) as u64);
     assert!(stats.budget_yields > 0, "{stats:?}");
