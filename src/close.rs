@@ -122,13 +122,18 @@ impl<H: Handler> LoopState<H> {
             State::Connecting { when_connected } => {
                 let when_connected = match when_connected {
                     WhenConnected::Open => WhenConnected::ShutdownWrite,
-                    WhenConnected::CloseAfterFlush { reason, .. } => {
-                        WhenConnected::CloseAfterFlush {
-                            reason,
-                            write_shut: true,
-                        }
-                    }
-                    WhenConnected::ShutdownWrite => return,
+                    WhenConnected::CloseAfterFlush {
+                        reason,
+                        write_shut: false,
+                    } => WhenConnected::CloseAfterFlush {
+                        reason,
+                        write_shut: true,
+                    },
+                    // Shut already: a repeat is a no-op.
+                    WhenConnected::ShutdownWrite
+                    | WhenConnected::CloseAfterFlush {
+                        write_shut: true, ..
+                    } => return,
                 };
                 conn.set_state(
                     State::Connecting { when_connected },

@@ -131,20 +131,24 @@ impl<H: Handler> Loop<'_, H> {
         if let Some(timer) = conn.state_timer.take() {
             self.core.timers.cancel(timer);
         }
+        // A half-close or close asked for while connecting, with output
+        // queued, was deferred until now. A write side shut while connecting
+        // is shut before `connected` runs, so that a write there fails as
+        // `shutdown_write` promised (the state then shows `HalfClosing`); a
+        // close after flush waits for what `connected` writes.
+        let (write_shut, close) = match when_connected {
+            WhenConnected::Open => (false, None),
+            WhenConnected::ShutdownWrite => (true, None),
+            WhenConnected::CloseAfterFlush { reason, write_shut } => (write_shut, Some(reason)),
+        };
+        if write_shut {
+            self.core.shutdown_write(id);
+        }
         self.call_with_state(id, "connected", |handler, ctx, state| {
             handler.connected(ctx, id, state)
         });
-        // A half-close or close asked for while connecting, with output
-        // queued, was deferred until now.
-        match when_connected {
-            WhenConnected::Open => {}
-            WhenConnected::ShutdownWrite => self.core.shutdown_write(id),
-            WhenConnected::CloseAfterFlush { reason, write_shut } => {
-                if write_shut {
-                    self.core.shutdown_write(id);
-                }
-                self.core.close_after_flush(id, reason);
-            }
+        if let Some(reason) = close {
+            self.core.close_after_flush(id, reason);
         }
         self.flush(id);
         // A `wake` or a drain while connecting is owed now.

@@ -70,7 +70,8 @@ impl<H: Handler> Context<'_, H> {
     /// connection ends when the peer's FIN arrives too
     /// ([`Handler::read_closed`] runs first). Called on a connection whose
     /// peer already sent FIN, it is [`Context::close_after_flush`]; called
-    /// while connecting, it takes effect once connected.
+    /// while connecting, it takes effect once connected, before
+    /// [`Handler::connected`] runs (a write there fails).
     pub fn shutdown_write(&mut self, conn: ConnId) {
         self.core.shutdown_write(conn);
     }

@@ -117,7 +117,10 @@ pub trait Handler: Sized {
     /// default closes once everything queued is written; a proxy passes the
     /// half-close on with [`Context::shutdown_write`] instead. On a
     /// connection whose own write side is already shut down, the connection
-    /// ends after this returns.
+    /// ends after this returns. Not called if the handler starts closing the
+    /// connection (`close_after_flush`, `shutdown_write` on it) while flow
+    /// control still holds back input the peer sent before its FIN: the
+    /// close is then the handler's answer to the end of input.
     fn read_closed(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, state: &mut Self::State) {
         let _ = state;
         ctx.close_after_flush(conn);
