@@ -217,7 +217,7 @@ impl<S> Connection<S> {
     }
 
     /// The limits in force: its own, or else `default` (the `Config`'s).
-    pub(crate) fn limits<'a>(&'a self, default: &'a Limits) -> &'a Limits {
+    pub(crate) fn limits_in_force<'a>(&'a self, default: &'a Limits) -> &'a Limits {
         self.limits.as_deref().unwrap_or(default)
     }
 }

@@ -124,7 +124,9 @@ impl<H: Handler> Context<'_, H> {
 
     /// The limits in force for `conn`: its own if set, else the `Config`'s.
     pub fn limits(&self, conn: ConnId) -> Option<Limits> {
-        self.core.conn(conn).map(|c| *c.limits(&self.core.limits))
+        self.core
+            .conn(conn)
+            .map(|c| *c.limits_in_force(&self.core.limits))
     }
 
     /// Gives `conn` limits of its own, replacing the `Config`'s for it

@@ -208,8 +208,8 @@ impl<H: Handler> Loop<'_, H> {
             return;
         };
         conn.input = input;
-        let over_cap =
-            !conn.input.is_empty() && conn.input.len() > conn.limits(&core.limits).max_input;
+        let over_cap = !conn.input.is_empty()
+            && conn.input.len() > conn.limits_in_force(&core.limits).max_input;
         if over_cap {
             debug!(
                 "conn {id}: {} unconsumed input bytes pass the input cap",

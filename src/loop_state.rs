@@ -116,6 +116,7 @@ pub(crate) struct LoopState<H: Handler> {
 }
 
 impl<H: Handler> LoopState<H> {
+    /// An empty loop: no connections, listeners or timers; the clock read now.
     pub(crate) fn new(config: Config, registry: Registry) -> Self {
         let now = Instant::now();
         LoopState {
@@ -157,6 +158,7 @@ impl<H: Handler> LoopState<H> {
         live(&mut self.conns, id)
     }
 
+    /// Whether a graceful shutdown has begun (not merely been asked for).
     pub(crate) fn is_shutting_down(&self) -> bool {
         self.shutdown_deadline.is_some()
     }

@@ -97,7 +97,7 @@ impl<H: Handler> LoopState<H> {
         if !conn.state.accepts_output() {
             return Err(WriteError::Gone);
         }
-        let limits = conn.limits(&self.limits);
+        let limits = conn.limits_in_force(&self.limits);
         let (max_output, high_water, soft) = (
             limits.max_output,
             limits.output_high_water,
@@ -168,7 +168,7 @@ impl<H: Handler> LoopState<H> {
         let Some(conn) = live(&mut self.conns, id) else {
             return;
         };
-        let Some(soft) = conn.limits(&self.limits).soft_output else {
+        let Some(soft) = conn.limits_in_force(&self.limits).soft_output else {
             // No soft limit (any more, after `set_limits`): no clock.
             if let Some(timer) = conn.soft_limit_timer.take() {
                 self.timers.cancel(timer);
@@ -259,7 +259,7 @@ impl<H: Handler> LoopState<H> {
         if !conn.flow.backpressured && conn.soft_limit_timer.is_none() {
             return;
         }
-        let limits = *conn.limits(&self.limits);
+        let limits = *conn.limits_in_force(&self.limits);
         if conn.flow.fanout_target && conn.output.len() < limits.output_high_water {
             self.fanout_target_done(id);
         }

@@ -138,7 +138,7 @@ impl<H: Handler> LoopState<H> {
         conn.soft_limit_timer = None;
         let queued = conn.output.len();
         if conn
-            .limits(&self.limits)
+            .limits_in_force(&self.limits)
             .soft_output
             .is_some_and(|soft| queued > soft.bytes)
         {

@@ -34,6 +34,7 @@ pub(crate) enum Target {
     Waker,
 }
 
+/// What `token` refers to: a slab key, a listener, a source or the waker.
 pub(crate) fn classify(token: Token) -> Target {
     match token.0 {
         usize::MAX => Target::Waker,
@@ -43,10 +44,12 @@ pub(crate) fn classify(token: Token) -> Target {
     }
 }
 
+/// The token listener `index` is registered under.
 pub(crate) fn listener_token(index: usize) -> Token {
     Token(LISTENER_BASE + index)
 }
 
+/// The token handler source `index` is registered under.
 pub(crate) fn source_token(index: usize) -> Token {
     Token(SOURCE_BASE + index)
 }

@@ -260,6 +260,7 @@ fn connection_event<H: Handler>(lp: &mut Loop<'_, H>, slot: usize, event: &Event
     lp.step(id);
 }
 
+/// An event's flags for the trace log, e.g. `event [R W RC]`.
 fn describe(event: &Event) -> String {
     let flags = [
         (event.is_readable(), "R"),
