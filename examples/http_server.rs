@@ -14,9 +14,10 @@
 //! Behaviour, in the order a request meets it:
 //!
 //! * heads are parsed straight from the input slice (`http_server/parse.rs`);
-//!   every complete request in one `data` call is answered, in order, into one
-//!   buffer that leaves in one write (until the connection's output is
-//!   backpressured: the rest waits until it drains);
+//!   every complete request in one `data` call is answered, in order, one
+//!   `ctx.write` per response, which the reactor sends together in one
+//!   system call (until the connection's output is backpressured: the rest
+//!   waits until it drains);
 //! * the target may be origin-form or absolute-form (`http://host/p`, whose
 //!   path is routed on); any `HTTP/1.x` from 1.1 up is served as 1.1;
 //! * a head over 8 KiB gets `431`, a malformed one `400` (among them

@@ -18,7 +18,8 @@
 //! CHAT_JOINS_BATCH=1 cargo test --release --test chat_joins -- --nocapture
 //! ```
 //!
-//! Measured so on a 2-CPU VM (release build, three runs each): when every
+//! Measured so on a 2-CPU VM (release build; 2–3 runs each, the 98 s one
+//! once; docs/benchmarks.md has the table): when every
 //! join notice went out at once, one `sendmsg` per member per join, 6 000
 //! joins one at a time cost the server 98 s of CPU and in batches of 100
 //! about 2.0 s, with `/help` round trips up to 132 ms and 125 ms. With the
