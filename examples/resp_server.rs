@@ -234,8 +234,10 @@ impl Handler for RespServer {
         st: &mut RespConn,
         input: &[u8],
     ) -> usize {
-        // A reply in progress goes first; the input waits behind it. (The
-        // reactor may offer input before `drained` has run after a drain.)
+        // A reply in progress goes first; the input waits behind it. Only
+        // a guard: the pump stops only at backpressure, the reactor offers
+        // no input while a connection is backpressured, and it runs
+        // `drained` (which pumps) before offering input again.
         if !st.pending.is_empty() {
             match st.pending.pump(ctx, conn) {
                 Ok(true) => {}

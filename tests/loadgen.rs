@@ -83,3 +83,22 @@ fn refused_connections_fail_the_run() {
     assert_eq!(field(&json, "connect_failures"), 3.0, "{json}");
     assert_eq!(field(&json, "established"), 0.0, "{json}");
 }
+
+/// A duration no deadline can hold is a usage error naming the flag, not a
+/// panic in a worker thread.
+#[test]
+fn durations_past_a_year_are_usage_errors() {
+    for (flag, value) in [
+        ("--duration", "1e20"),
+        ("--timeout", "inf"),
+        ("--warmup", "1e20"),
+    ] {
+        let output = Command::new(example_bin("loadgen"))
+            .args(["--addr", "127.0.0.1:1", flag, value])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(flag), "{flag} {value}: {stderr}");
+    }
+}

@@ -50,10 +50,19 @@ fn python() -> Option<PathBuf> {
             .is_ok_and(|o| o.status.success())
     };
     if !importable(&python) {
-        let made_env =
-            run(Command::new("python3").arg("-m").arg("venv").arg(&dir)).and_then(|()| {
-                run(Command::new(dir.join("bin/pip")).args(["install", "-q", "redis>=5"]))
-            });
+        // Bounded by coreutils' `timeout`: a stalled index fails the
+        // set-up instead of hanging the test.
+        let pip = dir.join("bin/pip");
+        let made_env = run(Command::new("timeout")
+            .arg("120")
+            .args(["python3", "-m", "venv"])
+            .arg(&dir))
+        .and_then(|()| {
+            run(Command::new("timeout")
+                .arg("300")
+                .arg(&pip)
+                .args(["install", "-q", "redis>=5"]))
+        });
         if let Err(e) = made_env {
             assert!(
                 std::env::var_os("CI").is_none(),

@@ -60,6 +60,9 @@ pub struct Args {
     pub json: bool,
 }
 
+/// The longest `--duration`, `--warmup` or `--timeout` taken: a year.
+const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
 impl Args {
     /// Refuses flag combinations the generator cannot honour, with the
     /// message printed before exiting with status 2.
@@ -80,7 +83,18 @@ impl Args {
             return Err("--depth at most 4096".into());
         }
         if !(self.duration > 0.0 && self.warmup >= 0.0 && self.timeout > 0.0) {
-            return Err("--duration and --timeout must be positive".into());
+            return Err("--duration and --timeout must be positive, --warmup 0 or more".into());
+        }
+        // Deadlines are `Instant`s: a duration beyond a year (or infinite)
+        // would panic converting or adding, so it is a usage error instead.
+        for (flag, seconds) in [
+            ("--duration", self.duration),
+            ("--warmup", self.warmup),
+            ("--timeout", self.timeout),
+        ] {
+            if seconds.is_nan() || seconds > MAX_SECONDS {
+                return Err(format!("{flag} must be at most {MAX_SECONDS} seconds"));
+            }
         }
         Ok(())
     }

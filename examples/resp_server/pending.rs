@@ -130,11 +130,12 @@ pub fn hand_over(
     while at < bytes.len() && !ctx.is_backpressured(conn) {
         let queued = ctx.queued_output(conn).ok_or(WriteError::Gone)?;
         let room = max_output.saturating_sub(queued);
+        // A queue at the cap is above high water, so backpressured (the
+        // reactor marks it so even when `set_limits` lowers the cap under a
+        // full queue): the loop has already stopped. Guarded all the same,
+        // since a piece of 0 bytes would never end it.
+        debug_assert!(room > 0, "a full queue that is not backpressured");
         if room == 0 {
-            // Not backpressured yet full: only limits lowered under a full
-            // queue do this. No drain will call `drained`, so ask to be
-            // called again next turn instead.
-            ctx.wake(conn);
             break;
         }
         let n = (bytes.len() - at).min(PIECE).min(room);

@@ -72,6 +72,13 @@ pub fn set(r: &mut Replies<'_, '_>, store: &mut Store, args: &[&[u8]], now: i64)
             Err(e) => return error(r.buf(), &e),
         },
     };
+    // A plain SET (the common case) never looks at the old value: one
+    // lookup, in `set`, is enough.
+    if !(nx || xx || get || keep_ttl) {
+        store.set(key, value, expires_at);
+        simple(r.buf(), "OK");
+        return;
+    }
     let existing = store.get(key, now);
     let exists = existing.is_some();
     let old_ttl = existing.as_ref().and_then(|e| e.expires_at);
