@@ -57,6 +57,8 @@ mod date;
 mod parse;
 #[path = "http_server/reply.rs"]
 mod reply;
+#[path = "http_server/request.rs"]
+mod request;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -231,161 +233,29 @@ impl Handler for HttpServer {
         let now = ctx.now();
         self.refresh_date(now);
         let mut pos = 0;
-        let mut close = false;
-        loop {
-            match &mut st.body {
-                Body::None => {}
-                Body::Length(left, then) => {
-                    let take = (*left).min((input.len() - pos) as u64) as usize;
-                    if then.is_some() {
-                        st.echo.extend_from_slice(&input[pos..pos + take]);
-                    }
-                    pos += take;
-                    *left -= take as u64;
-                    // Body progress (or its end, when the next head's wait
-                    // begins) restarts the clock.
-                    st.waiting_since = now;
-                    if *left > 0 {
-                        break;
-                    }
-                    let then = then.take();
-                    st.body = Body::None;
-                    if let Some(pending) = then {
-                        if !self.answer(ctx, conn, st, pending) {
-                            close = true;
-                            break;
-                        }
-                    }
-                }
-                Body::Chunked(chunks, pending) => {
-                    let keep = matches!(pending.answer, Answer::Echo);
-                    let echo = &mut st.echo;
-                    let mut sink = |data: &[u8]| {
-                        if keep {
-                            echo.extend_from_slice(data);
-                        }
-                    };
-                    match chunks.feed(&input[pos..], MAX_BODY, &mut sink) {
-                        Ok((used, done)) => {
-                            pos += used;
-                            if used > 0 {
-                                st.waiting_since = now;
-                            }
-                            if !done {
-                                break;
-                            }
-                            let pending = *pending;
-                            st.body = Body::None;
-                            if !self.answer(ctx, conn, st, pending) {
-                                close = true;
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            let reply = match e {
-                                ChunkError::TooLarge => &BODY_TOO_LARGE,
-                                ChunkError::Malformed(why) => {
-                                    log::debug!("{conn}: 400: {why}");
-                                    &BAD_REQUEST
-                                }
-                            };
-                            let (send_body, minor) = (pending.send_body, pending.minor);
-                            self.refuse(ctx, conn, reply, send_body, minor);
-                            close = true;
-                            break;
-                        }
-                    }
-                }
+        use request::Next;
+        let close = loop {
+            // The body of the request in progress, if any; then the next head.
+            let (used, next) = self.feed_body(ctx, conn, st, &input[pos..], now);
+            pos += used;
+            match next {
+                Next::Go => {}
+                Next::Wait => break false,
+                Next::Close => break true,
             }
             // A client that pipelines faster than it reads waits here: the
             // rest of its input is offered again once its output drains.
             if pos == input.len() || ctx.is_backpressured(conn) {
-                break;
+                break false;
             }
-            let head = match parse::parse_head(&input[pos..]) {
-                Ok(Some(head)) => head,
-                Ok(None) => break,
-                Err(e) => {
-                    let reply = match e {
-                        HeadError::Malformed(why) => {
-                            log::debug!("{conn}: 400: {why}");
-                            &BAD_REQUEST
-                        }
-                        HeadError::TooLarge => &HEAD_TOO_LARGE,
-                        HeadError::Version => &BAD_VERSION,
-                    };
-                    self.refuse(ctx, conn, reply, true, 1);
-                    close = true;
-                    break;
-                }
-            };
-            pos += head.len;
-            st.waiting_since = now;
-            let send_body = head.method != b"HEAD";
-            let chunked = head.transfer_coding == TransferCoding::Chunked;
-            let refusal = if head.transfer_coding == TransferCoding::Other {
-                Some(&NOT_IMPLEMENTED)
-            } else if head.expect == Expect::Other {
-                Some(&EXPECTATION_FAILED)
-            } else if head.content_length > MAX_BODY {
-                Some(&BODY_TOO_LARGE)
-            } else {
-                None
-            };
-            if let Some(reply) = refusal {
-                self.refuse(ctx, conn, reply, send_body, head.minor);
-                close = true;
-                break;
+            let (used, next) = self.start_request(ctx, conn, st, &input[pos..], now);
+            pos += used;
+            match next {
+                Next::Go => {}
+                Next::Wait => break false,
+                Next::Close => break true,
             }
-            let answer = route(head.path, head.method);
-            let has_body = chunked || head.content_length > 0;
-            if has_body && head.expect == Expect::Continue {
-                if let Answer::Fixed(reply) = answer {
-                    if !matches!(reply.status.as_bytes(), [b'2', ..]) {
-                        // Refused before the body is sent: whether the
-                        // client sends it anyway cannot be known, so the
-                        // connection cannot be reused (RFC 9110 §10.1.1).
-                        self.refuse(ctx, conn, reply, send_body, head.minor);
-                        close = true;
-                        break;
-                    }
-                }
-                if ctx.write(conn, CONTINUE).is_err() {
-                    close = true;
-                    break;
-                }
-            }
-            let pending = Pending {
-                answer,
-                send_body,
-                keep_alive: head.keep_alive,
-                minor: head.minor,
-            };
-            if let Answer::Echo = answer {
-                let content_type = head.content_type.unwrap_or(b"application/octet-stream");
-                st.echo_type.clear();
-                st.echo_type.extend_from_slice(content_type);
-                if !chunked {
-                    // Within MAX_BODY, checked above.
-                    st.echo.reserve(head.content_length as usize);
-                }
-            }
-            if chunked {
-                st.body = Body::Chunked(chunked::Chunked::default(), pending);
-                continue;
-            }
-            if head.content_length > 0 {
-                if let Answer::Echo = answer {
-                    st.body = Body::Length(head.content_length, Some(pending));
-                    continue;
-                }
-                st.body = Body::Length(head.content_length, None);
-            }
-            if !self.answer(ctx, conn, st, pending) {
-                close = true;
-                break;
-            }
-        }
+        };
         if close {
             ctx.close_after_flush(conn);
             return input.len();
