@@ -34,9 +34,10 @@ use crate::config::Config;
 use crate::connection::set_socket_options;
 use crate::handler::Handler;
 use crate::loop_state::{LoopState, Ready};
-use crate::state::State;
+use crate::state::{State, WhenConnected};
+use crate::tls_session::ServerSetup;
 use crate::timers::TimerKind;
-use crate::token::{self, ListenerId};
+use crate::token::{self, ConnId, ListenerId};
 
 /// `EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM` on Linux: out of descriptors or
 /// kernel memory.
@@ -55,6 +56,9 @@ pub(crate) struct Listener {
     pub(crate) socket: TcpListener,
     /// Invariant: the listener is on the ready queue at most once.
     pub(crate) in_ready_queue: bool,
+    /// TLS: the configuration every accepted connection's session is made
+    /// from; `None` for a plain listener.
+    pub(crate) tls: Option<ServerSetup>,
 }
 
 /// A bound, listening, non-blocking socket ready to register with mio.
@@ -89,8 +93,13 @@ pub(crate) fn with_address(error: io::Error, what: &str, addr: SocketAddr) -> io
 }
 
 impl<H: Handler> LoopState<H> {
-    /// Binds `addr` and registers the listener.
-    pub(crate) fn add_listener(&mut self, addr: SocketAddr) -> io::Result<ListenerId> {
+    /// Binds `addr` and registers the listener; with `tls`, every
+    /// connection it accepts starts with a TLS handshake.
+    pub(crate) fn add_listener(
+        &mut self,
+        addr: SocketAddr,
+        tls: Option<ServerSetup>,
+    ) -> io::Result<ListenerId> {
         let mut socket = bind(addr, &self.config)?;
         let index = self.listeners.len();
         self.registry.register(
@@ -98,10 +107,12 @@ impl<H: Handler> LoopState<H> {
             token::listener_token(index),
             Interest::READABLE,
         )?;
-        info!("listening on {}", socket.local_addr()?);
+        let kind = if tls.is_some() { "TLS" } else { "TCP" };
+        info!("listening on {} ({kind})", socket.local_addr()?);
         self.listeners.push(Some(Listener {
             socket,
             in_ready_queue: false,
+            tls,
         }));
         Ok(ListenerId(index))
     }
@@ -143,6 +154,14 @@ impl<H: Handler> Loop<'_, H> {
             return;
         }
         for _ in 0..self.core.config.accepts_per_turn {
+            let Some(Some(listener)) = self.core.listeners.get(index) else {
+                return;
+            };
+            // TLS: at the cap on handshakes, connections wait in the
+            // backlog; the end of a handshake brings the listener back.
+            if listener.tls.is_some() && self.core.tls_accept_must_wait() {
+                return;
+            }
             let Some(Some(listener)) = self.core.listeners.get(index) else {
                 return;
             };
@@ -188,7 +207,17 @@ impl<H: Handler> Loop<'_, H> {
         if let Err(e) = set_socket_options(&socket, &core.config) {
             debug!("socket options for {peer}: {e}");
         }
-        let id = match core.add_connection(socket, peer, State::Open, Some(ListenerId(listener))) {
+        let tls = match &core.listeners[listener] {
+            Some(l) => l.tls.clone(),
+            None => None,
+        };
+        let state = match tls {
+            Some(_) => State::Handshaking {
+                when_connected: WhenConnected::Open,
+            },
+            None => State::Open,
+        };
+        let id = match core.add_connection(socket, peer, state, Some(ListenerId(listener))) {
             Ok(id) => id,
             Err(e) => {
                 // Turned away like a connection over the limit: every
@@ -198,6 +227,20 @@ impl<H: Handler> Loop<'_, H> {
                 return;
             }
         };
+        if let Some(setup) = tls {
+            // The handler hears of it when the handshake completes.
+            if self.core.start_server_session(id, &setup) {
+                self.flush(id);
+            }
+            return;
+        }
+        self.call_opened(id, peer);
+        self.flush(id);
+    }
+
+    /// Asks the handler for the state of accepted connection `id` (now
+    /// open: at accept, or for TLS once the handshake completed).
+    pub(crate) fn call_opened(&mut self, id: ConnId, peer: SocketAddr) {
         match self.call("opened", |handler, ctx| handler.opened(ctx, id, peer)) {
             Some(state) => {
                 // Store the state even if `opened` closed the connection
@@ -210,7 +253,6 @@ impl<H: Handler> Loop<'_, H> {
             }
             None => self.core.close_now(id, CloseReason::HandlerPanic),
         }
-        self.flush(id);
     }
 }
 

@@ -30,6 +30,7 @@ use crate::input::{Purpose, SocketRead};
 use crate::loop_state::{LoopState, Ready};
 use crate::state::{State, WhenConnected};
 use crate::timers::TimerKind;
+use crate::tls_steps::handler_output_waiting;
 use crate::token::ConnId;
 
 impl<H: Handler> LoopState<H> {
@@ -63,17 +64,23 @@ impl<H: Handler> LoopState<H> {
             }
             State::Connecting {
                 when_connected: WhenConnected::CloseAfterFlush { .. },
+            }
+            | State::Handshaking {
+                when_connected: WhenConnected::CloseAfterFlush { .. },
             } => return,
-            State::Connecting { when_connected } if !conn.output.is_empty() => {
+            State::Connecting { when_connected } | State::Handshaking { when_connected }
+                if handler_output_waiting(conn) =>
+            {
                 // Output queued while connecting is owed to the peer: the
-                // connect's completion closes after flushing (a failed
-                // connect still closes at once).
+                // connect's (or TLS handshake's) completion closes after
+                // flushing (a failed connect still closes at once).
                 let write_shut = when_connected == WhenConnected::ShutdownWrite;
                 let when_connected = WhenConnected::CloseAfterFlush { reason, write_shut };
-                conn.set_state(State::Connecting { when_connected }, "close once connected");
+                let state = conn.state.with_when_connected(when_connected);
+                conn.set_state(state, "close once connected");
                 return;
             }
-            State::Connecting { .. } => {
+            State::Connecting { .. } | State::Handshaking { .. } => {
                 self.close_now(id, reason);
                 return;
             }
@@ -119,7 +126,7 @@ impl<H: Handler> LoopState<H> {
                 conn.set_state(closing, "shutdown write after the peer's FIN");
                 self.mark_dirty(id);
             }
-            State::Connecting { when_connected } => {
+            State::Connecting { when_connected } | State::Handshaking { when_connected } => {
                 let when_connected = match when_connected {
                     WhenConnected::Open => WhenConnected::ShutdownWrite,
                     WhenConnected::CloseAfterFlush {
@@ -135,10 +142,8 @@ impl<H: Handler> LoopState<H> {
                         write_shut: true, ..
                     } => return,
                 };
-                conn.set_state(
-                    State::Connecting { when_connected },
-                    "half-close once connected",
-                );
+                let state = conn.state.with_when_connected(when_connected);
+                conn.set_state(state, "half-close once connected");
             }
             State::HalfClosing { .. }
             | State::HalfClosed { .. }
@@ -167,6 +172,9 @@ impl<H: Handler> LoopState<H> {
         let Some(conn) = live(&mut self.conns, id) else {
             return;
         };
+        if let State::Handshaking { .. } = conn.state {
+            self.stats.tls_handshake_failures += 1;
+        }
         conn.set_state(State::Closed, "close");
         conn.close_reason = Some(reason);
         // Dropping the socket closes the descriptor, which also removes it
@@ -197,6 +205,7 @@ impl<H: Handler> LoopState<H> {
         self.stats.closed_by_reason[reason.index()] += 1;
         self.unreported.push_back(id);
         self.fanout_target_done(id);
+        self.handshake_ended(id);
     }
 
     /// Frees the slots of connections closed and reported this turn.
@@ -213,8 +222,18 @@ impl<H: Handler> Loop<'_, H> {
     /// of a graceful shutdown, may now be taken.
     pub(crate) fn output_written(&mut self, id: ConnId) {
         match self.core.conn(id).map(|c| c.state) {
-            Some(State::Closing { fin_seen, .. }) => self.finish_closing(id, fin_seen),
-            Some(State::HalfClosing { fin_read }) => self.send_fin(id, fin_read),
+            // TLS: our close_notify goes before the FIN; once it has left,
+            // the flush comes back here and the close goes on.
+            Some(State::Closing { fin_seen, .. }) => {
+                if !self.core.send_close_notify(id) {
+                    self.finish_closing(id, fin_seen);
+                }
+            }
+            Some(State::HalfClosing { fin_read }) => {
+                if !self.core.send_close_notify(id) {
+                    self.send_fin(id, fin_read);
+                }
+            }
             Some(_) => self.close_if_idle_in_shutdown(id),
             None => {}
         }

@@ -47,11 +47,22 @@ pub enum CloseReason {
     /// The handler aborted it (`Context::abort`): closed with a reset
     /// (`SO_LINGER` 0), queued output dropped.
     Aborted,
+    /// TLS: the peer broke the protocol (a handshake it could not complete,
+    /// garbage instead of records, a downgrade or a renegotiation refused,
+    /// a record that failed to decrypt) or sent a fatal alert. rustls told
+    /// the peer why with an alert; the log says it at debug level.
+    TlsError,
+    /// TLS: the peer ended the TCP connection without a `close_notify`.
+    /// Data it sent may have been cut short by an attacker or a crash, so
+    /// it is not a clean close (`PeerClosed`).
+    TlsTruncated,
+    /// TLS: the handshake took longer than `Config::tls_handshake_timeout`.
+    TlsHandshakeTimeout,
 }
 
 impl CloseReason {
     /// Number of distinct reasons, ignoring payloads.
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 14;
 
     /// A dense index for counters, ignoring payloads.
     pub fn index(self) -> usize {
@@ -67,6 +78,9 @@ impl CloseReason {
             CloseReason::ConnectTimeout => 8,
             CloseReason::HandlerPanic => 9,
             CloseReason::Aborted => 10,
+            CloseReason::TlsError => 11,
+            CloseReason::TlsTruncated => 12,
+            CloseReason::TlsHandshakeTimeout => 13,
         }
     }
 
@@ -96,6 +110,9 @@ impl fmt::Display for CloseReason {
             CloseReason::ConnectTimeout => write!(f, "connect timed out"),
             CloseReason::HandlerPanic => write!(f, "handler panicked"),
             CloseReason::Aborted => write!(f, "aborted with a reset"),
+            CloseReason::TlsError => write!(f, "TLS protocol error"),
+            CloseReason::TlsTruncated => write!(f, "TLS truncated (no close_notify)"),
+            CloseReason::TlsHandshakeTimeout => write!(f, "TLS handshake timed out"),
         }
     }
 }
@@ -118,6 +135,9 @@ mod tests {
             CloseReason::ConnectTimeout,
             CloseReason::HandlerPanic,
             CloseReason::Aborted,
+            CloseReason::TlsError,
+            CloseReason::TlsTruncated,
+            CloseReason::TlsHandshakeTimeout,
         ];
         let mut seen: Vec<usize> = reasons.iter().map(|r| r.index()).collect();
         seen.sort();

@@ -90,6 +90,17 @@ pub struct Config {
     pub linger_timeout: Duration,
     /// Delay before accepting again after the process ran out of descriptors.
     pub accept_retry_delay: Duration,
+    /// TLS (the `tls` feature): how long a handshake may take, from the
+    /// accept (or the completed connect) to the handshake's end. A client
+    /// that sends half a ClientHello and waits holds a slot and a session
+    /// only this long. Default 10 s. Always > 0.
+    pub tls_handshake_timeout: Duration,
+    /// TLS: most handshakes of accepted connections in progress at once.
+    /// A handshake costs far more CPU than a message, so a burst of new
+    /// clients is taken in at this pace: at the cap, TLS listeners stop
+    /// accepting and the kernel's backlog holds the rest until a handshake
+    /// ends (HAProxy's `maxsslconn` idea). Default 256. Always > 0.
+    pub max_tls_handshakes: usize,
     /// Resolution of the timing wheel. Timers fire up to one tick late.
     pub timer_tick: Duration,
     /// Capacity of the event buffer handed to each `poll`.
@@ -122,6 +133,8 @@ impl Default for Config {
             idle_timeout: None,
             linger_timeout: Duration::from_secs(2),
             accept_retry_delay: Duration::from_millis(100),
+            tls_handshake_timeout: Duration::from_secs(10),
+            max_tls_handshakes: 256,
             timer_tick: Duration::from_millis(1),
             events_capacity: 1024,
         }
@@ -163,6 +176,7 @@ impl Config {
             ("accepts_per_turn", self.accepts_per_turn),
             ("events_capacity", self.events_capacity),
             ("max_input", self.max_input),
+            ("max_tls_handshakes", self.max_tls_handshakes),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -173,6 +187,11 @@ impl Config {
         if self.fanout_hold.is_zero() || self.fanout_stall.is_zero() {
             return Err(ConfigError(
                 "fanout_hold and fanout_stall must be greater than zero".into(),
+            ));
+        }
+        if self.tls_handshake_timeout.is_zero() {
+            return Err(ConfigError(
+                "tls_handshake_timeout must be greater than zero".into(),
             ));
         }
         if self.timer_tick.is_zero() {

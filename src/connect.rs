@@ -28,6 +28,7 @@ use crate::handler::Handler;
 use crate::loop_state::LoopState;
 use crate::state::{State, WhenConnected};
 use crate::timers::TimerKind;
+use crate::tls_session::TlsSession;
 use crate::token::ConnId;
 
 /// `EINPROGRESS` on Linux: a non-blocking connect has started.
@@ -75,6 +76,7 @@ impl<H: Handler> LoopState<H> {
         addr: SocketAddr,
         timeout: Option<Duration>,
         state: H::State,
+        tls: Option<Box<TlsSession>>,
     ) -> io::Result<ConnId> {
         if self.stats.open_connections as usize >= self.config.max_connections {
             return Err(io::Error::other(format!(
@@ -89,7 +91,10 @@ impl<H: Handler> LoopState<H> {
         let id = self.add_connection(socket, addr, connecting, None)?;
         if let Some(conn) = self.conn_mut(id) {
             conn.user = Some(state);
+            conn.tls = tls;
         }
+        // TLS: the ClientHello waits in the queue for the connect.
+        self.queue_tls_records(id);
         self.stats.connects_started += 1;
         debug!("conn {id}: connecting to {addr}");
         if let Some(timeout) = timeout {
@@ -127,10 +132,30 @@ impl<H: Handler> Loop<'_, H> {
                 .close_now(id, CloseReason::ConnectFailed(e.kind()));
             return;
         }
-        conn.set_state(State::Open, "connected");
+        let tls = conn.tls.is_some();
+        if tls {
+            conn.set_state(State::Handshaking { when_connected }, "connected, TLS handshake");
+        } else {
+            conn.set_state(State::Open, "connected");
+        }
         if let Some(timer) = conn.state_timer.take() {
             self.core.timers.cancel(timer);
         }
+        if tls {
+            // The handler hears `connected` when the handshake completes.
+            let timeout = self.core.config.tls_handshake_timeout;
+            self.core
+                .arm_state_timer(id, timeout, TimerKind::TlsHandshake(id));
+            self.flush(id);
+        } else {
+            self.open_outbound(id, when_connected);
+        }
+        self.read_input(id);
+    }
+
+    /// An outbound connection is open (connected, and for TLS past its
+    /// handshake): carry out what was asked meanwhile, tell the handler.
+    pub(crate) fn open_outbound(&mut self, id: ConnId, when_connected: WhenConnected) {
         // A half-close or close asked for while connecting, with output
         // queued, was deferred until now. A write side shut while connecting
         // is shut before `connected` runs, so that a write there fails as
@@ -155,6 +180,5 @@ impl<H: Handler> Loop<'_, H> {
         if self.core.conn(id).is_some_and(|c| c.owes_resume()) {
             self.resume_input(id);
         }
-        self.read_input(id);
     }
 }

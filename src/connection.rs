@@ -24,6 +24,7 @@ use crate::limits::Limits;
 use crate::loop_state::LoopState;
 use crate::state::State;
 use crate::timer_wheel::TimerId;
+use crate::tls_session::TlsSession;
 use crate::token::{ConnId, ListenerId};
 
 /// What the socket's events reported, as edge-triggered polling needs it
@@ -130,9 +131,12 @@ pub(crate) struct Connection<S> {
     /// connection told to close keeps its reason in its state until it
     /// closes), and only records why.
     pub(crate) close_reason: Option<CloseReason>,
-    /// The handler's state; `None` only while lent to a callback, or after
-    /// the closed callback took it.
+    /// The handler's state; `None` only while lent to a callback, after
+    /// the closed callback took it, or (accepted TLS) before `opened` ran.
     pub(crate) user: Option<S>,
+    /// The TLS session between the socket and the buffers; `None` for
+    /// plain TCP. Invariant: `Some` from birth to close or never.
+    pub(crate) tls: Option<Box<TlsSession>>,
 }
 
 impl<S> Connection<S> {
@@ -159,6 +163,7 @@ impl<S> Connection<S> {
             state_timer: None,
             close_reason: None,
             user: None,
+            tls: None,
         }
     }
 

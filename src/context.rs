@@ -207,7 +207,77 @@ impl<H: Handler> Context<'_, H> {
         timeout: Option<Duration>,
         state: H::State,
     ) -> io::Result<ConnId> {
-        self.core.connect(local, addr, timeout, state)
+        self.core.connect(local, addr, timeout, state, None)
+    }
+
+    /// Starts a TLS connection to `addr` (the `tls` feature): a
+    /// non-blocking connect, then a handshake with `config` for
+    /// `server_name` (the name the certificate must be valid for, sent as
+    /// SNI). [`Handler::connected`] runs once the handshake completes;
+    /// failures reach [`Handler::closed`] (`ConnectFailed`,
+    /// `ConnectTimeout`, `TlsError`, `TlsHandshakeTimeout`). Output written
+    /// meanwhile is encrypted and sent once the handshake allows.
+    /// [`crate::tls::client_config`] builds a configuration.
+    #[cfg(feature = "tls")]
+    pub fn connect_tls(
+        &mut self,
+        addr: SocketAddr,
+        timeout: Option<Duration>,
+        server_name: rustls::pki_types::ServerName<'static>,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        state: H::State,
+    ) -> io::Result<ConnId> {
+        self.connect_tls_from(None, addr, timeout, server_name, config, state)
+    }
+
+    /// [`Context::connect_tls`] from a chosen local address (see
+    /// [`Context::connect_from`]).
+    #[cfg(feature = "tls")]
+    pub fn connect_tls_from(
+        &mut self,
+        local: Option<SocketAddr>,
+        addr: SocketAddr,
+        timeout: Option<Duration>,
+        server_name: rustls::pki_types::ServerName<'static>,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        state: H::State,
+    ) -> io::Result<ConnId> {
+        let session = crate::tls::session::TlsSession::connect(config, server_name)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        self.core
+            .connect(local, addr, timeout, state, Some(session))
+    }
+
+    /// The TLS session of `conn` (the `tls` feature), once its handshake
+    /// has completed: what was negotiated (`alpn_protocol`,
+    /// `protocol_version`, `negotiated_cipher_suite`, `handshake_kind` to
+    /// see a resumption, `peer_certificates`), and for an accepted
+    /// connection the SNI name through `rustls::Connection::Server`.
+    /// `None` for plain TCP, a closed connection or during the handshake.
+    #[cfg(feature = "tls")]
+    pub fn tls(&self, conn: ConnId) -> Option<&rustls::Connection> {
+        self.core
+            .conn(conn)
+            .filter(|c| !matches!(c.state, crate::state::State::Handshaking { .. }))
+            .and_then(|c| c.tls.as_ref())
+            .map(|tls| tls.rustls())
+    }
+
+    /// The application protocol ALPN agreed on for `conn` (the `tls`
+    /// feature), such as `b"http/1.1"`; `None` if none was, or not TLS.
+    #[cfg(feature = "tls")]
+    pub fn alpn_protocol(&self, conn: ConnId) -> Option<&[u8]> {
+        self.tls(conn).and_then(|session| session.alpn_protocol())
+    }
+
+    /// The server name the client of accepted TLS connection `conn` asked
+    /// for (SNI), which chose its certificate; `None` if it sent none.
+    #[cfg(feature = "tls")]
+    pub fn server_name(&self, conn: ConnId) -> Option<&str> {
+        match self.tls(conn)? {
+            rustls::Connection::Server(server) => server.server_name(),
+            rustls::Connection::Client(_) => None,
+        }
     }
 
     /// Makes `run` return after this turn. Connections stay open.

@@ -130,6 +130,8 @@ impl<H: Handler> Loop<'_, H> {
         let config = &self.core.config;
         let (budget_reads, budget_bytes) = (config.read_budget_reads, config.read_budget_bytes);
         let (mut reads, mut bytes) = (0, 0);
+        // TLS: what is read is ciphertext, for the session (`tls_steps.rs`).
+        let tls = self.core.conn(id).is_some_and(|c| c.tls.is_some());
         loop {
             if reads >= budget_reads || bytes >= budget_bytes {
                 if self.core.conn(id).is_some_and(Connection::wants_input_read) {
@@ -143,11 +145,19 @@ impl<H: Handler> Loop<'_, H> {
                 SocketRead::Bytes(n) => {
                     reads += 1;
                     bytes += n;
-                    self.deliver(id, &scratch[..n]);
-                    self.flush(id);
+                    if tls {
+                        self.tls_input(id, &scratch[..n]);
+                    } else {
+                        self.deliver(id, &scratch[..n]);
+                        self.flush(id);
+                    }
                     if self.held_by_fanout(id) {
                         break;
                     }
+                }
+                SocketRead::Eof if tls => {
+                    self.tls_eof(id);
+                    break;
                 }
                 SocketRead::Eof => {
                     self.peer_closed(id);
@@ -222,7 +232,7 @@ impl<H: Handler> Loop<'_, H> {
 
     /// The peer sent FIN: no more reads. What it sent before is offered
     /// once more, then the handler hears of the FIN (`finish_input`).
-    fn peer_closed(&mut self, id: ConnId) {
+    pub(crate) fn peer_closed(&mut self, id: ConnId) {
         let Some(conn) = self.core.conn_mut(id) else {
             return;
         };

@@ -90,6 +90,8 @@ mod handler;
 mod input;
 mod limits;
 mod loop_state;
+#[cfg(not(feature = "tls"))]
+mod no_tls;
 mod output;
 mod reactor;
 mod shutdown;
@@ -98,8 +100,17 @@ mod stats;
 mod step;
 mod timer_wheel;
 mod timers;
+mod tls_steps;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod token;
 mod turn;
+
+// The session type the loop names: rustls's, or one with no values.
+#[cfg(not(feature = "tls"))]
+use crate::no_tls as tls_session;
+#[cfg(feature = "tls")]
+use crate::tls::session as tls_session;
 
 pub use crate::close_reason::{CloseReason, Limit};
 pub use crate::config::{descriptor_limit, Config, ConfigError, RESERVED_DESCRIPTORS};

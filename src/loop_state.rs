@@ -113,6 +113,13 @@ pub(crate) struct LoopState<H: Handler> {
     pub(crate) shutdown_deadline: Option<Instant>,
     /// Accepting is paused after running out of descriptors.
     pub(crate) accept_paused: bool,
+    /// TLS listeners stopped accepting because `max_tls_handshakes`
+    /// handshakes are in progress; the first handshake to end puts them
+    /// back on the ready queue (the connections wait in the backlog).
+    pub(crate) tls_accept_held: bool,
+    /// Plaintext decrypted from one read, before it is handed to `data`.
+    /// Empty between reads; its capacity is kept.
+    pub(crate) plaintext: Vec<u8>,
 }
 
 impl<H: Handler> LoopState<H> {
@@ -143,6 +150,8 @@ impl<H: Handler> LoopState<H> {
             shutdown_requested: None,
             shutdown_deadline: None,
             accept_paused: false,
+            tls_accept_held: false,
+            plaintext: Vec::new(),
         }
     }
 

@@ -63,9 +63,13 @@ pub(crate) enum Payload<'a> {
 
 impl Payload<'_> {
     fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn as_slice(&self) -> &[u8] {
         match self {
-            Payload::Slice(data) => data.len(),
-            Payload::Owned(data) => data.len(),
+            Payload::Slice(data) => data,
+            Payload::Owned(data) => data,
         }
     }
 }
@@ -104,7 +108,9 @@ impl<H: Handler> LoopState<H> {
             limits.soft_output.is_some(),
         );
         let len = payload.len();
-        let queued = conn.output.len() + staged + len;
+        // TLS: plaintext written before the handshake ended waits in rustls.
+        let waiting = conn.tls.as_ref().map_or(0, |tls| tls.plaintext_waiting());
+        let queued = conn.output.len() + staged + waiting + len;
         if queued > max_output {
             debug!(
                 "conn {id}: {} bytes queued plus {len} would pass the output cap",
@@ -112,6 +118,12 @@ impl<H: Handler> LoopState<H> {
             );
             self.close_now(id, CloseReason::LimitExceeded(Limit::Output));
             return Err(WriteError::OutputLimit);
+        }
+        if let Some(tls) = conn.tls.as_mut() {
+            // TLS: encrypted now; the records take the plain bytes' way.
+            tls.encrypt(payload.as_slice());
+            self.queue_tls_records(id);
+            return self.after_queueing(id, queued, high_water, soft);
         }
         self.stats.queued_output_bytes += len as u64;
         // OPTIMISATION (the staging buffer; see the module's comment): the
@@ -132,6 +144,19 @@ impl<H: Handler> LoopState<H> {
             }
         }
         self.mark_dirty(id);
+        self.after_queueing(id, queued, high_water, soft)
+    }
+
+    /// Flow control after a write queued `queued` bytes in all for `id`:
+    /// write-through at high water, the soft-limit clock.
+    #[inline]
+    fn after_queueing(
+        &mut self,
+        id: ConnId,
+        queued: usize,
+        high_water: usize,
+        soft: bool,
+    ) -> Result<(), WriteError> {
         if queued >= high_water {
             self.write_through(id, high_water);
         }

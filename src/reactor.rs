@@ -73,7 +73,21 @@ impl<H: Handler> Reactor<H> {
     /// Listens on `addr` (port 0 picks a free port; see [`Reactor::local_addr`]).
     /// The error names the address when binding fails.
     pub fn listen(&mut self, addr: SocketAddr) -> io::Result<ListenerId> {
-        self.core.add_listener(addr)
+        self.core.add_listener(addr, None)
+    }
+
+    /// Listens on `addr` for TLS (the `tls` feature): every connection it
+    /// accepts first completes a handshake with `config`, then reaches the
+    /// handler as plaintext exactly like a plain one (`opened` runs when
+    /// the handshake completes). [`crate::tls::server_config`] builds a
+    /// configuration with SNI, resumption and reloadable certificates.
+    #[cfg(feature = "tls")]
+    pub fn listen_tls(
+        &mut self,
+        addr: SocketAddr,
+        config: std::sync::Arc<rustls::ServerConfig>,
+    ) -> io::Result<ListenerId> {
+        self.core.add_listener(addr, Some(config))
     }
 
     /// The address a listener is bound to.

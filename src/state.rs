@@ -12,6 +12,8 @@
 //! can have.
 //!
 //! ```text
+//!  Connecting ──connected (TLS)──▶ Handshaking ──handshake done──▶ Open
+//!  accepted (TLS) ──▶ Handshaking
 //!  Connecting ──connected──▶ Open ──peer FIN──▶ ReadClosed ──close_after_flush,──▶ Closing
 //!                             │ │                              shutdown_write        ▲
 //!                             │ └──────────────── close_after_flush ─────────────────┤
@@ -43,6 +45,11 @@ use crate::close_reason::CloseReason;
 pub enum ConnState {
     /// Outbound: `connect` was started and has not completed.
     Connecting,
+    /// TLS only: the TCP connection is up and the TLS handshake is in
+    /// progress. Handshake records are read and written; the handler has
+    /// not been told yet (`opened` for an accepted connection, `connected`
+    /// for an outbound one run when the handshake completes).
+    Handshaking,
     /// Both directions open: input is read and handed to the handler.
     Open,
     /// The peer sent FIN (`read() == 0`); we may still write.
@@ -76,6 +83,8 @@ impl ConnState {
         matches!(
             (self, to),
             (Connecting, Open)
+                | (Connecting, Handshaking)
+                | (Handshaking, Open)
                 | (Open, ReadClosed)
                 | (Open, Closing)
                 | (Open, HalfClosing)
@@ -85,7 +94,14 @@ impl ConnState {
                 | (HalfClosed, Lingering)
                 | (Closing, Lingering)
                 | (
-                    Connecting | Open | ReadClosed | HalfClosing | HalfClosed | Closing | Lingering,
+                    Connecting
+                        | Handshaking
+                        | Open
+                        | ReadClosed
+                        | HalfClosing
+                        | HalfClosed
+                        | Closing
+                        | Lingering,
                     Closed
                 )
         )
@@ -127,6 +143,13 @@ pub(crate) enum State {
         /// What the handler asked for meanwhile.
         when_connected: WhenConnected,
     },
+    /// TLS: the handshake is in progress; the handler has not been told.
+    Handshaking {
+        /// What the handler of an outbound connection asked for meanwhile
+        /// (always `Open` for an accepted one, whose handler does not know
+        /// it yet).
+        when_connected: WhenConnected,
+    },
     /// Both directions open.
     Open,
     /// The peer sent FIN; we may still write.
@@ -166,6 +189,7 @@ impl State {
     pub(crate) fn kind(self) -> ConnState {
         match self {
             State::Connecting { .. } => ConnState::Connecting,
+            State::Handshaking { .. } => ConnState::Handshaking,
             State::Open => ConnState::Open,
             State::ReadClosed { .. } => ConnState::ReadClosed,
             State::HalfClosing { .. } => ConnState::HalfClosing,
@@ -196,7 +220,8 @@ impl State {
             ) => true,
             (HalfClosing { fin_read: false }, HalfClosing { fin_read: true }) => true,
             (HalfClosed { fin_read: false }, HalfClosed { fin_read: true }) => true,
-            (Connecting { when_connected: a }, Connecting { when_connected: b }) => matches!(
+            (Connecting { when_connected: a }, Connecting { when_connected: b })
+            | (Handshaking { when_connected: a }, Handshaking { when_connected: b }) => matches!(
                 (a, b),
                 (
                     WhenConnected::Open,
@@ -221,14 +246,28 @@ impl State {
         }
     }
 
-    /// Whether input from the socket is read and handed to the handler.
+    /// The same connecting or handshaking state with `when_connected`
+    /// replaced (any other state is returned as is).
+    pub(crate) fn with_when_connected(self, when_connected: WhenConnected) -> State {
+        match self {
+            State::Connecting { .. } => State::Connecting { when_connected },
+            State::Handshaking { .. } => State::Handshaking { when_connected },
+            other => other,
+        }
+    }
+
+    /// Whether the socket is read: for input handed to the handler, or
+    /// (`Handshaking`) for the handshake's records.
     /// (Each of these asks the state itself rather than going through
     /// `kind()`: they run on every read and write.)
     #[inline]
     pub(crate) fn reads_input(self) -> bool {
         matches!(
             self,
-            State::Open | State::HalfClosing { .. } | State::HalfClosed { .. }
+            State::Open
+                | State::HalfClosing { .. }
+                | State::HalfClosed { .. }
+                | State::Handshaking { .. }
         )
     }
 
@@ -245,12 +284,14 @@ impl State {
         )
     }
 
-    /// Whether queued output may be written to the socket.
+    /// Whether queued output may be written to the socket (while
+    /// handshaking: the handshake's records).
     #[inline]
     pub(crate) fn writes_output(self) -> bool {
         matches!(
             self,
-            State::Open
+            State::Handshaking { .. }
+                | State::Open
                 | State::ReadClosed { .. }
                 | State::HalfClosing { .. }
                 | State::Closing { .. }
@@ -268,7 +309,7 @@ impl State {
     #[inline]
     pub(crate) fn accepts_output(self) -> bool {
         match self {
-            State::Connecting { when_connected } => matches!(
+            State::Connecting { when_connected } | State::Handshaking { when_connected } => matches!(
                 when_connected,
                 WhenConnected::Open
                     | WhenConnected::CloseAfterFlush {

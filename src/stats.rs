@@ -55,6 +55,17 @@ pub struct Stats {
     pub accept_pauses: u64,
     /// Handler timers fired.
     pub timers_fired: u64,
+    /// TLS handshakes completed, accepted and outbound.
+    pub tls_handshakes: u64,
+    /// TLS handshakes that ended without completing: a protocol error, a
+    /// timeout, the peer leaving, or the connection closed meanwhile.
+    pub tls_handshake_failures: u64,
+    /// TLS connections whose peer ended TCP without a `close_notify`
+    /// (closed with [`CloseReason::TlsTruncated`]).
+    pub tls_truncations: u64,
+    /// Gauge: accepted TLS connections whose handshake is in progress
+    /// (at most `Config::max_tls_handshakes`).
+    pub tls_handshakes_in_progress: u64,
     /// Gauge: connections currently held (any state but closed).
     pub open_connections: u64,
     /// Gauge: bytes queued for writing across all connections.

@@ -40,7 +40,8 @@ impl<H: Handler> Loop<'_, H> {
                     self.finish_connect(id);
                 }
             }
-            State::Open
+            State::Handshaking { .. }
+            | State::Open
             | State::ReadClosed { .. }
             | State::HalfClosing { .. }
             | State::HalfClosed { .. }

@@ -27,6 +27,8 @@ pub(crate) enum TimerKind {
     Idle(ConnId),
     /// An outbound connect took too long.
     ConnectTimeout(ConnId),
+    /// A TLS handshake took too long.
+    TlsHandshake(ConnId),
     /// A lingering close waited long enough for the peer's FIN.
     Linger(ConnId),
     /// Queued output stayed above the soft limit for its duration.
@@ -156,6 +158,12 @@ impl<H: Handler> Loop<'_, H> {
             TimerKind::ConnectTimeout(id) => {
                 if let Some(State::Connecting { .. }) = self.core.conn(id).map(|c| c.state) {
                     self.core.close_now(id, CloseReason::ConnectTimeout);
+                }
+            }
+            TimerKind::TlsHandshake(id) => {
+                if let Some(State::Handshaking { .. }) = self.core.conn(id).map(|c| c.state) {
+                    debug!("conn {id}: TLS handshake timed out");
+                    self.core.close_now(id, CloseReason::TlsHandshakeTimeout);
                 }
             }
             TimerKind::Linger(id) => {

@@ -41,6 +41,11 @@ pub fn example_bin(name: &str) -> PathBuf {
         if dir.file_name().is_some_and(|profile| profile == "release") {
             build.arg("--release");
         }
+        // The same features as this test build, or cargo would rebuild the
+        // library without them (and the example would lack TLS).
+        if cfg!(feature = "tls") {
+            build.args(["--features", "tls"]);
+        }
         let status = build.status().expect("run cargo build");
         assert!(status.success(), "cargo build --example {name} failed");
         built.push(name.to_owned());

@@ -26,6 +26,8 @@ pub mod http;
 pub mod nginx;
 pub mod proxy;
 pub mod resp;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod tools;
 
 // Each test crate uses some of these; the rest would warn as unused
