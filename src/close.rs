@@ -224,16 +224,10 @@ impl<H: Handler> Loop<'_, H> {
         match self.core.conn(id).map(|c| c.state) {
             // TLS: our close_notify goes before the FIN; once it has left,
             // the flush comes back here and the close goes on.
-            Some(State::Closing { fin_seen, .. }) => {
-                if !self.core.send_close_notify(id) {
-                    self.finish_closing(id, fin_seen);
-                }
-            }
-            Some(State::HalfClosing { fin_read }) => {
-                if !self.core.send_close_notify(id) {
-                    self.send_fin(id, fin_read);
-                }
-            }
+            Some(State::Closing { .. } | State::HalfClosing { .. })
+                if self.core.send_close_notify(id) => {}
+            Some(State::Closing { fin_seen, .. }) => self.finish_closing(id, fin_seen),
+            Some(State::HalfClosing { fin_read }) => self.send_fin(id, fin_read),
             Some(_) => self.close_if_idle_in_shutdown(id),
             None => {}
         }

@@ -155,7 +155,7 @@ impl<H: Handler> LoopState<H> {
         trace!("conn {id}: close_notify queued");
         self.queue_tls_records(id);
         self.send_queued(id);
-        self.conn(id).is_none_or(|c| !c.output.is_empty())
+        self.conn(id).map_or(true, |c| !c.output.is_empty())
     }
 }
 
