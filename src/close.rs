@@ -30,7 +30,7 @@ use crate::input::{Purpose, SocketRead};
 use crate::loop_state::{LoopState, Ready};
 use crate::state::{State, WhenConnected};
 use crate::timers::TimerKind;
-use crate::tls_steps::handler_output_waiting;
+use crate::tls_steps::{farewell, handler_output_waiting};
 use crate::token::ConnId;
 
 impl<H: Handler> LoopState<H> {
@@ -175,6 +175,11 @@ impl<H: Handler> LoopState<H> {
         if let State::Handshaking { .. } = conn.state {
             self.stats.tls_handshake_failures += 1;
         }
+        farewell(
+            conn,
+            reason,
+            self.current != Some(id) || self.staging.is_empty(),
+        );
         conn.set_state(State::Closed, "close");
         conn.close_reason = Some(reason);
         // Dropping the socket closes the descriptor, which also removes it

@@ -47,6 +47,36 @@ pub(crate) fn handler_output_waiting<S>(conn: &Connection<S>) -> bool {
     }
 }
 
+/// A connection closing at once (`LoopState::close_now`) for a reason of
+/// our own (`close`, a timeout, a limit, a shutdown's deadline) still tells
+/// a TLS peer the end is deliberate: a `close_notify` in one best-effort
+/// send, if nothing else is queued (a record cut in half on the wire would
+/// be corrupt) and the handshake is over. A peer that reset or broke the
+/// protocol gets nothing.
+pub(crate) fn farewell<S>(conn: &mut Connection<S>, reason: CloseReason, nothing_staged: bool) {
+    let ours = matches!(
+        reason,
+        CloseReason::ClosedLocally
+            | CloseReason::IdleTimeout
+            | CloseReason::LimitExceeded(_)
+            | CloseReason::Shutdown
+            | CloseReason::HandlerPanic
+    );
+    let (Some(tls), Some(socket)) = (conn.tls.as_mut(), conn.socket.as_ref()) else {
+        return;
+    };
+    if !ours || !nothing_staged || !conn.output.is_empty() || tls.is_handshaking() {
+        return;
+    }
+    if !tls.close_notify() {
+        return;
+    }
+    let mut records = Vec::new();
+    tls.take_records(&mut records);
+    // Best effort by design: the socket closes right after, whatever it took.
+    let _ = std::io::Write::write(&mut &*socket, &records);
+}
+
 impl<H: Handler> LoopState<H> {
     /// Moves the records `id`'s session has ready into its output: into the
     /// staging buffer while its own `data` callback runs with an empty
@@ -107,7 +137,10 @@ impl<H: Handler> LoopState<H> {
     pub(crate) fn tls_accept_must_wait(&mut self) -> bool {
         let full = self.stats.tls_handshakes_in_progress >= self.config.max_tls_handshakes as u64;
         if full && !self.tls_accept_held {
-            debug!("TLS listeners wait: {} handshakes in progress", self.config.max_tls_handshakes);
+            debug!(
+                "TLS listeners wait: {} handshakes in progress",
+                self.config.max_tls_handshakes
+            );
             self.tls_accept_held = true;
         }
         full
@@ -190,14 +223,24 @@ impl<H: Handler> Loop<'_, H> {
                 if handshake_done {
                     self.handshake_done(id);
                 }
-                if !plaintext.is_empty() && self.core.conn(id).is_some_and(|c| c.state.takes_input())
+                if !plaintext.is_empty()
+                    && self.core.conn(id).is_some_and(|c| c.state.takes_input())
                 {
                     self.deliver(id, &plaintext);
                 }
                 self.flush(id);
                 if fed.peer_closed {
                     trace!("conn {id}: close_notify received");
-                    self.peer_closed(id);
+                    if self
+                        .core
+                        .conn(id)
+                        .is_some_and(|c| matches!(c.state, State::Handshaking { .. }))
+                    {
+                        // The peer gave up its handshake politely.
+                        self.core.close_now(id, CloseReason::PeerClosed);
+                    } else {
+                        self.peer_closed(id);
+                    }
                 }
             }
         }
@@ -213,7 +256,17 @@ impl<H: Handler> Loop<'_, H> {
             return;
         };
         conn.ready.readable = false;
-        if conn.tls.as_ref().is_some_and(|t| t.peer_sent_close_notify()) {
+        let clean = conn
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.peer_sent_close_notify());
+        let handshaking = matches!(conn.state, State::Handshaking { .. });
+        if clean && !handshaking {
+            return;
+        }
+        if clean {
+            // The peer gave up its handshake politely.
+            self.core.close_now(id, CloseReason::PeerClosed);
             return;
         }
         debug!("conn {id}: TCP EOF without close_notify");

@@ -1,12 +1,13 @@
 //! The state machine, walked: every state reachable from a connection's
-//! two births, every state able to end, the data updates only going forward,
+//! three births (accepted, accepted over TLS, outbound), every state able to end, the data updates only going forward,
 //! and the table in docs/architecture.md equal to the code's.
 
 use super::ConnState::*;
 use super::*;
 
-const ALL: [ConnState; 8] = [
+const ALL: [ConnState; 9] = [
     Connecting,
+    Handshaking,
     Open,
     ReadClosed,
     HalfClosing,
@@ -26,8 +27,11 @@ fn transition_table_is_exactly_the_documented_one() {
     assert_eq!(
         allowed,
         vec![
+            (Connecting, Handshaking),
             (Connecting, Open),
             (Connecting, Closed),
+            (Handshaking, Open),
+            (Handshaking, Closed),
             (Open, ReadClosed),
             (Open, HalfClosing),
             (Open, Closing),
@@ -63,6 +67,7 @@ fn every_state() -> Vec<State> {
         },
     ] {
         states.push(State::Connecting { when_connected });
+        states.push(State::Handshaking { when_connected });
     }
     states.push(State::Open);
     for flag in [false, true] {
@@ -84,13 +89,18 @@ fn every_state() -> Vec<State> {
 }
 
 #[test]
-fn the_machine_walked_from_its_two_births_reaches_every_state_and_always_ends() {
+fn the_machine_walked_from_its_births_reaches_every_state_and_always_ends() {
     let all = every_state();
     let edges =
         |from: State| -> Vec<State> { all.iter().copied().filter(|&to| from.allows(to)).collect() };
-    // Born accepted (`Open`) or outbound (`Connecting`, nothing asked).
+    // Born accepted (`Open`), accepted over TLS (`Handshaking`, nothing
+    // asked: its handler does not know it yet) or outbound (`Connecting`,
+    // nothing asked).
     let mut reached = vec![
         State::Open,
+        State::Handshaking {
+            when_connected: WhenConnected::Open,
+        },
         State::Connecting {
             when_connected: WhenConnected::Open,
         },
@@ -144,8 +154,16 @@ fn what_each_state_does_follows_from_the_state_alone() {
     for state in every_state() {
         let kind = state.kind();
         let reads = matches!(kind, Open | HalfClosing | HalfClosed);
-        assert_eq!(state.reads_input(), reads, "{state:?}");
-        let writes = matches!(kind, Open | ReadClosed | HalfClosing | Closing);
+        // A handshake reads and writes records, but offers no input.
+        assert_eq!(
+            state.reads_input(),
+            reads || kind == Handshaking,
+            "{state:?}"
+        );
+        let writes = matches!(
+            kind,
+            Handshaking | Open | ReadClosed | HalfClosing | Closing
+        );
         assert_eq!(state.writes_output(), writes, "{state:?}");
         // Input is offered while it is read, and after the FIN until
         // `read_closed` (ReadClosed).
