@@ -55,6 +55,7 @@
 //! | `context`, `handler`, `handle` | the public API: what a callback may do, the callbacks, other threads |
 //! | [`codec`] | framing for handlers: lines and length-prefixed frames, no allocation from declared lengths |
 //! | `config`, `stats`, `token` | settings, counters, token layout |
+//! | `tls_steps`, `tls` | (the `tls` feature) a rustls session between the socket and the buffers: the handshake state, feeding reads, records through the queue, `close_notify`; the public TLS helpers |
 //!
 //! ## Depending on it
 //!
@@ -62,6 +63,15 @@
 //! `mio` or `socket2` of its own: [`Source`] (any mio source for
 //! [`Context::register_source`]), [`Interest`], [`Event`], [`SockRef`], and
 //! [`mio`] itself (for `mio::net::UdpSocket` and the like).
+//!
+//! ## TLS
+//!
+//! With the `tls` feature, `Reactor::listen_tls` and
+//! `Context::connect_tls` give connections a rustls session (ring as the
+//! crypto provider); handlers see plaintext through the same `data` and
+//! `write`, so a handler written for plain TCP works over TLS unchanged.
+//! The `tls` module builds the configurations: SNI, session resumption and
+//! certificate reload without a restart.
 //!
 //! ## Caveats
 //!
