@@ -258,8 +258,8 @@ impl<H: Handler> Context<'_, H> {
     pub fn tls(&self, conn: ConnId) -> Option<&rustls::Connection> {
         self.core
             .conn(conn)
-            .filter(|c| !matches!(c.state, crate::state::State::Handshaking { .. }))
             .and_then(|c| c.tls.as_ref())
+            .filter(|tls| !tls.is_handshaking())
             .map(|tls| tls.rustls())
     }
 
