@@ -35,8 +35,8 @@ use crate::connection::set_socket_options;
 use crate::handler::Handler;
 use crate::loop_state::{LoopState, Ready};
 use crate::state::{State, WhenConnected};
-use crate::tls_session::ServerSetup;
 use crate::timers::TimerKind;
+use crate::tls_session::ServerSetup;
 use crate::token::{self, ConnId, ListenerId};
 
 /// `EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM` on Linux: out of descriptors or

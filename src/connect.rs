@@ -134,7 +134,10 @@ impl<H: Handler> Loop<'_, H> {
         }
         let tls = conn.tls.is_some();
         if tls {
-            conn.set_state(State::Handshaking { when_connected }, "connected, TLS handshake");
+            conn.set_state(
+                State::Handshaking { when_connected },
+                "connected, TLS handshake",
+            );
         } else {
             conn.set_state(State::Open, "connected");
         }

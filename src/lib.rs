@@ -100,9 +100,9 @@ mod stats;
 mod step;
 mod timer_wheel;
 mod timers;
-mod tls_steps;
 #[cfg(feature = "tls")]
 pub mod tls;
+mod tls_steps;
 mod token;
 mod turn;
 

@@ -309,14 +309,16 @@ impl State {
     #[inline]
     pub(crate) fn accepts_output(self) -> bool {
         match self {
-            State::Connecting { when_connected } | State::Handshaking { when_connected } => matches!(
-                when_connected,
-                WhenConnected::Open
-                    | WhenConnected::CloseAfterFlush {
-                        write_shut: false,
-                        ..
-                    }
-            ),
+            State::Connecting { when_connected } | State::Handshaking { when_connected } => {
+                matches!(
+                    when_connected,
+                    WhenConnected::Open
+                        | WhenConnected::CloseAfterFlush {
+                            write_shut: false,
+                            ..
+                        }
+                )
+            }
             State::Open | State::ReadClosed { .. } => true,
             State::Closing { write_shut, .. } => !write_shut,
             State::HalfClosing { .. }

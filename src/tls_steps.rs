@@ -107,7 +107,10 @@ impl<H: Handler> LoopState<H> {
     pub(crate) fn tls_accept_must_wait(&mut self) -> bool {
         let full = self.stats.tls_handshakes_in_progress >= self.config.max_tls_handshakes as u64;
         if full && !self.tls_accept_held {
-            debug!("TLS listeners wait: {} handshakes in progress", self.config.max_tls_handshakes);
+            debug!(
+                "TLS listeners wait: {} handshakes in progress",
+                self.config.max_tls_handshakes
+            );
             self.tls_accept_held = true;
         }
         full
@@ -190,7 +193,8 @@ impl<H: Handler> Loop<'_, H> {
                 if handshake_done {
                     self.handshake_done(id);
                 }
-                if !plaintext.is_empty() && self.core.conn(id).is_some_and(|c| c.state.takes_input())
+                if !plaintext.is_empty()
+                    && self.core.conn(id).is_some_and(|c| c.state.takes_input())
                 {
                     self.deliver(id, &plaintext);
                 }
@@ -213,7 +217,11 @@ impl<H: Handler> Loop<'_, H> {
             return;
         };
         conn.ready.readable = false;
-        if conn.tls.as_ref().is_some_and(|t| t.peer_sent_close_notify()) {
+        if conn
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.peer_sent_close_notify())
+        {
             return;
         }
         debug!("conn {id}: TCP EOF without close_notify");

@@ -15,7 +15,10 @@ fn plain_echo_handler_works_over_tls() {
     let pki = Pki::new();
     let server = start_tls(Echo::default(), Config::default(), pki.server(&[]));
     let mut client = tls_client(server.addr, pki.client(&[]));
-    assert_eq!(round_trip(&mut client, b"hello over TLS\n"), b"hello over TLS\n");
+    assert_eq!(
+        round_trip(&mut client, b"hello over TLS\n"),
+        b"hello over TLS\n"
+    );
     let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
     assert_eq!(round_trip(&mut client, &big), big);
     drop(client);

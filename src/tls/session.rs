@@ -31,8 +31,8 @@ use std::io::{Read, Write};
 
 use std::sync::Arc;
 
-use rustls::{ClientConnection, Connection, ServerConnection};
 use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, Connection, ServerConnection};
 
 /// What a TLS listener holds: the configuration each accepted connection's
 /// session is made from.
