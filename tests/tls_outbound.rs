@@ -83,14 +83,12 @@ impl Handler for Outbound {
     }
 }
 
+/// The events and bytes an [`Outbound`] records, shared with the test.
+type Events = Arc<Mutex<Vec<String>>>;
+type Received = Arc<Mutex<Vec<u8>>>;
+
 /// Starts an [`Outbound`] reactor (its plain listener is unused) with `config`.
-fn outbound(
-    config: Config,
-) -> (
-    common::Running<Outbound>,
-    Arc<Mutex<Vec<String>>>,
-    Arc<Mutex<Vec<u8>>>,
-) {
+fn outbound(config: Config) -> (common::Running<Outbound>, Events, Received) {
     let handler = Outbound::default();
     let (events, received) = (handler.events.clone(), handler.received.clone());
     (common::start(handler, config), events, received)
