@@ -28,6 +28,8 @@ pub mod proxy;
 pub mod resp;
 #[cfg(feature = "tls")]
 pub mod tls;
+#[cfg(feature = "tls")]
+pub mod tls_tools;
 pub mod tools;
 
 // Each test crate uses some of these; the rest would warn as unused
