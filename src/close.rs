@@ -175,11 +175,10 @@ impl<H: Handler> LoopState<H> {
         if let State::Handshaking { .. } = conn.state {
             self.stats.tls_handshake_failures += 1;
         }
-        farewell(
-            conn,
-            reason,
-            self.current != Some(id) || self.staging.is_empty(),
-        );
+        if crate::tls_session::ENABLED {
+            let nothing_staged = self.current != Some(id) || self.staging.is_empty();
+            farewell(conn, reason, nothing_staged);
+        }
         conn.set_state(State::Closed, "close");
         conn.close_reason = Some(reason);
         // Dropping the socket closes the descriptor, which also removes it

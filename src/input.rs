@@ -131,7 +131,8 @@ impl<H: Handler> Loop<'_, H> {
         let (budget_reads, budget_bytes) = (config.read_budget_reads, config.read_budget_bytes);
         let (mut reads, mut bytes) = (0, 0);
         // TLS: what is read is ciphertext, for the session (`tls_steps.rs`).
-        let tls = self.core.conn(id).is_some_and(|c| c.tls.is_some());
+        let tls =
+            crate::tls_session::ENABLED && self.core.conn(id).is_some_and(|c| c.tls.is_some());
         loop {
             if reads >= budget_reads || bytes >= budget_bytes {
                 if self.core.conn(id).is_some_and(Connection::wants_input_read) {

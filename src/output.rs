@@ -109,7 +109,10 @@ impl<H: Handler> LoopState<H> {
         );
         let len = payload.len();
         // TLS: plaintext written before the handshake ended waits in rustls.
-        let waiting = conn.tls.as_ref().map_or(0, |tls| tls.plaintext_waiting());
+        let waiting = match &conn.tls {
+            Some(tls) if crate::tls_session::ENABLED => tls.plaintext_waiting(),
+            _ => 0,
+        };
         let queued = conn.output.len() + staged + waiting + len;
         if queued > max_output {
             debug!(
@@ -119,7 +122,7 @@ impl<H: Handler> LoopState<H> {
             self.close_now(id, CloseReason::LimitExceeded(Limit::Output));
             return Err(WriteError::OutputLimit);
         }
-        if let Some(tls) = conn.tls.as_mut() {
+        if let Some(tls) = conn.tls.as_mut().filter(|_| crate::tls_session::ENABLED) {
             // TLS: encrypted now; the records take the plain bytes' way.
             tls.encrypt(payload.as_slice());
             self.queue_tls_records(id);

@@ -38,6 +38,9 @@ use rustls::{ClientConnection, Connection, ServerConnection};
 /// session is made from.
 pub(crate) type ServerSetup = Arc<rustls::ServerConfig>;
 
+/// This build has TLS (see `no_tls.rs` for the other).
+pub(crate) const ENABLED: bool = true;
+
 /// A protocol error from the peer, as rustls reports it.
 pub(crate) type FeedError = rustls::Error;
 
