@@ -212,7 +212,11 @@ pub fn listen<H: Handler>(
         #[cfg(feature = "tls")]
         Some(tls) => {
             let listener = reactor.listen_tls(addr, std::sync::Arc::clone(&tls.config))?;
-            Ok((listener, format!(" (TLS, {} certificates)", tls.len())))
+            let plural = if tls.len() == 1 { "" } else { "s" };
+            Ok((
+                listener,
+                format!(" (TLS, {} certificate{plural})", tls.len()),
+            ))
         }
         #[cfg(not(feature = "tls"))]
         Some(tls) => match *tls {},
