@@ -25,7 +25,7 @@
 //!   fatal alert) sends rustls's alert, best effort, and closes with
 //!   `CloseReason::TlsError`; nobody else is affected.
 
-use log::{debug, trace};
+use log::{debug, trace, warn};
 
 use crate::callbacks::Loop;
 use crate::close_reason::CloseReason;
@@ -209,7 +209,15 @@ impl<H: Handler> Loop<'_, H> {
         self.core.queue_tls_records(id);
         match fed {
             Err(e) => {
-                debug!("conn {id}: TLS error: {e}");
+                // A client that cannot talk to its server is the
+                // embedder's own problem and says why at warn level; a
+                // server's bad client is one of many, at debug level.
+                match self.core.conn(id) {
+                    Some(c) if c.listener.is_none() => {
+                        warn!("conn {id}: TLS with {} failed: {e}", c.peer)
+                    }
+                    _ => debug!("conn {id}: TLS error: {e}"),
+                }
                 // rustls's alert tells the peer why; best effort, as the
                 // connection ends now whatever the socket takes.
                 self.core.send_queued(id);

@@ -65,6 +65,9 @@ use progress::Progress;
 use report::{Counters, Summary};
 
 fn main() -> ExitCode {
+    // Warnings by default: the reactor says at warn level why an outbound
+    // TLS handshake failed (an untrusted certificate, a wrong name).
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = Args::parse();
     if let Err(e) = args.validate() {
         eprintln!("loadgen: {e}");
