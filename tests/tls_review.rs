@@ -665,3 +665,45 @@ fn close_now_with_nothing_queued_says_close_notify() {
     drop(client);
     assert_all_gone(&server.handle);
 }
+
+// ---------------------------------------------------------------------
+// 9. A reply written after the peer's close_notify (in `read_closed`)
+//    still reaches the peer, then our close_notify.
+
+#[derive(Default)]
+struct ReplyOnClose;
+
+impl Handler for ReplyOnClose {
+    type State = usize;
+    type Message = ();
+
+    fn opened(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: SocketAddr) -> usize {
+        0
+    }
+
+    fn data(&mut self, _: &mut Context<'_, Self>, _: ConnId, n: &mut usize, input: &[u8]) -> usize {
+        *n += input.len();
+        input.len()
+    }
+
+    fn read_closed(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, n: &mut usize) {
+        let reply = format!("got {n}\n");
+        ctx.write(conn, reply.as_bytes()).unwrap();
+        ctx.close_after_flush(conn);
+    }
+}
+
+#[test]
+fn reply_after_peer_close_notify_is_delivered() {
+    let pki = Pki::new();
+    let server = start_tls(ReplyOnClose, Config::default(), pki.server(&[]));
+    let mut client = tls_client(server.addr, pki.client(&[]));
+    client.write_all(b"hello").unwrap();
+    client.conn.send_close_notify();
+    client.flush().unwrap();
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).expect("clean end");
+    assert_eq!(got, b"got 5\n");
+    drop(client);
+    assert_all_gone(&server.handle);
+}
