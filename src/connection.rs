@@ -215,10 +215,13 @@ impl<S> Connection<S> {
         // `readable` first: it is what ends the read loop of every message.
         self.ready.readable
             && self.state.reads_input()
-            && !self.flow.read_paused
-            && !self.flow.backpressured
-            && !self.flow.fanout_held
-            && !self.owed.drained
+            && ((!self.flow.read_paused
+                && !self.flow.backpressured
+                && !self.flow.fanout_held
+                && !self.owed.drained)
+                // A TLS handshake's records are not the handler's input:
+                // flow control does not hold them.
+                || matches!(self.state, State::Handshaking { .. }))
     }
 
     /// The limits in force: its own, or else `default` (the `Config`'s).

@@ -44,6 +44,9 @@ impl TlsSession {
     pub(crate) fn plaintext_waiting(&self) -> usize {
         match *self {}
     }
+    pub(crate) fn close_notify_queued(&self) -> bool {
+        match *self {}
+    }
     pub(crate) fn peer_sent_close_notify(&self) -> bool {
         match *self {}
     }

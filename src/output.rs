@@ -123,6 +123,10 @@ impl<H: Handler> LoopState<H> {
             return Err(WriteError::OutputLimit);
         }
         if let Some(tls) = conn.tls.as_mut().filter(|_| crate::tls_session::ENABLED) {
+            // Nothing may follow our close_notify on the wire.
+            if tls.close_notify_queued() {
+                return Err(WriteError::Gone);
+            }
             // TLS: encrypted now; the records take the plain bytes' way.
             tls.encrypt(payload.as_slice());
             self.queue_tls_records(id);
@@ -295,7 +299,12 @@ impl<H: Handler> LoopState<H> {
             return;
         };
         // Called from a write-through, the staged bytes were just unstaged.
-        let queued = conn.output.len();
+        // TLS: plaintext written during the handshake still waits in rustls.
+        let waiting = match &conn.tls {
+            Some(tls) if crate::tls_session::ENABLED => tls.plaintext_waiting(),
+            _ => 0,
+        };
+        let queued = conn.output.len() + waiting;
         if conn.flow.backpressured && queued < limits.output_low_water {
             trace!("conn {id}: backpressure off ({queued} bytes queued)");
             conn.flow.backpressured = false;

@@ -1,6 +1,8 @@
 //! Review tests for TLS: flow control (pause, backpressure), fan-out and
-//! staging, the close sequence, handshake bookkeeping. Tests marked
-//! `#[ignore = "bug: ..."]` fail on the reviewed code and show a bug.
+//! staging, the close sequence, handshake bookkeeping. Three of them
+//! (pause in `opened`, pause before an outbound handshake, `drained` before
+//! `connected`) were written as failing tests of bugs the review found,
+//! now fixed.
 #![cfg(feature = "tls")]
 
 mod common;
@@ -76,7 +78,13 @@ impl Handler for PauseInOpened {
         push(&self.log, "opened");
     }
 
-    fn data(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, _: &mut (), input: &[u8]) -> usize {
+    fn data(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        conn: ConnId,
+        _: &mut (),
+        input: &[u8],
+    ) -> usize {
         let paused = ctx.is_reading_paused(conn) == Some(true);
         push(
             &self.log,
@@ -94,7 +102,6 @@ impl Handler for PauseInOpened {
 }
 
 #[test]
-#[ignore = "bug: plaintext arriving with the client's Finished is delivered although `opened` paused reading (tls_steps.rs tls_input)"]
 fn pause_in_opened_holds_data_that_came_with_the_handshake() {
     let pki = Pki::new();
     let log = Log::default();
@@ -195,7 +202,6 @@ fn outbound_run(early: Early, config: Config) -> (Vec<String>, usize) {
 }
 
 #[test]
-#[ignore = "bug: pause_reading before an outbound TLS handshake completes stalls the handshake (wants_input_read gates handshake reads)"]
 fn outbound_paused_before_the_handshake_still_connects() {
     let config = Config {
         tls_handshake_timeout: Duration::from_secs(1),
@@ -210,7 +216,6 @@ fn outbound_paused_before_the_handshake_still_connects() {
 }
 
 #[test]
-#[ignore = "bug: `drained` runs before `connected` for a TLS connect written above high water while connecting"]
 fn outbound_big_early_write_gets_connected_before_drained() {
     let config = Config {
         output_high_water: Some(64 * 1024),
@@ -312,8 +317,18 @@ impl Handler for SlowReader {
         Digest::default()
     }
 
-    fn data(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, d: &mut Digest, input: &[u8]) -> usize {
-        assert_eq!(ctx.is_reading_paused(conn), Some(false), "data while paused");
+    fn data(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        conn: ConnId,
+        d: &mut Digest,
+        input: &[u8],
+    ) -> usize {
+        assert_eq!(
+            ctx.is_reading_paused(conn),
+            Some(false),
+            "data while paused"
+        );
         let take = input.len().min(CHUNK);
         d.hash = fnv(d.hash, &input[..take]);
         d.count += take;
@@ -351,7 +366,10 @@ fn read_line(client: &mut TlsClient) -> String {
     while !line.ends_with(b"\n") {
         match client.read(&mut byte) {
             Ok(1) => line.push(byte[0]),
-            other => panic!("read a line: {other:?} after {:?}", String::from_utf8_lossy(&line)),
+            other => panic!(
+                "read a line: {other:?} after {:?}",
+                String::from_utf8_lossy(&line)
+            ),
         }
     }
     String::from_utf8(line).unwrap()
@@ -400,7 +418,9 @@ fn backpressure_over_tls_echoes_everything_after_the_client_reads() {
         .set_write_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let data = pattern(TOTAL, 3);
-    client.write_all(&data).expect("the pipeline took everything");
+    client
+        .write_all(&data)
+        .expect("the pipeline took everything");
     client.flush().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let mut back = vec![0; TOTAL];
@@ -564,7 +584,8 @@ fn every_kind_of_handshake_end_returns_the_count_to_zero() {
     let mut garbage = TcpStream::connect(addr).unwrap();
     garbage.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
     let mut half = TcpStream::connect(addr).unwrap();
-    half.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+    half.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .unwrap();
     half.shutdown(std::net::Shutdown::Write).unwrap();
     drop(TcpStream::connect(addr).unwrap());
     let reset = TcpStream::connect(addr).unwrap();
@@ -621,7 +642,11 @@ fn megabyte_reply(ctx: &mut Context<'_, Echo>, conn: ConnId, _: &[u8]) {
 #[test]
 fn peer_close_notify_with_output_queued_still_gets_everything_cleanly() {
     let pki = Pki::new();
-    let server = start_tls(Echo::with(megabyte_reply), Config::default(), pki.server(&[]));
+    let server = start_tls(
+        Echo::with(megabyte_reply),
+        Config::default(),
+        pki.server(&[]),
+    );
     let mut client = tls_client(server.addr, pki.client(&[]));
     client.write_all(b"go\n").unwrap();
     client.flush().unwrap();
@@ -655,7 +680,11 @@ fn close_at_once(ctx: &mut Context<'_, Echo>, conn: ConnId, input: &[u8]) {
 #[test]
 fn close_now_with_nothing_queued_says_close_notify() {
     let pki = Pki::new();
-    let server = start_tls(Echo::with(close_at_once), Config::default(), pki.server(&[]));
+    let server = start_tls(
+        Echo::with(close_at_once),
+        Config::default(),
+        pki.server(&[]),
+    );
     let mut client = tls_client(server.addr, pki.client(&[]));
     client.write_all(b"x\n").unwrap();
     client.flush().unwrap();

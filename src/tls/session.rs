@@ -125,6 +125,11 @@ impl TlsSession {
         self.plaintext_waiting
     }
 
+    /// Whether our `close_notify` is queued: nothing may be written after it.
+    pub(crate) fn close_notify_queued(&self) -> bool {
+        self.close_notify_queued
+    }
+
     /// Whether the peer's `close_notify` has arrived.
     pub(crate) fn peer_sent_close_notify(&self) -> bool {
         self.peer_sent_close_notify
