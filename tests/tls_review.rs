@@ -515,7 +515,7 @@ fn tls_fanout_from_data_messages_and_timers_stays_decryptable_and_in_order() {
     let pad = "p".repeat(90);
     for j in 0..LINES {
         for (i, client) in clients.iter_mut().enumerate() {
-            write!(client, "c{i} l{j} {pad}\n").unwrap();
+            writeln!(client, "c{i} l{j} {pad}").unwrap();
         }
         if j % 50 == 0 {
             for client in clients.iter_mut() {
