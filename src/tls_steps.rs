@@ -187,6 +187,9 @@ impl<H: Handler> LoopState<H> {
         }
         trace!("conn {id}: close_notify queued");
         self.queue_tls_records(id);
+        // Within the connection's own callback the record went to the
+        // staging buffer; out of it first, in order.
+        self.unstage(id);
         self.send_queued(id);
         self.conn(id).map_or(true, |c| !c.output.is_empty())
     }
