@@ -130,6 +130,9 @@ impl Report<'_> {
             let _ = writeln!(md, "* Skipped `{}`: {why}.", s.name);
         }
         let _ = writeln!(md, "* RESP rows (`resp-CMD-cN-pP`, redis-benchmark `-t CMD -c N -P P --csv`; PING is `ping_mbulk`): msg/s is requests/s; the p90 column holds redis-benchmark's p95; p99.9 is blank; the window is redis-benchmark's whole run, a fixed request count (`-n`: warm-up + measured seconds × the rate expected here, the client's most or, on capped rows, the server's at the cap's share of a CPU if lower), so server µs/msg counts connection set-up too.");
+        if self.scenarios.iter().any(|s| s.protocol.is_tls()) {
+            let _ = writeln!(md, "* TLS rows (`tls-*`): one ECDSA P-256 certificate for `localhost` and 127.0.0.1, made for the run with `openssl req` in a temporary directory and given to every server; TLS 1.3 with X25519 on both sides (nginx and stunnel are told `TLSv1.3` and `X25519`, rustls's defaults); the cipher suite is what the client's first choice and both servers agree on (OpenSSL's clients, wrk and ab, offer TLS_AES_256_GCM_SHA384 first; see docs/benchmarks.md for what each negotiated). The reactor's servers are its examples built with `--features tls` (rustls 0.23 on ring). `tls-echo-*`: loadgen `--tls --tls-insecure`, every byte checked; the peers terminate TLS in front of the C echo server (nginx's stream module, stunnel), a proxy hop more than the reactor, and their CPU is both processes'. `tls-https-*`: wrk `-t1` on `https://`, one handshake per connection then keep-alive. `tls-handshakes-*`: ab `-c N -t S` with `Connection: close`, a new connection and a full handshake (ab never resumes) per request: msg/s is handshakes/s, latency is ab's (whole ms).");
+        }
         let _ = writeln!(md, "\n## Servers\n");
         for p in self.peers {
             let _ = writeln!(md, "* **{}**: {}", p.name, p.note);
