@@ -9,6 +9,18 @@
 //! SIGINT or SIGTERM starts a graceful shutdown: the listener closes (new
 //! connections are refused), data already received is echoed in full, idle
 //! connections close, and the process exits 0. A second signal stops at once.
+//!
+//! TLS (built with `--features tls`): `--tls-cert` and `--tls-key` make it
+//! listen for TLS instead, on the same `--addr`, with no ALPN. The pair may
+//! be repeated: the first is the default certificate, the others are chosen
+//! by the name the client asks for (SNI). SIGHUP re-reads the files; if any
+//! of them cannot be used, the certificates in force stay.
+//!
+//! ```text
+//! cargo run --release --features tls --example echo_server -- \
+//!     --tls-cert site.crt --tls-key site.key
+//! openssl s_client -connect 127.0.0.1:65432 -CAfile ca.crt -servername localhost -quiet
+//! ```
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -19,7 +31,10 @@ use reactor::{CloseReason, Config, ConnId, Context, Event, Handler, Reactor, Sou
 
 #[path = "support/server.rs"]
 mod server;
+#[path = "support/tls.rs"]
+mod tls;
 use server::ShutdownSignals;
+use tls::TlsFlags;
 
 /// Command-line flags.
 #[derive(Parser, Debug)]
@@ -37,11 +52,14 @@ struct Args {
     /// Seconds a graceful shutdown waits before force-closing connections.
     #[arg(long, default_value = "10", value_parser = server::seconds)]
     grace: Duration,
+    #[command(flatten)]
+    tls: TlsFlags,
 }
 
 /// Echoes input and turns signals into a graceful shutdown.
 struct EchoServer {
     /// SIGINT/SIGTERM: the first starts a graceful shutdown, a second stops.
+    /// SIGHUP, with TLS: reload the certificates.
     shutdown: ShutdownSignals,
 }
 
@@ -79,22 +97,35 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: &Args) -> std::io::Result<()> {
+    args.tls.check::<Args>();
+    let tls = args.tls.load(&[])?;
     let mut config = Config::default();
     if let Some(max) = args.max_connections {
         config.max_connections = max;
     }
     config.idle_timeout = args.idle_timeout;
+    args.tls.configure(&mut config);
     let handler = EchoServer {
-        shutdown: ShutdownSignals::new(args.grace)?,
+        shutdown: tls::signals(args.grace, tls.as_ref())?,
     };
     let mut reactor = Reactor::new(handler, config)?;
     reactor.with_context(|handler, ctx| handler.shutdown.register(ctx))?;
-    let listener = reactor.listen(args.addr)?;
-    eprintln!("echo_server listening on {}", reactor.local_addr(listener)?);
+    let (listener, note) = tls::listen(&mut reactor, args.addr, tls.as_ref())?;
+    eprintln!(
+        "echo_server listening on {}{note}",
+        reactor.local_addr(listener)?
+    );
     reactor.run()?;
     let stats = reactor.stats();
+    // With TLS, bytes are counted on the socket: records, not plaintext.
+    let tls_note = tls.as_ref().map_or(String::new(), |_| {
+        format!(
+            ", {} TLS handshakes, {} failed",
+            stats.tls_handshakes, stats.tls_handshake_failures
+        )
+    });
     eprintln!(
-        "echo_server stopped: {} accepted, {} rejected, {} bytes echoed",
+        "echo_server stopped: {} accepted, {} rejected, {} bytes echoed{tls_note}",
         stats.accepted, stats.rejected, stats.bytes_out
     );
     Ok(())

@@ -6,6 +6,7 @@
 //! or changing a default breaks them.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -58,6 +59,22 @@ pub struct Args {
     /// Print one JSON object on stdout instead of the text summary.
     #[arg(long)]
     pub json: bool,
+    /// Connect with TLS (a build with `--features tls`); needs --tls-ca or
+    /// --tls-insecure. Every connection completes a handshake before it
+    /// counts as established, and the echo is verified as plaintext.
+    #[arg(long)]
+    pub tls: bool,
+    /// With --tls: trust the CA certificates in this PEM file.
+    #[arg(long, value_name = "PATH")]
+    pub tls_ca: Option<PathBuf>,
+    /// With --tls: accept ANY server certificate (self-signed test
+    /// certificates; the handshake's signatures are still checked).
+    #[arg(long)]
+    pub tls_insecure: bool,
+    /// With --tls: the name sent as SNI and checked against the
+    /// certificate [default: localhost].
+    #[arg(long, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
 }
 
 /// The longest `--duration`, `--warmup` or `--timeout` taken: a year.
@@ -76,6 +93,7 @@ impl Args {
                 MAX_DATAGRAM - 1024
             ));
         }
+        self.validate_tls()?;
         if self.threads == 0 || self.connections == 0 {
             return Err("--threads and --connections must be positive".into());
         }
@@ -97,6 +115,44 @@ impl Args {
             }
         }
         Ok(())
+    }
+
+    /// The TLS flags' part of `validate`.
+    fn validate_tls(&self) -> Result<(), String> {
+        let any = self.tls
+            || self.tls_ca.is_some()
+            || self.tls_insecure
+            || self.tls_server_name.is_some();
+        if !any {
+            return Ok(());
+        }
+        if !cfg!(feature = "tls") {
+            return Err("this build has no TLS: rebuild with --features tls".into());
+        }
+        if !self.tls {
+            return Err("--tls-ca, --tls-insecure and --tls-server-name need --tls".into());
+        }
+        if self.udp {
+            return Err("--tls is for TCP: not with --udp".into());
+        }
+        if self.tls_ca.is_some() == self.tls_insecure {
+            return Err("--tls needs exactly one of --tls-ca PATH and --tls-insecure".into());
+        }
+        #[cfg(feature = "tls")]
+        if reactor::tls::ServerName::try_from(self.server_name()).is_err() {
+            return Err(format!(
+                "--tls-server-name {:?} is not a DNS name or IP address",
+                self.server_name()
+            ));
+        }
+        Ok(())
+    }
+
+    /// `--tls-server-name`, or its default.
+    // Read only by the build with the feature.
+    #[allow(dead_code)]
+    pub fn server_name(&self) -> &str {
+        self.tls_server_name.as_deref().unwrap_or("localhost")
     }
 
     /// Threads actually started: never more than there are connections.

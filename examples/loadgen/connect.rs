@@ -80,7 +80,11 @@ impl Generator {
             set.next_connect += 1;
             let source = source_addr(&self.args, number);
             let state = TcpConn::new(number, local, self.args.depth);
-            match ctx.connect_from(source, self.args.addr, Some(timeout), state) {
+            let opened = match &self.tls {
+                Some(tls) => tls.connect(ctx, source, self.args.addr, Some(timeout), state),
+                None => ctx.connect_from(source, self.args.addr, Some(timeout), state),
+            };
+            match opened {
                 Ok(id) => {
                     set.ids[local] = Some(id);
                     set.connecting += 1;

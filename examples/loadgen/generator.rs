@@ -22,12 +22,15 @@ use crate::progress::{Narrator, Progress};
 use crate::report::Counters;
 use crate::schedule::Schedule;
 use crate::tcp::TcpConn;
+use crate::tls::ClientTls;
 use crate::udp::UdpSockets;
 
 /// One thread's generator.
 pub struct Generator {
     /// The flags, shared read-only by every thread.
     pub args: Arc<Args>,
+    /// `--tls`: what connections are opened with; `None` for plain TCP.
+    pub tls: Option<ClientTls>,
     /// The stream pattern (one per thread, to stay in this core's cache).
     pub pattern: Pattern,
     /// This thread's share of the connections and how far opening them got.
@@ -51,9 +54,17 @@ pub struct Generator {
 }
 
 impl Generator {
-    /// Thread `thread`'s generator for connections `numbers`.
-    pub fn new(thread: usize, args: Arc<Args>, numbers: Vec<u64>, progress: Arc<Progress>) -> Self {
+    /// Thread `thread`'s generator for connections `numbers`, over TLS
+    /// with `tls`.
+    pub fn new(
+        thread: usize,
+        args: Arc<Args>,
+        tls: Option<ClientTls>,
+        numbers: Vec<u64>,
+        progress: Arc<Progress>,
+    ) -> Self {
         Generator {
+            tls,
             pattern: Pattern::new(args.depth.max(1) * args.size),
             connections: Connections::new(numbers),
             udp: UdpSockets::new(args.size),
@@ -82,6 +93,7 @@ impl Handler for Generator {
     }
 
     fn connected(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, st: &mut TcpConn) {
+        st.established = true;
         self.refill_tcp(ctx, conn, st, std::time::Instant::now());
         self.connect_succeeded(ctx);
     }
@@ -111,6 +123,12 @@ impl Handler for Generator {
     ) {
         match reason {
             CloseReason::ConnectFailed(_) | CloseReason::ConnectTimeout => {
+                self.connect_failed(ctx, &st, reason);
+            }
+            // Closed before `connected`, and not by us: with TLS, the
+            // handshake failed (`TlsError`, `TlsHandshakeTimeout`, the
+            // server leaving mid-handshake). The connection never came up.
+            _ if !st.established && !matches!(reason, CloseReason::ClosedLocally) => {
                 self.connect_failed(ctx, &st, reason);
             }
             _ => self.tcp_closed(conn, &st, reason),

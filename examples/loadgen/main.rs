@@ -20,6 +20,7 @@
 //! * `generator.rs`: the reactor's handler, routing callbacks to the jobs;
 //! * `connect.rs`: opening connections, spread over local addresses;
 //! * `tcp.rs`, `udp.rs`: sending, and verifying every echoed byte;
+//! * `tls.rs`: `--tls`, the client configuration and TLS connects;
 //! * `pattern.rs`: the byte stream that makes checking need no copy;
 //! * `schedule.rs`: warm-up, window, sweep, drain, stop, on reactor timers;
 //! * `pacing.rs`: the in-flight window and the open-loop (`--rate`) schedule;
@@ -49,6 +50,7 @@ mod progress;
 mod report;
 mod schedule;
 mod tcp;
+mod tls;
 mod udp;
 mod worker;
 
@@ -68,7 +70,14 @@ fn main() -> ExitCode {
         eprintln!("loadgen: {e}");
         return ExitCode::from(2);
     }
-    match run(args) {
+    let tls = match tls::ClientTls::from_args(&args) {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(args, tls) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
@@ -78,8 +87,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the whole load; `Ok(true)` if nothing went wrong.
-fn run(args: Args) -> io::Result<bool> {
+/// Runs the whole load (over TLS with `tls`); `Ok(true)` if nothing went
+/// wrong.
+fn run(args: Args, tls: Option<tls::ClientTls>) -> io::Result<bool> {
     let args = Arc::new(args);
     let threads = args.thread_count();
     let progress = Arc::new(Progress::new(threads));
@@ -92,15 +102,16 @@ fn run(args: Args) -> io::Result<bool> {
             .step_by(threads)
             .map(|n| n as u64)
             .collect();
-        let (args, progress, barrier) = (
+        let (args, progress, barrier, tls) = (
             Arc::clone(&args),
             Arc::clone(&progress),
             Arc::clone(&barrier),
+            tls.clone(),
         );
         workers.push(
             std::thread::Builder::new()
                 .name(format!("loadgen-{t}"))
-                .spawn(move || worker::worker(t, args, numbers, progress, barrier))?,
+                .spawn(move || worker::worker(t, args, tls, numbers, progress, barrier))?,
         );
     }
 

@@ -3,7 +3,8 @@
 //!
 //! The output is parsed by other programs (`bench/load/loadgen.rs` reads
 //! the JSON keys, `tests/loadgen.rs` and `measure_echo.sh` too): keys,
-//! order and number formats stay exactly as they are. The JSON is written
+//! order and number formats stay exactly as they are; a new key goes at
+//! the end (as the `tls` ones did). The JSON is written
 //! by hand because serde is not a dependency.
 
 use hdrhistogram::Histogram;
@@ -36,6 +37,11 @@ pub struct Counters {
     /// Datagrams echoed after being declared lost (not an error: the loss
     /// was counted).
     pub udp_late: u64,
+    /// `--tls`: handshakes completed (the reactor's count).
+    pub tls_handshakes: u64,
+    /// `--tls`: handshakes that failed (not errors of their own: each is
+    /// also a connect failure).
+    pub tls_handshake_failures: u64,
 }
 
 impl Counters {
@@ -51,6 +57,8 @@ impl Counters {
         self.udp_lost += o.udp_lost;
         self.udp_truncated += o.udp_truncated;
         self.udp_late += o.udp_late;
+        self.tls_handshakes += o.tls_handshakes;
+        self.tls_handshake_failures += o.tls_handshake_failures;
     }
 
     /// Everything that makes the run fail (late datagrams do not: their
@@ -136,6 +144,19 @@ impl Summary {
             c.udp_truncated,
             c.udp_late
         );
+        if args.tls {
+            println!(
+                "tls: {} handshakes, {} failed (server name {}, {})",
+                c.tls_handshakes,
+                c.tls_handshake_failures,
+                args.server_name(),
+                if args.tls_insecure {
+                    "any certificate accepted"
+                } else {
+                    "certificate verified against --tls-ca"
+                }
+            );
+        }
         println!("loadgen cpu {:.2}s", self.cpu_seconds);
     }
 
@@ -152,7 +173,8 @@ impl Summary {
                 "\"udp_lost\":{},\"udp_truncated\":{},\"udp_late\":{},",
                 "\"connections\":{{\"requested\":{},\"established\":{}}},",
                 "\"cpu_seconds\":{:.3},\"duration_s\":{},\"size\":{},\"depth\":{},",
-                "\"threads\":{},\"udp\":{},\"rate\":{}}}"
+                "\"threads\":{},\"udp\":{},\"rate\":{},",
+                "\"tls\":{},\"tls_handshakes\":{},\"tls_handshake_failures\":{}}}"
             ),
             c.messages,
             self.messages_per_sec,
@@ -181,6 +203,9 @@ impl Summary {
             args.threads,
             args.udp,
             args.rate.map_or("null".to_string(), |r| format!("{r}")),
+            args.tls,
+            c.tls_handshakes,
+            c.tls_handshake_failures,
         )
     }
 }

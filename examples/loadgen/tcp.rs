@@ -33,6 +33,8 @@ pub struct TcpConn {
     /// `len == max(depth, 1)`, allocated once, at connect. At most `depth`
     /// messages are in flight, so no live entry is overwritten.
     sent_at: Box<[Instant]>,
+    /// `connected` ran: the connect (and with TLS, the handshake) is done.
+    pub established: bool,
     /// Already counted as an error (mismatch, timeout): its close is not
     /// counted again.
     failed: bool,
@@ -52,6 +54,7 @@ impl TcpConn {
             received: 0,
             due: 0,
             sent_at: vec![Instant::now(); depth.max(1)].into_boxed_slice(),
+            established: false,
             failed: false,
             queued_for_refill: false,
         }

@@ -19,6 +19,7 @@ use crate::cli::Args;
 use crate::generator::Generator;
 use crate::progress::{Narrator, Progress};
 use crate::report::Counters;
+use crate::tls::ClientTls;
 
 /// Descriptors a worker's reactor keeps room for beyond its connections.
 const SPARE_DESCRIPTORS: usize = 16;
@@ -33,20 +34,23 @@ pub struct Outcome {
     pub window_cpu: Option<f64>,
 }
 
-/// Thread `thread`: opens connections `numbers`, meets the other threads
-/// at `barrier`, loads, drains, reports.
+/// Thread `thread`: opens connections `numbers` (over TLS with `tls`),
+/// meets the other threads at `barrier`, loads, drains, reports.
 pub fn worker(
     thread: usize,
     args: Arc<Args>,
+    tls: Option<ClientTls>,
     numbers: Vec<u64>,
     progress: Arc<Progress>,
     barrier: Arc<Barrier>,
 ) -> io::Result<Outcome> {
     let config = Config {
         max_connections: numbers.len() + SPARE_DESCRIPTORS,
+        // A handshake is part of the connect, and `--timeout` bounds both.
+        tls_handshake_timeout: args.timeout(),
         ..Config::default()
     };
-    let generator = Generator::new(thread, args, numbers, progress);
+    let generator = Generator::new(thread, args, tls, numbers, progress);
     // Whatever happens, pass the barrier: the other threads wait there.
     let connected = connect(generator, config);
     barrier.wait();
@@ -56,7 +60,13 @@ pub fn worker(
     reactor.with_context(|generator, ctx| generator.begin_load(ctx, t0));
     reactor.run()?;
 
+    let (handshakes, handshake_failures) = {
+        let stats = reactor.stats();
+        (stats.tls_handshakes, stats.tls_handshake_failures)
+    };
     let generator = reactor.handler_mut();
+    generator.counters.tls_handshakes = handshakes;
+    generator.counters.tls_handshake_failures = handshake_failures;
     Ok(Outcome {
         hist: generator.latency.take_measured(),
         counters: generator.counters,
