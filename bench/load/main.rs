@@ -333,7 +333,7 @@ fn measure(
             ..
         } = scenario.workload
         {
-            let rate = fixed_rate(&runs, &scenarios, &peers, conns, size) * fraction;
+            let rate = fixed_rate(&runs, &scenarios, peers, conns, size) * fraction;
             eprintln!("load: {}: {rate:.0} msg/s", scenario.name);
             rates.insert(scenario.name.clone(), rate);
         }
@@ -343,7 +343,7 @@ fn measure(
             // drift in the machine's load spreads over all of them.
             for i in 0..mine.len() {
                 let peer = mine[(i + round) % mine.len()];
-                let m = run_one(o, &paths, peer, scenario, &pin, rates.get(&scenario.name));
+                let m = run_one(o, paths, peer, scenario, &pin, rates.get(&scenario.name));
                 eprintln!(
                     "load: {:<22} {:<9} round {round}: {}",
                     scenario.name,
@@ -362,7 +362,7 @@ fn measure(
     let elapsed = started.elapsed().as_secs_f64();
     let report = Report {
         options: o,
-        peers: &peers,
+        peers,
         scenarios: &scenarios,
         skipped: &skipped,
         runs: &runs,
