@@ -228,7 +228,7 @@ fn run(o: &Options) -> Result<(), String> {
     let mut skipped: Vec<(Scenario, String)> = Vec::new();
     // TLS rows need the examples built with the feature and a certificate
     // made for this run; if either cannot be had they are skipped with a
-    // note, and without TLS rows the TLS peers are left out of the report.
+    // note (and the TLS peers, with no scenario left, are left out).
     if scenarios.iter().any(|s| s.protocol.is_tls()) {
         let ready = build_tls_examples(&paths, &["echo_server", "http_server", "loadgen"])
             .and_then(|()| TlsFiles::generate());
@@ -253,11 +253,12 @@ fn run(o: &Options) -> Result<(), String> {
         }
         build_examples(&plain)?;
     }
-    let tls_used = scenarios.iter().any(|s| s.protocol.is_tls());
+    // Only peers of a protocol some scenario runs: the report lists the
+    // servers it compared, not every one this machine has.
     let peers: Vec<Peer> = all_peers
         .into_iter()
         .filter(|p| o.peers.is_empty() || o.peers.iter().any(|n| n == p.name))
-        .filter(|p| tls_used || !p.protocol.is_tls())
+        .filter(|p| scenarios.iter().any(|s| s.protocol == p.protocol))
         .collect();
     if peers.is_empty() {
         return Err("no peer selected".into());
