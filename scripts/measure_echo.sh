@@ -18,6 +18,14 @@
 #   MODES ["callgrind strace"]          which profiles to run
 #   PIN [1]      taskset: server on CPU 0, loadgen on CPU 1 (as benches/load)
 #   NO_BUILD [0]
+#   TLS [0]      1: the same over TLS (issue 11). Builds with `--features tls`,
+#                makes an ECDSA P-256 certificate with `openssl req` in
+#                OUT_DIR/tls (self-signed, for localhost and 127.0.0.1), runs
+#                echo_server --tls-cert/--tls-key and loadgen --tls
+#                --tls-insecure. Echoes are then loadgen's verified message
+#                count (the server's byte count is of TLS records, handshakes
+#                included), which leaves out at most CONNS x DEPTH echoes of
+#                the final drain: per-echo figures are that share high at most.
 #
 # What it does, per mode:
 #   1. starts the release echo_server on 127.0.0.1:0 (the kernel picks a free
@@ -56,6 +64,7 @@ ST_SECONDS=${ST_SECONDS:-5}
 MODES=${MODES:-callgrind strace}
 PIN=${PIN:-1}
 NO_BUILD=${NO_BUILD:-0}
+TLS=${TLS:-0}
 
 SERVER_BIN=$TARGET/release/examples/echo_server
 LOADGEN_BIN=$TARGET/release/examples/loadgen
@@ -100,10 +109,26 @@ trap 'exit 130' INT TERM
 # ---------------------------------------------------------------- build
 if [[ $NO_BUILD != 1 ]]; then
     log "building release examples in $REPO (target $TARGET)"
-    (cd "$REPO" && CARGO_TARGET_DIR=$TARGET cargo build --release --examples -q) \
+    FEATURES=()
+    [[ $TLS == 1 ]] && FEATURES=(--features tls)
+    (cd "$REPO" && CARGO_TARGET_DIR=$TARGET cargo build --release --examples "${FEATURES[@]}" -q) \
         || die "build failed"
 fi
 [[ -x $SERVER_BIN && -x $LOADGEN_BIN ]] || die "missing $SERVER_BIN or $LOADGEN_BIN"
+
+# ---------------------------------------------------------------- TLS
+SERVER_ARGS=()
+LOADGEN_ARGS=()
+if [[ $TLS == 1 ]]; then
+    command -v openssl >/dev/null || die "openssl not found (TLS=1)"
+    mkdir -p "$OUT/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -days 2 \
+        -keyout "$OUT/tls/key.pem" -out "$OUT/tls/cert.pem" 2>/dev/null \
+        || die "openssl req failed"
+    SERVER_ARGS=(--tls-cert "$OUT/tls/cert.pem" --tls-key "$OUT/tls/key.pem")
+    LOADGEN_ARGS=(--tls --tls-insecure)
+fi
 
 # ---------------------------------------------------------------- helpers
 # wait_listening LOG PID SECONDS: prints the address from "listening on ADDR".
@@ -149,7 +174,7 @@ run_loadgen() {
     log "loadgen: $CONNS conns x $SIZE B x depth $DEPTH for ${secs}s against $addr"
     timeout -k 5 $((secs + 60)) "${LOADGEN_CPU[@]}" "$LOADGEN_BIN" --addr "$addr" \
         --connections "$CONNS" --size "$SIZE" --depth "$DEPTH" \
-        --warmup 0 --duration "$secs" --json >"$outf" 2>"${outf%.json}.stderr" || rc=$?
+        --warmup 0 --duration "$secs" "${LOADGEN_ARGS[@]}" --json >"$outf" 2>"${outf%.json}.stderr" || rc=$?
     [[ $rc == 0 ]] || log "WARNING: loadgen exit status $rc (see ${outf%.json}.stderr)"
     return 0
 }
@@ -174,7 +199,7 @@ run_callgrind() {
     rm -f "$cg"
     log "callgrind: starting echo_server"
     "${SERVER_CPU[@]}" valgrind --tool=callgrind --callgrind-out-file="$cg" \
-        "$SERVER_BIN" --addr 127.0.0.1:0 >"$slog" 2>&1 &
+        "$SERVER_BIN" --addr 127.0.0.1:0 "${SERVER_ARGS[@]}" >"$slog" 2>&1 &
     local pid=$!
     STARTED+=("$pid")
     local addr
@@ -196,6 +221,8 @@ run_callgrind() {
     [[ -n $bytes ]] || die "server printed no 'bytes echoed' line; see $slog"
     echoes=$((bytes / SIZE))
     lgmsg=$(json_field "$lg" messages)
+    # TLS: the server's bytes are records; count loadgen's echoes instead.
+    [[ $TLS == 1 ]] && echoes=${lgmsg%.*}
     errors=$(json_field "$lg" errors)
     up=$(sed -n 's/.*"established":\([0-9]*\).*/\1/p' "$lg")
     say "callgrind: server exit=$src total_Ir=$ir (summary line $irsum) server_bytes_echoed=$bytes (rem $((bytes % SIZE))) echoes=$echoes loadgen_messages(window)=${lgmsg:-?} loadgen_errors=${errors:-?} conns_up=${up:-?}"
@@ -208,7 +235,7 @@ run_strace() {
     rm -f "$st"
     log "strace: starting echo_server"
     "${SERVER_CPU[@]}" strace -c -f -o "$st" \
-        "$SERVER_BIN" --addr 127.0.0.1:0 >"$slog" 2>&1 &
+        "$SERVER_BIN" --addr 127.0.0.1:0 "${SERVER_ARGS[@]}" >"$slog" 2>&1 &
     local spid=$!
     STARTED+=("$spid")
     local addr
@@ -231,6 +258,8 @@ run_strace() {
     [[ -n $bytes ]] || die "server printed no 'bytes echoed' line; see $slog"
     echoes=$((bytes / SIZE))
     lgmsg=$(json_field "$lg" messages)
+    # TLS: the server's bytes are records; count loadgen's echoes instead.
+    [[ $TLS == 1 ]] && echoes=${lgmsg%.*}
     errors=$(json_field "$lg" errors)
     say "strace: exit=$src server_bytes_echoed=$bytes echoes=$echoes loadgen_messages(window)=${lgmsg:-?} loadgen_errors=${errors:-?}"
     # calls is column 4 whether or not the errors column is filled.
@@ -242,6 +271,17 @@ run_strace() {
     for sc in recvfrom sendto epoll_wait epoll_ctl; do
         awk -v sc="$sc" -v n="$echoes" '$NF==sc {c=$4} END {printf "strace: %s_per_echo=%.4f (calls=%d)\n", sc, c/n, c}' "$st"
     done | tee -a "$RESULTS"
+    # Socket I/O per echo (every read/write-family call), and epoll_ctl per
+    # connection accepted (the server's exit line; CONNS if it has none).
+    local accepted
+    accepted=$(sed -n 's/.*echo_server stopped: \([0-9][0-9]*\) accepted.*/\1/p' "$slog" | tail -1)
+    [[ -n $accepted ]] || accepted=$CONNS
+    awk -v n="$echoes" -v conns="$accepted" '
+        /^-+/ || /% time/ {next}
+        $NF ~ /^(read|write|readv|writev|recvfrom|sendto|recvmsg|sendmsg|recvmmsg|sendmmsg)$/ {io += $4}
+        $NF == "epoll_ctl" {ctl = $4}
+        END {printf "strace: io_syscalls_per_echo=%.4f (calls=%d) epoll_ctl_per_conn=%.3f (calls=%d, conns=%d)\n", io/n, io, ctl/conns, ctl, conns}
+    ' "$st" | tee -a "$RESULTS"
 }
 
 for mode in $MODES; do

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
+use crate::peers::Protocol;
 use crate::report::Report;
 use crate::scenarios::{Scenario, Workload};
 use crate::stats::{median, values};
@@ -29,6 +30,10 @@ impl Report<'_> {
             let Workload::Throughput { conns, size, depth } = s.workload else {
                 continue;
             };
+            // Plain echo only: a TLS echo row is another comparison.
+            if s.protocol != Protocol::Echo {
+                continue;
+            }
             for (peer_index, p) in self.peers.iter().enumerate() {
                 let v = values(self.runs, &s.name, p.name, |m| Some(m.msgs_per_sec));
                 if let Some(m) = median(&v) {

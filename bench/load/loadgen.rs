@@ -10,11 +10,12 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::procfs::{cpu_seconds, open_fds, rss_bytes, steal_share, Mark};
+use crate::peers::Protocol;
+use crate::procfs::{open_fds, rss_bytes, servers_cpu_seconds, steal_share, Mark};
 use crate::scenarios::{Scenario, Workload};
 use crate::servers::{pinned_command, read_stdout_within, Guard};
 use crate::stats::Measured;
-use crate::tools::{run_redis_benchmark, run_wrk};
+use crate::tools::{run_ab, run_redis_benchmark, run_wrk};
 use crate::{Options, Paths};
 
 /// Samples the server at the load generator's window markers.
@@ -30,28 +31,36 @@ struct Window {
 
 /// Runs the protocol's load tool against a started server: HTTP and RESP
 /// workloads go to `wrk` and `redis-benchmark` (`tools`), echo ones to
-/// loadgen, here.
+/// loadgen, here. The server's CPU is that of every process in `pids`
+/// with their children (a TLS terminator and the echo server behind it).
 pub(crate) fn run_load(
     o: &Options,
     paths: &Paths,
     scenario: &Scenario,
-    pid: u32,
+    pids: &[u32],
     addr: &str,
     cpu: Option<usize>,
     rate: Option<f64>,
 ) -> Result<Measured, String> {
+    let tls = scenario.protocol.is_tls();
     match scenario.workload {
-        Workload::Http { conns, pipeline } => return run_wrk(o, pid, addr, cpu, conns, pipeline),
-        Workload::Resp { .. } => return run_redis_benchmark(o, pid, addr, cpu, scenario),
+        Workload::Http { conns, pipeline } => {
+            return run_wrk(o, pids, addr, cpu, conns, pipeline, tls)
+        }
+        Workload::Handshakes { conns } => return run_ab(o, pids, addr, cpu, conns),
+        Workload::Resp { .. } => return run_redis_benchmark(o, pids, addr, cpu, scenario),
         _ => {}
     }
+    let pid = pids[0];
     let (conns, size, depth, idle) = match scenario.workload {
         Workload::Throughput { conns, size, depth } => (conns, size, depth, false),
         Workload::FixedRate {
             conns, size, depth, ..
         } => (conns, size, depth, false),
         Workload::Idle { conns } => (conns, 64, 0, true),
-        Workload::Http { .. } | Workload::Resp { .. } => unreachable!("handled above"),
+        Workload::Http { .. } | Workload::Handshakes { .. } | Workload::Resp { .. } => {
+            unreachable!("handled above")
+        }
     };
     let mut args: Vec<String> = vec![
         "--addr".into(),
@@ -78,8 +87,17 @@ pub(crate) fn run_load(
         args.push("--rate".into());
         args.push(format!("{rate:.0}"));
     }
+    // TLS echo: loadgen built with the feature, not verifying the run's
+    // self-signed certificate (its verification costs the client only).
+    let loadgen = if scenario.protocol == Protocol::TlsEcho {
+        args.extend(["--tls".into(), "--tls-insecure".into()]);
+        paths.tls_examples.join("loadgen")
+    } else {
+        paths.examples.join("loadgen")
+    };
+    let server_pids = pids.to_vec();
     let rss_before = rss_bytes(pid);
-    let mut child = pinned_command(&paths.examples.join("loadgen"), &args, cpu)
+    let mut child = pinned_command(&loadgen, &args, cpu)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -106,10 +124,10 @@ pub(crate) fn run_load(
                     std::thread::sleep(Duration::from_millis(200));
                     marks.lock().unwrap().rss_loaded = rss_bytes(pid);
                 }
-                let cpu = cpu_seconds(pid).unwrap_or(0.0);
+                let cpu = servers_cpu_seconds(&server_pids).unwrap_or(0.0);
                 marks.lock().unwrap().start = Some(Mark::now(cpu));
             } else if line == "loadgen: measured" {
-                let cpu = cpu_seconds(pid).unwrap_or(0.0);
+                let cpu = servers_cpu_seconds(&server_pids).unwrap_or(0.0);
                 marks.lock().unwrap().end = Some(Mark::now(cpu));
             } else {
                 log_writer.lock().unwrap().push(line);

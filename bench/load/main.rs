@@ -10,6 +10,7 @@
 //! cargo bench --bench load                    # full matrix (about 25 minutes)
 //! cargo bench --bench load -- --quick         # reduced matrix (about 2 minutes)
 //! cargo bench --bench load -- --filter c1000  # scenarios whose name contains c1000
+//! cargo bench --bench load -- --tls           # the TLS rows only (`--filter tls-`)
 //! ```
 //!
 //! It owns everything a comparison needs, with no set-up: it builds the
@@ -86,7 +87,7 @@ use peers::{peers, Peer, Protocol};
 use procfs::{hard_fd_limit, machine};
 use report::Report;
 use scenarios::{fixed_rate, scenarios, Scenario, Workload};
-use servers::{build_examples, compile_c, placement, start_server};
+use servers::{build_examples, build_tls_examples, compile_c, placement, start_server, TlsFiles};
 use stats::{Measured, Run};
 
 /// Settings of one bench invocation.
@@ -112,6 +113,11 @@ struct Paths {
     examples: PathBuf,
     /// `target/load`: reports, charts, the compiled C peers, nginx's prefix.
     out: PathBuf,
+    /// `target/load/tls-bin`: the reactor's examples built with
+    /// `--features tls` (see [`build_tls_examples`]).
+    tls_examples: PathBuf,
+    /// The run's certificate, once made (only when a TLS scenario runs).
+    tls: Option<TlsFiles>,
 }
 
 fn main() -> ExitCode {
@@ -146,6 +152,8 @@ fn parse_options() -> Result<Options, String> {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
             "--quick" => o.quick = true,
+            // The TLS rows (issue 11): every scenario is named tls-*.
+            "--tls" => o.filters.push("tls-".into()),
             "--filter" => o.filters.push(value("--filter")?),
             "--peers" => o.peers = value("--peers")?.split(',').map(String::from).collect(),
             "--rounds" => {
@@ -169,7 +177,7 @@ fn parse_options() -> Result<Options, String> {
             "--bench" => {}
             "--help" | "-h" => {
                 println!(
-                    "cargo bench --bench load -- [--quick] [--filter WORD]... \
+                    "cargo bench --bench load -- [--quick] [--tls] [--filter WORD]... \
                      [--peers a,b] [--rounds N] [--duration S] [--warmup S]"
                 );
                 std::process::exit(0);
@@ -192,7 +200,7 @@ fn parse_options() -> Result<Options, String> {
 }
 
 fn run(o: &Options) -> Result<(), String> {
-    let paths = locate()?;
+    let mut paths = locate()?;
     std::fs::create_dir_all(&paths.out).map_err(|e| format!("{}: {e}", paths.out.display()))?;
     build_examples(&["echo_server", "tokio_echo", "threaded_echo", "loadgen"])?;
     let c_echo = compile_c(&paths, "epoll_echo");
@@ -211,23 +219,71 @@ fn run(o: &Options) -> Result<(), String> {
             }
         }
     }
-    let peers: Vec<Peer> = all_peers
-        .into_iter()
-        .filter(|p| o.peers.is_empty() || o.peers.iter().any(|n| n == p.name))
-        .collect();
-    if peers.is_empty() {
-        return Err("no peer selected".into());
-    }
     let pin = placement();
     let fd_limit = hard_fd_limit();
     let mut scenarios: Vec<Scenario> = scenarios(o, fd_limit)
         .into_iter()
         .filter(|s| o.filters.is_empty() || o.filters.iter().any(|f| s.name.contains(f)))
         .collect();
+    let mut skipped: Vec<(Scenario, String)> = Vec::new();
+    // TLS rows need the examples built with the feature and a certificate
+    // made for this run; if either cannot be had they are skipped with a
+    // note (and the TLS peers, with no scenario left, are left out).
+    if scenarios.iter().any(|s| s.protocol.is_tls()) {
+        let ready = build_tls_examples(&paths, &["echo_server", "http_server", "loadgen"])
+            .and_then(|()| TlsFiles::generate());
+        match ready {
+            Ok(files) => paths.tls = Some(files),
+            Err(e) => {
+                scenarios.retain(|s| {
+                    if !s.protocol.is_tls() {
+                        return true;
+                    }
+                    eprintln!("load: skipping {}: {e}", s.name);
+                    skipped.push((s.clone(), e.clone()));
+                    false
+                });
+            }
+        }
+        // The plain examples again: the TLS build replaced them in place
+        // (http_server only where it built plain at all).
+        let mut plain = vec!["echo_server", "loadgen"];
+        if all_peers.iter().any(|p| p.protocol == Protocol::Http) {
+            plain.push("http_server");
+        }
+        build_examples(&plain)?;
+    }
+    // Only peers of a protocol some scenario runs: the report lists the
+    // servers it compared, not every one this machine has.
+    let peers: Vec<Peer> = all_peers
+        .into_iter()
+        .filter(|p| o.peers.is_empty() || o.peers.iter().any(|n| n == p.name))
+        .filter(|p| scenarios.iter().any(|s| s.protocol == p.protocol))
+        .collect();
+    if peers.is_empty() {
+        return Err("no peer selected".into());
+    }
+    let result = measure(o, &paths, &peers, scenarios, skipped, pin);
+    if let Some(tls) = &paths.tls {
+        tls.remove();
+    }
+    result
+}
+
+/// Runs `scenarios` against `peers` and writes the report: everything
+/// after the set-up, so that [`run`] removes the run's certificate
+/// whatever happens here.
+fn measure(
+    o: &Options,
+    paths: &Paths,
+    peers: &[Peer],
+    mut scenarios: Vec<Scenario>,
+    mut skipped: Vec<(Scenario, String)>,
+    pin: Option<(usize, usize)>,
+) -> Result<(), String> {
     // CPU-capped scenarios need a cgroup this process may make; if one
     // cannot be (not root, read-only, no cpu controller) they are skipped
     // with a note, never a failure.
-    let mut skipped: Vec<(Scenario, String)> = Vec::new();
     if let Some(percent) = scenarios.iter().find_map(|s| s.server_cpu_percent) {
         if let Err(e) = CpuCap::create(percent) {
             scenarios.retain(|s| {
@@ -278,7 +334,7 @@ fn run(o: &Options) -> Result<(), String> {
             ..
         } = scenario.workload
         {
-            let rate = fixed_rate(&runs, &scenarios, &peers, conns, size) * fraction;
+            let rate = fixed_rate(&runs, &scenarios, peers, conns, size) * fraction;
             eprintln!("load: {}: {rate:.0} msg/s", scenario.name);
             rates.insert(scenario.name.clone(), rate);
         }
@@ -288,7 +344,7 @@ fn run(o: &Options) -> Result<(), String> {
             // drift in the machine's load spreads over all of them.
             for i in 0..mine.len() {
                 let peer = mine[(i + round) % mine.len()];
-                let m = run_one(o, &paths, peer, scenario, &pin, rates.get(&scenario.name));
+                let m = run_one(o, paths, peer, scenario, &pin, rates.get(&scenario.name));
                 eprintln!(
                     "load: {:<22} {:<9} round {round}: {}",
                     scenario.name,
@@ -307,7 +363,7 @@ fn run(o: &Options) -> Result<(), String> {
     let elapsed = started.elapsed().as_secs_f64();
     let report = Report {
         options: o,
-        peers: &peers,
+        peers,
         scenarios: &scenarios,
         skipped: &skipped,
         runs: &runs,
@@ -379,21 +435,23 @@ fn run_one(
             .map(CpuCap::create)
             .transpose()
             .map_err(|e| format!("cannot cap server CPU: {e}"))?;
-        let (guard, pid, addr, _log) = start_server(paths, peer, pin.map(|p| p.0))?;
+        let server = start_server(paths, peer, pin.map(|p| p.0))?;
         if let Some(cap) = &cap {
-            cap.confine(pid)
-                .map_err(|e| format!("cannot cap server CPU: {e}"))?;
+            for pid in server.pids() {
+                cap.confine(pid)
+                    .map_err(|e| format!("cannot cap server CPU: {e}"))?;
+            }
         }
         let m = run_load(
             o,
             paths,
             scenario,
-            pid,
-            &addr,
+            &server.pids(),
+            &server.addr,
             pin.map(|p| p.1),
             rate.copied(),
         );
-        drop(guard);
+        drop(server);
         drop(cap);
         m
     })();
@@ -459,5 +517,7 @@ fn locate() -> Result<Paths, String> {
     Ok(Paths {
         examples: target.join("release").join("examples"),
         out: target.join("load"),
+        tls_examples: target.join("load").join("tls-bin"),
+        tls: None,
     })
 }

@@ -16,6 +16,19 @@ pub(crate) enum Protocol {
     Http,
     /// Redis protocol `PING`, `SET` and `GET`, driven by `redis-benchmark`.
     Resp,
+    /// HTTP/1.1 over TLS (`https://`): keep-alive requests driven by `wrk`,
+    /// and a full handshake per request driven by `ab` (see
+    /// [`Workload::Handshakes`](crate::scenarios::Workload::Handshakes)).
+    Https,
+    /// Byte echo over TLS, driven by `loadgen --tls`.
+    TlsEcho,
+}
+
+impl Protocol {
+    /// The TLS rows' protocols, whose servers need the run's certificate.
+    pub(crate) fn is_tls(self) -> bool {
+        matches!(self, Protocol::Https | Protocol::TlsEcho)
+    }
 }
 
 /// How to start a server. Examples and C peers take `--addr 127.0.0.1:0`
@@ -32,6 +45,31 @@ pub(crate) enum Launch {
     Nginx,
     /// `redis-server` without persistence on a port picked here.
     Redis,
+    /// An example of the reactor built with `--features tls` (copied to
+    /// `load/tls-bin/`, so the plain rows keep the plain build), given the
+    /// run's certificate with `--tls-cert` and `--tls-key`.
+    TlsExample(&'static str),
+    /// nginx with `bench/nginx-tls.conf`: `bench/nginx.conf` with `listen
+    /// ... ssl` on the run's certificate, TLS 1.3 and X25519 only.
+    NginxTls,
+    /// nginx's stream module with `bench/nginx-stream.conf`: TLS
+    /// terminated by one worker and proxied to the C echo server (the
+    /// program here), started beside it on the same CPU.
+    NginxStream {
+        /// `ngx_stream_module.so` to `load_module`, or `None` when nginx
+        /// has the module built in.
+        module: Option<PathBuf>,
+        /// The plain echo server behind it (`bench/c/epoll_echo.c`).
+        backend: PathBuf,
+    },
+    /// `stunnel` (server mode, foreground) terminating TLS in front of the
+    /// C echo server (the program here), started beside it on the same CPU.
+    Stunnel {
+        /// The stunnel program (`stunnel4` or `stunnel`).
+        program: PathBuf,
+        /// The plain echo server behind it.
+        backend: PathBuf,
+    },
 }
 
 /// One server under comparison.
@@ -58,6 +96,7 @@ pub(crate) struct Peer {
 /// The servers compared. The first is the project; the C peers' paths are
 /// filled in once they are compiled (`None`: left out).
 pub(crate) fn peers(c_echo: Option<PathBuf>, c_http: Option<PathBuf>) -> Vec<Peer> {
+    let tls_backend = c_echo.clone();
     let mut peers = vec![
         Peer {
             name: "reactor",
@@ -154,7 +193,108 @@ pub(crate) fn peers(c_echo: Option<PathBuf>, c_http: Option<PathBuf>) -> Vec<Pee
     } else {
         eprintln!("load: redis-benchmark not installed; skipping RESP");
     }
+    peers.extend(tls_peers(tls_backend));
     peers
+}
+
+/// The TLS comparison's servers: the reactor's http_server and echo_server
+/// with a certificate, nginx with `listen ... ssl` for HTTPS, and for the
+/// TLS echo the strongest terminators this machine has in front of the C
+/// echo server (nginx's stream module, stunnel). Those add a proxy hop (two
+/// processes, a second socket per connection, a copy through loopback) that
+/// the reactor does not have: they are the nearest peers that exist, not
+/// equals. Left out, with a note, where a program is missing.
+fn tls_peers(c_echo: Option<PathBuf>) -> Vec<Peer> {
+    let mut peers = Vec::new();
+    if has_program("ab") || has_program("wrk") {
+        peers.push(Peer {
+            name: "reactor-https",
+            protocol: Protocol::Https,
+            launch: Launch::TlsExample("http_server"),
+            is_project: true,
+            ceiling: false,
+            note: "examples/http_server.rs --tls-cert/--tls-key: this crate with rustls 0.23 (ring), one thread",
+        });
+        if has_program("nginx") {
+            peers.push(Peer {
+                name: "nginx-https",
+                protocol: Protocol::Https,
+                launch: Launch::NginxTls,
+                is_project: false,
+                ceiling: false,
+                note: "nginx, bench/nginx-tls.conf: one worker, `listen ... ssl` on the same certificate, TLS 1.3, X25519, OpenSSL's defaults otherwise (session cache off, tickets on: the handshake client never resumes)",
+            });
+        } else {
+            eprintln!("load: nginx not installed; HTTPS has no peer");
+        }
+    } else {
+        eprintln!("load: neither wrk nor ab installed; skipping HTTPS");
+    }
+    peers.push(Peer {
+        name: "reactor-tls",
+        protocol: Protocol::TlsEcho,
+        launch: Launch::TlsExample("echo_server"),
+        is_project: true,
+        ceiling: false,
+        note: "examples/echo_server.rs --tls-cert/--tls-key: this crate with rustls 0.23 (ring), one thread",
+    });
+    let Some(backend) = c_echo else {
+        eprintln!("load: no C echo server; TLS echo has no peer");
+        return peers;
+    };
+    if let Some(module) = nginx_stream_module() {
+        peers.push(Peer {
+            name: "nginx-stream",
+            protocol: Protocol::TlsEcho,
+            launch: Launch::NginxStream {
+                module,
+                backend: backend.clone(),
+            },
+            is_project: false,
+            ceiling: false,
+            note: "nginx stream module, bench/nginx-stream.conf: one worker terminates TLS (1.3, X25519) and proxies to bench/c/epoll_echo.c on the same CPU: a proxy hop more than the reactor (CPU counted for both processes)",
+        });
+    } else {
+        eprintln!("load: nginx has no stream module (Debian: libnginx-mod-stream); TLS echo without nginx");
+    }
+    if let Some(program) = find_program("stunnel4").or_else(|| find_program("stunnel")) {
+        peers.push(Peer {
+            name: "stunnel",
+            protocol: Protocol::TlsEcho,
+            launch: Launch::Stunnel { program, backend },
+            is_project: false,
+            ceiling: false,
+            note: "stunnel (server mode, foreground) terminates TLS (1.3) in front of bench/c/epoll_echo.c on the same CPU: a proxy hop more than the reactor (CPU counted for both processes)",
+        });
+    } else {
+        eprintln!("load: stunnel not installed; TLS echo without stunnel");
+    }
+    peers
+}
+
+/// Whether nginx has the stream module: `Some(None)` built in,
+/// `Some(Some(path))` as a dynamic module whose file exists (Debian's
+/// libnginx-mod-stream), `None` neither (or no nginx).
+fn nginx_stream_module() -> Option<Option<PathBuf>> {
+    let nginx = find_program("nginx")?;
+    let out = std::process::Command::new(nginx).arg("-V").output().ok()?;
+    // nginx -V prints on stderr.
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    let args: Vec<&str> = text.split_whitespace().collect();
+    if args.contains(&"--with-stream") {
+        return Some(None);
+    }
+    if !args.contains(&"--with-stream=dynamic") {
+        return None;
+    }
+    let dirs = args
+        .iter()
+        .filter_map(|a| a.strip_prefix("--modules-path="))
+        .map(PathBuf::from)
+        .chain(["/usr/lib/nginx/modules", "/usr/share/nginx/modules"].map(PathBuf::from));
+    dirs.map(|d| d.join("ngx_stream_module.so"))
+        .find(|m| m.is_file())
+        .map(Some)
 }
 
 /// Where `program` is: on the PATH, or in an sbin directory (nginx lives
@@ -167,6 +307,6 @@ pub(crate) fn find_program(program: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-fn has_program(program: &str) -> bool {
+pub(crate) fn has_program(program: &str) -> bool {
     find_program(program).is_some()
 }

@@ -174,6 +174,14 @@ pub(crate) fn tree_cpu_seconds(pid: u32) -> Option<f64> {
     )
 }
 
+/// [`tree_cpu_seconds`] summed over `pids`: a server's processes (a TLS
+/// terminator and the plain server behind it). A single process without
+/// children costs one scan of `/proc` more than [`cpu_seconds`], read only
+/// at a window's ends.
+pub(crate) fn servers_cpu_seconds(pids: &[u32]) -> Option<f64> {
+    pids.iter().map(|&pid| tree_cpu_seconds(pid)).sum()
+}
+
 /// Resident memory of `pid` in bytes (VmRSS).
 pub(crate) fn rss_bytes(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

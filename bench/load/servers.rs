@@ -40,6 +40,40 @@ pub(crate) fn build_examples(examples: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
+/// Builds the reactor's `examples` with `--features tls` and copies them
+/// to `paths.tls_examples`: cargo puts a feature build where the plain one
+/// goes (`release/examples/NAME`), so without the copy the plain rows would
+/// run whichever was built last. The plain build that follows finds its
+/// own artifacts still fresh (features are part of their hash).
+pub(crate) fn build_tls_examples(paths: &Paths, examples: &[&str]) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut args = vec!["build", "--release", "-p", "reactor", "--features", "tls"];
+    for example in examples {
+        args.extend(["--example", example]);
+    }
+    eprintln!("load: cargo {}", args.join(" "));
+    let status = Command::new(&cargo)
+        .args(&args)
+        .current_dir(workspace_root())
+        .status()
+        .map_err(|e| format!("cannot run {cargo}: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "building {examples:?} with --features tls failed: {status}"
+        ));
+    }
+    let dir = &paths.tls_examples;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for example in examples {
+        let (from, to) = (paths.examples.join(example), dir.join(example));
+        // Removed first: a running copy elsewhere cannot block the write.
+        let _ = std::fs::remove_file(&to);
+        std::fs::copy(&from, &to)
+            .map_err(|e| format!("{} -> {}: {e}", from.display(), to.display()))?;
+    }
+    Ok(())
+}
+
 /// Compiles the C peer `bench/c/NAME.c` to `load/NAME`; `None` (the peer
 /// is skipped, with a note) if it does not compile or there is no compiler.
 pub(crate) fn compile_c(paths: &Paths, name: &str) -> Option<PathBuf> {
@@ -121,33 +155,242 @@ pub(crate) fn pinned_command(program: &Path, args: &[String], cpu: Option<usize>
     c
 }
 
-/// Starts `peer`'s server and waits for its address.
+/// A started server: the process the load goes to and, for a TLS
+/// terminator in front of the C echo server, that backend too. Dropping it
+/// stops the server first, then the backend.
+pub(crate) struct Server {
+    /// The server's (or terminator's) process, stopped when this is dropped.
+    _guard: Guard,
+    /// Its PID (nginx: the master; its worker is a child).
+    pub(crate) pid: u32,
+    /// Where it listens, `127.0.0.1:PORT`.
+    pub(crate) addr: String,
+    /// Its stderr, line by line, after the "listening on" line: held so
+    /// that the thread reading the pipe keeps reading (with the receiver
+    /// gone it would stop, and a chatty server would block on a full pipe).
+    _log: mpsc::Receiver<String>,
+    /// The plain server behind a TLS terminator, and its PID.
+    pub(crate) backend: Option<(Guard, u32)>,
+}
+
+impl Server {
+    /// Every process whose CPU is the server's: its own (with children,
+    /// see [`tree_cpu_seconds`](crate::procfs::tree_cpu_seconds)) and the
+    /// backend's.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        let mut pids = vec![self.pid];
+        pids.extend(self.backend.as_ref().map(|b| b.1));
+        pids
+    }
+}
+
+/// The run's certificate files (see [`TlsFiles::generate`]).
+#[derive(Clone, Debug)]
+pub(crate) struct TlsFiles {
+    /// The temporary directory holding them, removed by [`TlsFiles::remove`].
+    pub(crate) dir: PathBuf,
+    /// Self-signed certificate, PEM.
+    pub(crate) cert: PathBuf,
+    /// Its private key, PEM (PKCS#8).
+    pub(crate) key: PathBuf,
+}
+
+impl TlsFiles {
+    /// An ECDSA P-256 certificate for `localhost` and 127.0.0.1, valid two
+    /// days, made with `openssl req` in a fresh temporary directory: the
+    /// bench commits nothing secret. Fails when openssl is missing.
+    pub(crate) fn generate() -> Result<TlsFiles, String> {
+        let dir = std::env::temp_dir().join(format!("reactor-bench-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let files = TlsFiles {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+            dir,
+        };
+        let out = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                "-days",
+                "2",
+                "-keyout",
+            ])
+            .arg(&files.key)
+            .arg("-out")
+            .arg(&files.cert)
+            .stdin(Stdio::null())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Ok(files),
+            Ok(o) => {
+                files.remove();
+                Err(format!(
+                    "openssl req failed ({}): {}",
+                    o.status,
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ))
+            }
+            Err(e) => {
+                files.remove();
+                Err(format!("cannot run openssl: {e}"))
+            }
+        }
+    }
+
+    /// Removes the directory and the key in it.
+    pub(crate) fn remove(&self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Fills a config template of `bench/` (`@NAME@` markers), writes it to
+/// `dir/NAME` and returns that path.
+fn config_from(template: &str, dir: &Path, vars: &[(&str, String)]) -> Result<PathBuf, String> {
+    let source = bench_file(template);
+    let mut text =
+        std::fs::read_to_string(&source).map_err(|e| format!("{}: {e}", source.display()))?;
+    for (name, value) in vars {
+        text = text.replace(&format!("@{name}@"), value);
+    }
+    let path = dir.join(Path::new(template).file_name().unwrap_or_default());
+    write_file(&path, &text)?;
+    Ok(path)
+}
+
+/// The run's certificate, or why a TLS peer cannot start without one.
+fn tls_files(paths: &Paths) -> Result<&TlsFiles, String> {
+    paths
+        .tls
+        .as_ref()
+        .ok_or_else(|| "no certificate for TLS peers".to_string())
+}
+
+/// Starts `peer`'s server (and the backend of a TLS terminator) and waits
+/// for its address.
 pub(crate) fn start_server(
     paths: &Paths,
     peer: &Peer,
     cpu: Option<usize>,
-) -> Result<(Guard, u32, String, mpsc::Receiver<String>), String> {
+) -> Result<Server, String> {
+    let listen_anywhere = || vec!["--addr".to_string(), "127.0.0.1:0".to_string()];
+    let nginx_prefix = |dir: &str| -> Result<PathBuf, String> {
+        let prefix = paths.out.join(dir);
+        std::fs::create_dir_all(&prefix).map_err(|e| format!("{}: {e}", prefix.display()))?;
+        Ok(prefix)
+    };
+    let nginx_args = |prefix: &Path, conf: &Path| {
+        vec![
+            "-p".to_string(),
+            prefix.display().to_string(),
+            "-c".to_string(),
+            conf.display().to_string(),
+        ]
+    };
+    let nginx = || find_program("nginx").unwrap_or_else(|| "nginx".into());
+    let mut backend = None;
     let (program, args, fixed) = match &peer.launch {
-        Launch::Example(name) => (paths.examples.join(name), vec![], None),
-        Launch::Command(path) => (path.clone(), vec![], None),
+        Launch::Example(name) => (paths.examples.join(name), listen_anywhere(), None),
+        Launch::Command(path) => (path.clone(), listen_anywhere(), None),
+        Launch::TlsExample(name) => {
+            let tls = tls_files(paths)?;
+            let mut args = listen_anywhere();
+            args.extend([
+                "--tls-cert".to_string(),
+                tls.cert.display().to_string(),
+                "--tls-key".to_string(),
+                tls.key.display().to_string(),
+            ]);
+            (paths.tls_examples.join(name), args, None)
+        }
         Launch::Nginx => {
             let port = free_port()?;
-            let prefix = paths.out.join("nginx");
-            std::fs::create_dir_all(&prefix).map_err(|e| format!("{}: {e}", prefix.display()))?;
-            let template = bench_file("nginx.conf");
-            let conf = std::fs::read_to_string(&template)
-                .map_err(|e| format!("{}: {e}", template.display()))?
-                .replace("@PORT@", &port.to_string())
-                .replace("@PREFIX@", &prefix.display().to_string());
-            write_file(&prefix.join("nginx.conf"), &conf)?;
-            let args = vec![
-                "-p".to_string(),
-                prefix.display().to_string(),
-                "-c".to_string(),
-                prefix.join("nginx.conf").display().to_string(),
-            ];
-            let nginx = find_program("nginx").unwrap_or_else(|| "nginx".into());
-            (nginx, args, Some(port))
+            let prefix = nginx_prefix("nginx")?;
+            let conf = config_from(
+                "nginx.conf",
+                &prefix,
+                &[
+                    ("PORT", port.to_string()),
+                    ("PREFIX", prefix.display().to_string()),
+                ],
+            )?;
+            (nginx(), nginx_args(&prefix, &conf), Some(port))
+        }
+        Launch::NginxTls => {
+            let tls = tls_files(paths)?;
+            let port = free_port()?;
+            let prefix = nginx_prefix("nginx-tls")?;
+            let conf = config_from(
+                "nginx-tls.conf",
+                &prefix,
+                &[
+                    ("PORT", port.to_string()),
+                    ("PREFIX", prefix.display().to_string()),
+                    ("CERT", tls.cert.display().to_string()),
+                    ("KEY", tls.key.display().to_string()),
+                ],
+            )?;
+            (nginx(), nginx_args(&prefix, &conf), Some(port))
+        }
+        Launch::NginxStream {
+            module,
+            backend: plain,
+        } => {
+            let tls = tls_files(paths)?;
+            let (guard, pid, addr, _) =
+                spawn(plain, &listen_anywhere(), cpu, None, "C echo backend")?;
+            backend = Some((guard, pid));
+            let port = free_port()?;
+            let prefix = nginx_prefix("nginx-stream")?;
+            let load_module = module
+                .as_ref()
+                .map_or(String::new(), |m| format!("load_module {};", m.display()));
+            let conf = config_from(
+                "nginx-stream.conf",
+                &prefix,
+                &[
+                    ("LOAD_MODULE", load_module),
+                    ("PORT", port.to_string()),
+                    ("PREFIX", prefix.display().to_string()),
+                    ("CERT", tls.cert.display().to_string()),
+                    ("KEY", tls.key.display().to_string()),
+                    ("BACKEND", addr),
+                ],
+            )?;
+            (nginx(), nginx_args(&prefix, &conf), Some(port))
+        }
+        Launch::Stunnel {
+            program,
+            backend: plain,
+        } => {
+            let tls = tls_files(paths)?;
+            let (guard, pid, addr, _) =
+                spawn(plain, &listen_anywhere(), cpu, None, "C echo backend")?;
+            backend = Some((guard, pid));
+            let port = free_port()?;
+            let dir = nginx_prefix("stunnel")?;
+            // Foreground, no PID file, errors only; TLS 1.3 and X25519 as
+            // for nginx; TCP_NODELAY on both sides, as every server here.
+            let conf = format!(
+                "foreground = yes\npid =\ndebug = err\n\n[echo]\naccept = 127.0.0.1:{port}\nconnect = {addr}\ncert = {}\nkey = {}\nsslVersionMin = TLSv1.3\ncurves = X25519\nsocket = l:TCP_NODELAY=1\nsocket = r:TCP_NODELAY=1\n",
+                tls.cert.display(),
+                tls.key.display()
+            );
+            let path = dir.join("stunnel.conf");
+            write_file(&path, &conf)?;
+            (
+                program.clone(),
+                vec![path.display().to_string()],
+                Some(port),
+            )
         }
         Launch::Redis => {
             let port = free_port()?;
@@ -176,12 +419,27 @@ pub(crate) fn start_server(
             (redis, args, Some(port))
         }
     };
-    let args = if fixed.is_some() {
-        args
-    } else {
-        vec!["--addr".to_string(), "127.0.0.1:0".to_string()]
-    };
-    let mut child = pinned_command(&program, &args, cpu)
+    let (guard, pid, addr, log) = spawn(&program, &args, cpu, fixed, peer.name)?;
+    Ok(Server {
+        _guard: guard,
+        pid,
+        addr,
+        _log: log,
+        backend,
+    })
+}
+
+/// Starts `program` pinned to `cpu` and waits until it listens: on the
+/// `fixed` port (it is polled until it accepts), or else where its
+/// "listening on ADDR" line on stderr says. `name` is for errors.
+fn spawn(
+    program: &Path,
+    args: &[String],
+    cpu: Option<usize>,
+    fixed: Option<u16>,
+    name: &str,
+) -> Result<(Guard, u32, String, mpsc::Receiver<String>), String> {
+    let mut child = pinned_command(program, args, cpu)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -189,7 +447,7 @@ pub(crate) fn start_server(
         .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
     let pid = child.id();
     let stderr = child.stderr.take().expect("piped");
-    let guard = Guard { child };
+    let mut guard = Guard { child };
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
@@ -205,7 +463,11 @@ pub(crate) fn start_server(
         let addr = format!("127.0.0.1:{port}");
         while std::net::TcpStream::connect(&addr).is_err() {
             if Instant::now() > deadline {
-                return Err(format!("{} did not listen on {addr}", peer.name));
+                return Err(format!("{name} did not listen on {addr}"));
+            }
+            if let Ok(Some(status)) = guard.child.try_wait() {
+                let said: Vec<String> = rx.try_iter().take(5).collect();
+                return Err(format!("{name} exited ({status}): {said:?}"));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -215,7 +477,7 @@ pub(crate) fn start_server(
         let left = deadline.saturating_duration_since(Instant::now());
         let line = rx
             .recv_timeout(left)
-            .map_err(|_| format!("{} printed no 'listening on' line", peer.name))?;
+            .map_err(|_| format!("{name} printed no 'listening on' line"))?;
         if let Some(rest) = line.split("listening on ").nth(1) {
             let addr = rest.split_whitespace().next().unwrap_or("").to_string();
             return Ok((guard, pid, addr, rx));

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::peers::find_program;
-use crate::procfs::{final_cpu_seconds, steal_share, tree_cpu_seconds, Mark};
+use crate::procfs::{final_cpu_seconds, servers_cpu_seconds, steal_share, Mark};
 use crate::scenarios::{Scenario, Workload};
 use crate::servers::{pinned_command, read_stdout_within, Guard};
 use crate::stats::Measured;
@@ -36,11 +36,11 @@ struct ToolRun {
 fn run_tool(
     tool: &str,
     args: &[String],
-    pid: u32,
+    pids: &[u32],
     cpu: Option<usize>,
     limit: Duration,
 ) -> Result<ToolRun, String> {
-    let start = Mark::now(tree_cpu_seconds(pid).unwrap_or(0.0));
+    let start = Mark::now(servers_cpu_seconds(pids).unwrap_or(0.0));
     let program = find_program(tool).unwrap_or_else(|| tool.into());
     let mut child = pinned_command(&program, args, cpu)
         .stdin(Stdio::null())
@@ -53,7 +53,7 @@ fn run_tool(
     let stdout = child.stdout.take().expect("piped");
     let guard = Guard { child };
     let out = read_stdout_within(stdout, limit, tool)?;
-    let end = Mark::now(tree_cpu_seconds(pid).unwrap_or(0.0));
+    let end = Mark::now(servers_cpu_seconds(pids).unwrap_or(0.0));
     let window_s = end.at.duration_since(start.at).as_secs_f64();
     // Stdout's end is the tool exiting; its stat is final once it is a
     // zombie, and gone once the guard reaps it.
@@ -80,13 +80,17 @@ fn run_tool(
 /// times too short. Those land below the histogram's minimum, where its
 /// percentile walk never looks, so p90/p99 come out as 0 and p50 is
 /// skewed. Only the maximum (one batch's real time) is kept then.
+///
+/// With `tls`, the URL is `https://`: wrk (OpenSSL) does one handshake per
+/// connection, at the start, and then keep-alive requests over it.
 pub(crate) fn run_wrk(
     o: &Options,
-    pid: u32,
+    pids: &[u32],
     addr: &str,
     cpu: Option<usize>,
     conns: usize,
     pipeline: usize,
+    tls: bool,
 ) -> Result<Measured, String> {
     let seconds = (o.duration + o.warmup).ceil().max(1.0) as u64;
     let mut args: Vec<String> = vec!["-t1".into(), format!("-c{conns}"), format!("-d{seconds}s")];
@@ -96,12 +100,13 @@ pub(crate) fn run_wrk(
         let script = workspace_root().join("scripts/pipeline.lua");
         args.extend(["-s".into(), script.display().to_string()]);
     }
-    args.extend(["--latency".into(), format!("http://{addr}/")]);
+    let scheme = if tls { "https" } else { "http" };
+    args.extend(["--latency".into(), format!("{scheme}://{addr}/")]);
     if pipeline > 1 {
         args.extend(["--".into(), pipeline.to_string()]);
     }
     let limit = Duration::from_secs(seconds + 30);
-    let run = run_tool("wrk", &args, pid, cpu, limit)?;
+    let run = run_tool("wrk", &args, pids, cpu, limit)?;
     let (out, server_cpu) = (&run.out, run.server_cpu_s);
     // "Requests/sec:  12345.67"; "Latency   1.00ms  2.00ms  30.00ms  90%";
     // "50%  1.00ms" ... "99%  3.00ms"; "Non-2xx or 3xx responses: N";
@@ -168,6 +173,79 @@ pub(crate) fn run_wrk(
     Ok(m)
 }
 
+/// New TLS connections: `ab -q -c N -t S -n BIG -H 'Connection: close'
+/// https://ADDR/`, a request per connection (no `-k`), for `--warmup` +
+/// `--duration` seconds. ab sets no session on its connections, so every
+/// one is a full handshake (checked with nginx's `$ssl_session_reused`:
+/// never `r` under ab; wrk and h2load resume from the second connection
+/// on). `Connection: close` makes the server close first, as a server
+/// does when a client asks it to; ab's HTTP/1.0 alone would do for nginx.
+/// ab has no warm-up, so the whole run is the window, and requests/s is
+/// handshakes/s.
+pub(crate) fn run_ab(
+    o: &Options,
+    pids: &[u32],
+    addr: &str,
+    cpu: Option<usize>,
+    conns: usize,
+) -> Result<Measured, String> {
+    let seconds = (o.duration + o.warmup).ceil().max(1.0) as u64;
+    // -t before -n: -t sets -n to 50 000, a later -n lifts that, so the
+    // time limit ends the run.
+    let args: Vec<String> = vec![
+        "-q".into(),
+        "-c".into(),
+        conns.to_string(),
+        "-t".into(),
+        seconds.to_string(),
+        "-n".into(),
+        "100000000".into(),
+        "-H".into(),
+        "Connection: close".into(),
+        format!("https://{addr}/"),
+    ];
+    let limit = Duration::from_secs(seconds + 30);
+    let run = run_tool("ab", &args, pids, cpu, limit)?;
+    let out = &run.out;
+    // "Complete requests:      3000", "Failed requests:        0",
+    // "Non-2xx responses:      5", "Requests per second:    945.90 [#/sec]
+    // (mean)", and after "Percentage of the requests served within a
+    // certain time (ms)": "  50%      9" ... " 100%     40 (longest request)".
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let rate = field("Requests per second:")
+        .ok_or_else(|| format!("ab printed no Requests per second: {out}"))?;
+    let complete = field("Complete requests:").unwrap_or(0.0);
+    let errors = (field("Failed requests:").unwrap_or(0.0)
+        + field("Non-2xx responses:").unwrap_or(0.0)) as u64;
+    let ms = |p: &str| field(p).map_or(0.0, |v| v * 1e3);
+    let mut m = Measured {
+        msgs_per_sec: rate,
+        latency_us: [ms("50%"), ms("90%"), ms("99%"), 0.0, ms("100%")],
+        server_cpu_s: run.server_cpu_s,
+        window_s: run.window_s,
+        client_cpu_s: run.client_cpu_s,
+        steal: run.steal,
+        errors,
+        established: conns as u64,
+        requested: conns as u64,
+        ..Measured::default()
+    };
+    if complete > 0.0 {
+        m.server_us_per_msg = run.server_cpu_s * 1e6 / complete;
+    }
+    if errors > 0 {
+        m.failure = Some(format!("{errors} ab errors (failed or non-2xx)"));
+    } else if complete == 0.0 {
+        m.failure = Some("no request completed".into());
+    }
+    Ok(m)
+}
+
 /// "1.50ms", "830.00us", "1.02s" in µs.
 fn wrk_duration_us(text: &str) -> Option<f64> {
     let (number, scale) = if let Some(v) = text.strip_suffix("us") {
@@ -192,7 +270,7 @@ fn wrk_duration_us(text: &str) -> Option<f64> {
 /// CPU it is given (all of one, or the scenario's cap's share).
 pub(crate) fn run_redis_benchmark(
     o: &Options,
-    pid: u32,
+    pids: &[u32],
     addr: &str,
     cpu: Option<usize>,
     scenario: &Scenario,
@@ -241,7 +319,7 @@ pub(crate) fn run_redis_benchmark(
         "--csv".into(),
     ];
     let limit = Duration::from_secs_f64(o.duration + o.warmup + 60.0);
-    let run = run_tool("redis-benchmark", &args, pid, cpu, limit)?;
+    let run = run_tool("redis-benchmark", &args, pids, cpu, limit)?;
     let (out, server_cpu) = (&run.out, run.server_cpu_s);
     // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",
     // "p95_latency_ms","p99_latency_ms","max_latency_ms"
