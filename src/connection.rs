@@ -221,7 +221,7 @@ impl<S> Connection<S> {
                 && !self.owed.drained)
                 // A TLS handshake's records are not the handler's input:
                 // flow control does not hold them.
-                || matches!(self.state, State::Handshaking { .. }))
+                || (crate::tls_session::ENABLED && matches!(self.state, State::Handshaking { .. })))
     }
 
     /// The limits in force: its own, or else `default` (the `Config`'s).
