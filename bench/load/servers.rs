@@ -23,8 +23,15 @@ use crate::{bench_file, workspace_root, write_file, Paths};
 /// that started us; it is a no-op when up to date. Examples are named one by
 /// one so a broken example elsewhere in the tree cannot stop the comparison.
 pub(crate) fn build_examples(examples: &[&str]) -> Result<(), String> {
+    cargo_build(&["-p", "reactor", "-p", "reactor-bench"], examples)
+}
+
+/// `cargo build --release` of `examples` with the package and feature
+/// arguments `selection`, from the workspace root.
+fn cargo_build(selection: &[&str], examples: &[&str]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut args = vec!["build", "--release", "-p", "reactor", "-p", "reactor-bench"];
+    let mut args = vec!["build", "--release"];
+    args.extend(selection);
     for example in examples {
         args.extend(["--example", example]);
     }
@@ -35,7 +42,7 @@ pub(crate) fn build_examples(examples: &[&str]) -> Result<(), String> {
         .status()
         .map_err(|e| format!("cannot run {cargo}: {e}"))?;
     if !status.success() {
-        return Err(format!("building {examples:?} failed: {status}"));
+        return Err(format!("cargo {} failed: {status}", args.join(" ")));
     }
     Ok(())
 }
@@ -46,22 +53,7 @@ pub(crate) fn build_examples(examples: &[&str]) -> Result<(), String> {
 /// run whichever was built last. The plain build that follows finds its
 /// own artifacts still fresh (features are part of their hash).
 pub(crate) fn build_tls_examples(paths: &Paths, examples: &[&str]) -> Result<(), String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut args = vec!["build", "--release", "-p", "reactor", "--features", "tls"];
-    for example in examples {
-        args.extend(["--example", example]);
-    }
-    eprintln!("load: cargo {}", args.join(" "));
-    let status = Command::new(&cargo)
-        .args(&args)
-        .current_dir(workspace_root())
-        .status()
-        .map_err(|e| format!("cannot run {cargo}: {e}"))?;
-    if !status.success() {
-        return Err(format!(
-            "building {examples:?} with --features tls failed: {status}"
-        ));
-    }
+    cargo_build(&["-p", "reactor", "--features", "tls"], examples)?;
     let dir = &paths.tls_examples;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for example in examples {

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use reactor::{Config, Handle, Handler, Reactor, Stats};
+use reactor::{Config, Handle, Handler, ListenerId, Reactor, Stats};
 
 use super::Echo;
 
@@ -76,12 +76,21 @@ where
     H: Handler + Send + 'static,
     H::State: Send,
 {
+    start_listening(handler, config, |reactor, addr| reactor.listen(addr))
+}
+
+/// [`start`] with the listener made by `listen` (a TLS one, say) on
+/// 127.0.0.1:0.
+pub fn start_listening<H, L>(handler: H, config: Config, listen: L) -> Running<H>
+where
+    H: Handler + Send + 'static,
+    H::State: Send,
+    L: FnOnce(&mut Reactor<H>, SocketAddr) -> std::io::Result<ListenerId> + Send + 'static,
+{
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::spawn(move || {
         let mut reactor = Reactor::new(handler, config).expect("reactor");
-        let listener = reactor
-            .listen("127.0.0.1:0".parse().unwrap())
-            .expect("listen");
+        let listener = listen(&mut reactor, "127.0.0.1:0".parse().unwrap()).expect("listen");
         tx.send((reactor.local_addr(listener).unwrap(), reactor.handle()))
             .unwrap();
         reactor.run().expect("loop failed");

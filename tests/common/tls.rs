@@ -7,15 +7,15 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use reactor::tls::rustls::{self, ClientConfig, ServerConfig};
 use reactor::tls::{client_config, server_config, CertResolver, ServerName};
-use reactor::{Config, Handler, Reactor};
+use reactor::{Config, Handler};
 
-use super::running::Running;
+use super::running::{start_listening, Running};
 
 /// A CA and its leaf certificates in a directory of their own, removed on drop.
 pub struct Pki {
@@ -86,25 +86,9 @@ where
     H: Handler + Send + 'static,
     H::State: Send,
 {
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let mut reactor = Reactor::new(handler, config).expect("reactor");
-        let listener = reactor
-            .listen_tls("127.0.0.1:0".parse().unwrap(), tls)
-            .expect("listen_tls");
-        tx.send((reactor.local_addr(listener).unwrap(), reactor.handle()))
-            .unwrap();
-        reactor.run().expect("loop failed");
-        reactor
-    });
-    let (addr, handle) = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("reactor start");
-    Running {
-        addr,
-        handle,
-        thread: Some(thread),
-    }
+    start_listening(handler, config, move |reactor, addr| {
+        reactor.listen_tls(addr, tls)
+    })
 }
 
 /// A blocking rustls client over a std socket with a read timeout.
