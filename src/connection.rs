@@ -114,6 +114,12 @@ pub(crate) struct Connection<S> {
     pub(crate) input: InputBuffer,
     /// Output not yet accepted by the socket.
     pub(crate) output: OutputQueue,
+    /// Turn clock when the connection was born (accepted or connect started).
+    pub(crate) opened_at: Instant,
+    /// Bytes read from its socket (ciphertext, for TLS).
+    pub(crate) bytes_in: u64,
+    /// Bytes its socket took (ciphertext, for TLS).
+    pub(crate) bytes_out: u64,
     /// Turn clock at the last read or write progress.
     pub(crate) last_active: Instant,
     /// Turn clock when the socket last took output bytes (or when the
@@ -156,6 +162,9 @@ impl<S> Connection<S> {
             listener: None,
             input: InputBuffer::default(),
             output: OutputQueue::default(),
+            opened_at: now,
+            bytes_in: 0,
+            bytes_out: 0,
             last_active: now,
             last_sent: now,
             idle_timeout: None,

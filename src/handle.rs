@@ -7,6 +7,7 @@
 //! snapshot the loop refreshes once per turn.
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,6 +37,8 @@ pub struct Handle<M> {
     pub(crate) waker: Arc<Waker>,
     /// Snapshot of the loop's counters, at most one turn old.
     pub(crate) stats: Arc<Mutex<Stats>>,
+    /// Commands sent and not yet taken by the loop (`Stats::handle_queue_depth`).
+    pub(crate) pending: Arc<AtomicUsize>,
 }
 
 impl<M> Clone for Handle<M> {
@@ -44,6 +47,7 @@ impl<M> Clone for Handle<M> {
             commands: self.commands.clone(),
             waker: Arc::clone(&self.waker),
             stats: Arc::clone(&self.stats),
+            pending: Arc::clone(&self.pending),
         }
     }
 }
@@ -57,6 +61,7 @@ impl<M> fmt::Debug for Handle<M> {
 impl<M> Handle<M> {
     fn command(&self, command: Command<M>) -> Result<(), Command<M>> {
         self.commands.send(command).map_err(|e| e.0)?;
+        self.pending.fetch_add(1, Ordering::Relaxed);
         // A failed wake means the poll instance is gone: so is the loop.
         let _ = self.waker.wake();
         Ok(())

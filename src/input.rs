@@ -96,6 +96,7 @@ impl<H: Handler> LoopState<H> {
             Ok(0) => SocketRead::Eof,
             Ok(n) => {
                 self.stats.bytes_in += n as u64;
+                conn.bytes_in += n as u64;
                 conn.last_active = self.now;
                 // OPTIMISATION (the short-read shortcut; the rule alone is
                 // correct without it): a read of fewer bytes than asked for
@@ -200,6 +201,7 @@ impl<H: Handler> Loop<'_, H> {
         };
         self.core.current = Some(id);
         self.core.fanout.blocked = false;
+        self.core.stats.data_calls += 1;
         let consumed = self.call_with_state(id, "data", |handler, ctx, state| {
             handler.data(ctx, id, state, offered)
         });

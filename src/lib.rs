@@ -54,7 +54,8 @@
 //! | `buffer` | input leftovers and the vectored output queue |
 //! | `context`, `handler`, `handle` | the public API: what a callback may do, the callbacks, other threads |
 //! | [`codec`] | framing for handlers: lines and length-prefixed frames, no allocation from declared lengths |
-//! | `config`, `stats`, `token` | settings, counters, token layout |
+//! | `config`, `stats`, `token` | settings, counters (loop health: busy time, turn and timer-lag histograms), token layout |
+//! | `inspect` | listing connections on demand ([`ConnInfo`]) |
 //! | `tls_steps`, `tls` | (the `tls` feature) a rustls session between the socket and the buffers: the handshake state, feeding reads, records through the queue, `close_notify`; the public TLS helpers |
 //!
 //! ## Depending on it
@@ -98,6 +99,7 @@ mod flow;
 mod handle;
 mod handler;
 mod input;
+mod inspect;
 mod limits;
 mod loop_state;
 #[cfg(not(feature = "tls"))]
@@ -127,10 +129,11 @@ pub use crate::config::{descriptor_limit, Config, ConfigError, RESERVED_DESCRIPT
 pub use crate::context::Context;
 pub use crate::handle::Handle;
 pub use crate::handler::{Fired, Handler, WriteError};
+pub use crate::inspect::ConnInfo;
 pub use crate::limits::{Limits, LimitsError, SoftLimit};
 pub use crate::reactor::Reactor;
 pub use crate::state::ConnState;
-pub use crate::stats::Stats;
+pub use crate::stats::{DurationHistogram, Stats, DURATION_BUCKETS_NS};
 pub use crate::timer_wheel::TimerId;
 pub use crate::token::{ConnId, ListenerId, SourceId, MAX_CONNECTIONS};
 pub use mio;

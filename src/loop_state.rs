@@ -81,7 +81,7 @@ pub(crate) struct LoopState<H: Handler> {
     /// Timers the wheel handed over this turn that have not fired yet.
     /// Cancelling one of these (from an earlier timer's callback in the same
     /// turn) removes it here, so it never fires.
-    pub(crate) firing: VecDeque<(TimerId, TimerKind)>,
+    pub(crate) firing: VecDeque<(TimerId, TimerKind, Instant)>,
     /// Work to resume next turn. Entries may be stale (closed connections).
     pub(crate) ready: VecDeque<Ready>,
     /// Connections with output queued outside their own step, to flush

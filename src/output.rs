@@ -107,6 +107,7 @@ impl<H: Handler> LoopState<H> {
             limits.output_high_water,
             limits.soft_output.is_some(),
         );
+        self.stats.writes += 1;
         let len = payload.len();
         // TLS: plaintext written before the handshake ended waits in rustls.
         let waiting = match &conn.tls {
@@ -361,6 +362,7 @@ pub(crate) fn note_send<S>(
     match result {
         Ok((written, complete)) => {
             stats.bytes_out += written as u64;
+            conn.bytes_out += written as u64;
             stats.queued_output_bytes -= written as u64;
             conn.last_active = now;
             if written > 0 {

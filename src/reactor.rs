@@ -6,6 +6,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -37,8 +38,10 @@ pub struct Reactor<H: Handler> {
     handle: Handle<H::Message>,
     /// Where the per-turn stats snapshot goes.
     shared_stats: Arc<Mutex<Stats>>,
-    /// Turns completed, for the trace log.
-    pub(crate) turns: u64,
+    /// Commands sent by handles and not yet taken by the loop.
+    pub(crate) pending_commands: Arc<AtomicUsize>,
+    /// When the last turn's work ended: the wait in `poll` starts here.
+    pub(crate) turn_ended_at: Instant,
 }
 
 impl<H: Handler> Reactor<H> {
@@ -53,10 +56,12 @@ impl<H: Handler> Reactor<H> {
         let registry = poll.registry().try_clone()?;
         let (sender, commands) = mpsc::channel();
         let shared_stats = Arc::new(Mutex::new(Stats::default()));
+        let pending_commands = Arc::new(AtomicUsize::new(0));
         let handle = Handle {
             commands: sender,
             waker,
             stats: Arc::clone(&shared_stats),
+            pending: Arc::clone(&pending_commands),
         };
         Ok(Reactor {
             events: Events::with_capacity(config.events_capacity),
@@ -66,7 +71,8 @@ impl<H: Handler> Reactor<H> {
             commands,
             handle,
             shared_stats,
-            turns: 0,
+            pending_commands,
+            turn_ended_at: Instant::now(),
         })
     }
 
@@ -166,7 +172,7 @@ impl<H: Handler> Reactor<H> {
         while !self.is_finished() {
             self.run_once(None)?;
         }
-        info!("loop finished after {} turns", self.turns);
+        info!("loop finished after {} turns", self.core.stats.turns);
         Ok(())
     }
 

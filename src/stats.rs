@@ -6,10 +6,94 @@
 //! mutex-guarded snapshot that [`Handle::stats`](crate::Handle::stats) reads,
 //! so another thread sees figures at most one turn old.
 
+use std::time::Duration;
+
 use crate::close_reason::CloseReason;
 
+/// Upper bounds, in nanoseconds, of the buckets of a [`DurationHistogram`]
+/// (1 µs to 10 s, 1-2.5-5 steps); one more bucket holds the rest (+Inf).
+/// Fixed, so recording never allocates and every loop's histograms can be
+/// added up bucket by bucket.
+pub const DURATION_BUCKETS_NS: [u64; 22] = [
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+
+/// A histogram of durations in fixed buckets ([`DURATION_BUCKETS_NS`]):
+/// how many observations fell in each (not cumulative), their sum and
+/// their count. Prometheus's cumulative buckets come from
+/// [`DurationHistogram::cumulative`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DurationHistogram {
+    /// Observations per bucket: `counts[i]` for those at most
+    /// `DURATION_BUCKETS_NS[i]` (and above the bucket before); the last
+    /// for those above every bound.
+    pub counts: [u64; DURATION_BUCKETS_NS.len() + 1],
+    /// Sum of every observation, in nanoseconds.
+    pub sum_ns: u64,
+    /// Number of observations. Invariant: the sum of `counts`.
+    pub count: u64,
+}
+
+impl DurationHistogram {
+    /// Records one duration.
+    #[inline]
+    pub fn observe(&mut self, duration: Duration) {
+        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        let bucket = DURATION_BUCKETS_NS
+            .iter()
+            .position(|&bound| nanos <= bound)
+            .unwrap_or(DURATION_BUCKETS_NS.len());
+        self.counts[bucket] += 1;
+        self.sum_ns = self.sum_ns.saturating_add(nanos);
+        self.count += 1;
+    }
+
+    /// The buckets as Prometheus wants them: each upper bound (`None` for
+    /// +Inf) with the number of observations at most that bound.
+    pub fn cumulative(&self) -> impl Iterator<Item = (Option<Duration>, u64)> + '_ {
+        let bounds = DURATION_BUCKETS_NS
+            .iter()
+            .map(|&ns| Some(Duration::from_nanos(ns)))
+            .chain([None]);
+        bounds.zip(self.counts.iter().scan(0, |total, &n| {
+            *total += n;
+            Some(*total)
+        }))
+    }
+
+    /// Adds `other`'s observations to these (several loops' figures summed).
+    pub fn add(&mut self, other: &DurationHistogram) {
+        for (mine, theirs) in self.counts.iter_mut().zip(other.counts) {
+            *mine += theirs;
+        }
+        self.sum_ns = self.sum_ns.saturating_add(other.sum_ns);
+        self.count += other.count;
+    }
+}
+
 /// Everything the reactor counts. All counters start at zero and only grow,
-/// except the two gauges `open_connections` and `queued_output_bytes`.
+/// except the gauges (marked "Gauge").
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Connections accepted from listeners (including rejected ones).
@@ -26,6 +110,36 @@ pub struct Stats {
     pub bytes_out: u64,
     /// Calls to `poll` (one per turn, plus retries after `EINTR`).
     pub poll_calls: u64,
+    /// Turns of the loop (one `poll` each). `events / turns` is the mean
+    /// number of events a turn serves.
+    pub turns: u64,
+    /// Time the loop spent working: from `poll`'s return to the end of the
+    /// turn, in nanoseconds. Busy ratio = busy / (busy + wait); near 1 the
+    /// loop has no slack left.
+    pub loop_busy_ns: u64,
+    /// Time the loop spent in `poll` (waiting, or collecting events), in
+    /// nanoseconds.
+    pub loop_wait_ns: u64,
+    /// How long each turn's work took (the busy part of a turn).
+    pub turn_duration: DurationHistogram,
+    /// How late each timer fired, measured from its deadline (rounded up
+    /// to the wheel's tick) to the turn that fired it. A handler that
+    /// blocks shows here first: everything waits for it, timers included.
+    pub timer_lag: DurationHistogram,
+    /// Gauge: entries on the ready queue when the last turn ended (work
+    /// carried over: budgets used up, flow control let go).
+    pub ready_queue_depth: u64,
+    /// Gauge: commands and messages from other threads ([`Handle`]) waiting
+    /// for the loop when the last turn ended.
+    ///
+    /// [`Handle`]: crate::Handle
+    pub handle_queue_depth: u64,
+    /// `Handler::data` calls: messages in, as the handler sees them (one
+    /// per read, plus offers of kept input).
+    pub data_calls: u64,
+    /// `Context::write`/`write_vec` calls on a connection that takes
+    /// output: messages out, as the handler writes them.
+    pub writes: u64,
     /// Events returned by `poll`.
     pub events: u64,
     /// `read`/`recv` system calls on connections.
@@ -81,5 +195,38 @@ impl Stats {
     /// Connections closed for any reason.
     pub fn closed_total(&self) -> u64 {
         self.closed_by_reason.iter().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_land_in_the_bucket_of_their_upper_bound() {
+        let mut histogram = DurationHistogram::default();
+        histogram.observe(Duration::from_nanos(1_000)); // exactly 1 µs: first bucket
+        histogram.observe(Duration::from_nanos(1_001)); // just above: second
+        histogram.observe(Duration::from_millis(3)); // 2.5 ms < 3 ms <= 5 ms
+        histogram.observe(Duration::from_secs(60)); // above 10 s: +Inf
+        assert_eq!(histogram.counts[0], 1);
+        assert_eq!(histogram.counts[1], 1);
+        let five_ms = DURATION_BUCKETS_NS
+            .iter()
+            .position(|&b| b == 5_000_000)
+            .unwrap();
+        assert_eq!(histogram.counts[five_ms], 1);
+        assert_eq!(histogram.counts[DURATION_BUCKETS_NS.len()], 1);
+        assert_eq!(histogram.count, 4);
+        let cumulative: Vec<_> = histogram.cumulative().collect();
+        assert_eq!(
+            cumulative.first(),
+            Some(&(Some(Duration::from_micros(1)), 1))
+        );
+        assert_eq!(cumulative.last(), Some(&(None, 4)));
+        let mut twice = histogram.clone();
+        twice.add(&histogram);
+        assert_eq!(twice.count, 8);
+        assert_eq!(twice.sum_ns, 2 * histogram.sum_ns);
     }
 }

@@ -122,8 +122,9 @@ impl<T> TimerWheel<T> {
         }
     }
 
-    /// Appends the id and payload of every timer due by `now` to `fired`.
-    pub(crate) fn expire(&mut self, now: Instant, fired: &mut impl Extend<(TimerId, T)>) {
+    /// Appends the id, payload and deadline (rounded up to its tick) of
+    /// every timer due by `now` to `fired`.
+    pub(crate) fn expire(&mut self, now: Instant, fired: &mut impl Extend<(TimerId, T, Instant)>) {
         // Most turns of a busy server arm no timer: skip the clock division.
         if self.entries.is_empty() {
             return;
@@ -134,6 +135,7 @@ impl<T> TimerWheel<T> {
         }
         // After a long pause one pass over every slot is enough.
         let last = now_tick.min(self.next_tick + SLOTS as u64 - 1);
+        let (origin, tick_length) = (self.origin, self.tick);
         for tick in self.next_tick..=last {
             let slot = (tick as usize) & (SLOTS - 1);
             if self.slot_min[slot] > now_tick {
@@ -150,7 +152,8 @@ impl<T> TimerWheel<T> {
                 let deadline = entries[key as usize].deadline;
                 if deadline <= now_tick {
                     let payload = entries.remove(key as usize).payload;
-                    fired.extend([(TimerId { key, generation }, payload)]);
+                    let due = instant_at(origin, tick_length, deadline);
+                    fired.extend([(TimerId { key, generation }, payload, due)]);
                     false
                 } else {
                     min = min.min(deadline);
@@ -184,17 +187,23 @@ impl<T> TimerWheel<T> {
     }
 
     fn instant_of(&self, tick: u64) -> Instant {
-        let nanos = u128::from(tick) * self.tick.as_nanos();
-        self.origin + Duration::from_nanos(nanos.min(u128::from(u64::MAX)) as u64)
+        instant_at(self.origin, self.tick, tick)
     }
+}
+
+/// The instant tick number `tick` starts, for a wheel started at `origin`
+/// with ticks of `tick_length`.
+fn instant_at(origin: Instant, tick_length: Duration, tick: u64) -> Instant {
+    let nanos = u128::from(tick) * tick_length.as_nanos();
+    origin + Duration::from_nanos(nanos.min(u128::from(u64::MAX)) as u64)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn payloads<T: Copy>(fired: &[(TimerId, T)]) -> Vec<T> {
-        fired.iter().map(|&(_, p)| p).collect()
+    fn payloads<T: Copy>(fired: &[(TimerId, T, Instant)]) -> Vec<T> {
+        fired.iter().map(|&(_, p, _)| p).collect()
     }
 
     fn ms(n: u64) -> Duration {

@@ -101,7 +101,7 @@ impl<H: Handler> LoopState<H> {
         if self.timers.cancel(timer).is_some() {
             return true;
         }
-        match self.firing.iter().position(|&(id, _)| id == timer) {
+        match self.firing.iter().position(|&(id, _, _)| id == timer) {
             Some(index) => {
                 self.firing.remove(index);
                 true

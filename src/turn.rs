@@ -13,6 +13,7 @@
 //! only at the very end of the turn.
 
 use std::io;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use log::{debug, trace};
@@ -37,6 +38,7 @@ impl<H: Handler> Reactor<H> {
         self.resume_ready(carried_over);
         self.fire_due_timers();
         self.prepare_to_sleep();
+        self.measure_turn();
         self.end_turn();
         Ok(())
     }
@@ -76,15 +78,17 @@ impl<H: Handler> Reactor<H> {
             }
         }
         self.core.now = Instant::now();
-        self.turns += 1;
+        let stats = &mut self.core.stats;
+        stats.loop_wait_ns += nanos(self.core.now.saturating_duration_since(self.turn_ended_at));
+        stats.turns += 1;
         let event_count = self.events.iter().count();
-        self.core.stats.events += event_count as u64;
+        stats.events += event_count as u64;
         trace!(
             "turn {}: {} events (timeout {:?}), {} connections, {} ready",
-            self.turns,
+            stats.turns,
             event_count,
             timeout,
-            self.core.stats.open_connections,
+            stats.open_connections,
             self.core.ready.len()
         );
         Ok(())
@@ -120,6 +124,7 @@ impl<H: Handler> Reactor<H> {
         }
         if woken {
             while let Ok(command) = self.commands.try_recv() {
+                self.pending_commands.fetch_sub(1, Ordering::Relaxed);
                 match command {
                     Command::Stop => {
                         debug!("stop requested");
@@ -173,7 +178,9 @@ impl<H: Handler> Reactor<H> {
         };
         let core = &mut *lp.core;
         core.timers.expire(core.now, &mut core.firing);
-        while let Some((timer, kind)) = lp.core.firing.pop_front() {
+        while let Some((timer, kind, deadline)) = lp.core.firing.pop_front() {
+            let lag = lp.core.now.saturating_duration_since(deadline);
+            lp.core.stats.timer_lag.observe(lag);
             lp.fire_timer(timer, kind);
         }
         lp.report_closed();
@@ -193,6 +200,20 @@ impl<H: Handler> Reactor<H> {
         lp.flush_dirty();
         lp.call("before_sleep", |handler, ctx| handler.before_sleep(ctx));
         settle(&mut lp);
+    }
+
+    /// The turn's health, for operators: how long its work took (busy
+    /// time, and the turn-duration histogram) and what it leaves queued.
+    /// One clock reading; the wait in the next `poll` is measured from it.
+    fn measure_turn(&mut self) {
+        let ended = Instant::now();
+        let busy = ended.saturating_duration_since(self.core.now);
+        let stats = &mut self.core.stats;
+        stats.loop_busy_ns += nanos(busy);
+        stats.turn_duration.observe(busy);
+        stats.ready_queue_depth = self.core.ready.len() as u64;
+        stats.handle_queue_depth = self.pending_commands.load(Ordering::Relaxed) as u64;
+        self.turn_ended_at = ended;
     }
 
     /// Phase 7: free the slots of connections closed this turn and the
@@ -271,4 +292,9 @@ fn describe(event: &Event) -> String {
     ];
     let set: Vec<&str> = flags.iter().filter(|f| f.0).map(|f| f.1).collect();
     format!("event [{}]", set.join(" "))
+}
+
+/// A duration in whole nanoseconds (saturating: a u64 holds 584 years).
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
