@@ -59,6 +59,24 @@ pub(crate) struct Listener {
     /// TLS: the configuration every accepted connection's session is made
     /// from; `None` for a plain listener.
     pub(crate) tls: Option<ServerSetup>,
+    /// Every connection starts with a PROXY protocol header.
+    pub(crate) proxy_protocol: bool,
+}
+
+/// How a listener treats the connections it accepts (see
+/// [`Reactor::listen_with`](crate::Reactor::listen_with)).
+#[derive(Clone, Debug, Default)]
+pub struct ListenerOptions {
+    /// Each connection starts with a PROXY protocol header (v1 or v2, from a
+    /// load balancer such as HAProxy with `send-proxy(-v2)`): the handler
+    /// sees the client's address as the peer. A connection without a valid
+    /// header is closed (`CloseReason::BadProxyHeader`), one whose header
+    /// takes longer than `Config::proxy_header_timeout` too.
+    pub proxy_protocol: bool,
+    /// TLS (the `tls` feature): each connection (after its PROXY header, if
+    /// any) first completes a handshake with this configuration.
+    #[cfg(feature = "tls")]
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// A bound, listening, non-blocking socket ready to register with mio.
@@ -99,6 +117,7 @@ impl<H: Handler> LoopState<H> {
         &mut self,
         addr: SocketAddr,
         tls: Option<ServerSetup>,
+        proxy_protocol: bool,
     ) -> io::Result<ListenerId> {
         let mut socket = bind(addr, &self.config)?;
         let index = self.listeners.len();
@@ -108,11 +127,17 @@ impl<H: Handler> LoopState<H> {
             Interest::READABLE,
         )?;
         let kind = if tls.is_some() { "TLS" } else { "TCP" };
-        info!("listening on {} ({kind})", socket.local_addr()?);
+        let proxied = if proxy_protocol {
+            ", PROXY protocol"
+        } else {
+            ""
+        };
+        info!("listening on {} ({kind}{proxied})", socket.local_addr()?);
         self.listeners.push(Some(Listener {
             socket,
             in_ready_queue: false,
             tls,
+            proxy_protocol,
         }));
         Ok(ListenerId(index))
     }
@@ -207,15 +232,16 @@ impl<H: Handler> Loop<'_, H> {
         if let Err(e) = set_socket_options(&socket, &core.config) {
             debug!("socket options for {peer}: {e}");
         }
-        let tls = match &core.listeners[listener] {
-            Some(l) => l.tls.clone(),
-            None => None,
+        let (tls, proxy_protocol) = match &core.listeners[listener] {
+            Some(l) => (l.tls.clone(), l.proxy_protocol),
+            None => (None, false),
         };
-        let state = match tls {
-            Some(_) => State::Handshaking {
+        let state = match (proxy_protocol, &tls) {
+            (true, _) => State::AwaitingProxyHeader,
+            (false, Some(_)) => State::Handshaking {
                 when_connected: WhenConnected::Open,
             },
-            None => State::Open,
+            (false, None) => State::Open,
         };
         let id = match core.add_connection(socket, peer, state, Some(ListenerId(listener))) {
             Ok(id) => id,
@@ -227,6 +253,14 @@ impl<H: Handler> Loop<'_, H> {
                 return;
             }
         };
+        if proxy_protocol {
+            // The header comes first (`proxy_steps.rs`); then TLS, then the
+            // handler.
+            let timeout = self.core.config.proxy_header_timeout;
+            self.core
+                .arm_state_timer(id, timeout, TimerKind::ProxyHeader(id));
+            return;
+        }
         if let Some(setup) = tls {
             // The handler hears of it when the handshake completes.
             if self.core.start_server_session(id, &setup) {

@@ -80,7 +80,7 @@ impl<H: Handler> LoopState<H> {
                 conn.set_state(state, "close once connected");
                 return;
             }
-            State::Connecting { .. } | State::Handshaking { .. } => {
+            State::Connecting { .. } | State::Handshaking { .. } | State::AwaitingProxyHeader => {
                 self.close_now(id, reason);
                 return;
             }
@@ -148,6 +148,7 @@ impl<H: Handler> LoopState<H> {
             State::HalfClosing { .. }
             | State::HalfClosed { .. }
             | State::Closing { .. }
+            | State::AwaitingProxyHeader
             | State::Lingering
             | State::Closed => {}
         }

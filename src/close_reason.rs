@@ -58,11 +58,17 @@ pub enum CloseReason {
     TlsTruncated,
     /// TLS: the handshake took longer than `Config::tls_handshake_timeout`.
     TlsHandshakeTimeout,
+    /// A listener asking for the PROXY protocol got no header, or a
+    /// malformed one (the log says which): never guessed around.
+    BadProxyHeader,
+    /// The PROXY protocol header did not arrive within
+    /// `Config::proxy_header_timeout`.
+    ProxyHeaderTimeout,
 }
 
 impl CloseReason {
     /// Number of distinct reasons, ignoring payloads.
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 16;
 
     /// A dense index for counters, ignoring payloads.
     pub fn index(self) -> usize {
@@ -81,6 +87,8 @@ impl CloseReason {
             CloseReason::TlsError => 11,
             CloseReason::TlsTruncated => 12,
             CloseReason::TlsHandshakeTimeout => 13,
+            CloseReason::BadProxyHeader => 14,
+            CloseReason::ProxyHeaderTimeout => 15,
         }
     }
 
@@ -113,6 +121,8 @@ impl fmt::Display for CloseReason {
             CloseReason::TlsError => write!(f, "TLS protocol error"),
             CloseReason::TlsTruncated => write!(f, "TLS truncated (no close_notify)"),
             CloseReason::TlsHandshakeTimeout => write!(f, "TLS handshake timed out"),
+            CloseReason::BadProxyHeader => write!(f, "no valid PROXY protocol header"),
+            CloseReason::ProxyHeaderTimeout => write!(f, "PROXY protocol header timed out"),
         }
     }
 }
@@ -138,6 +148,8 @@ mod tests {
             CloseReason::TlsError,
             CloseReason::TlsTruncated,
             CloseReason::TlsHandshakeTimeout,
+            CloseReason::BadProxyHeader,
+            CloseReason::ProxyHeaderTimeout,
         ];
         let mut seen: Vec<usize> = reasons.iter().map(|r| r.index()).collect();
         seen.sort();

@@ -95,6 +95,10 @@ pub struct Config {
     /// that sends half a ClientHello and waits holds a slot and a session
     /// only this long. Default 10 s. Always > 0.
     pub tls_handshake_timeout: Duration,
+    /// How long a connection on a listener asking for the PROXY protocol
+    /// may take to send its header (the specification suggests 3 s, the
+    /// default). Always > 0.
+    pub proxy_header_timeout: Duration,
     /// TLS: most handshakes of accepted connections in progress at once.
     /// A handshake costs far more CPU than a message, so a burst of new
     /// clients is taken in at this pace: at the cap, TLS listeners stop
@@ -134,6 +138,7 @@ impl Default for Config {
             linger_timeout: Duration::from_secs(2),
             accept_retry_delay: Duration::from_millis(100),
             tls_handshake_timeout: Duration::from_secs(10),
+            proxy_header_timeout: Duration::from_secs(3),
             max_tls_handshakes: 256,
             timer_tick: Duration::from_millis(1),
             events_capacity: 1024,
@@ -187,6 +192,11 @@ impl Config {
         if self.fanout_hold.is_zero() || self.fanout_stall.is_zero() {
             return Err(ConfigError(
                 "fanout_hold and fanout_stall must be greater than zero".into(),
+            ));
+        }
+        if self.proxy_header_timeout.is_zero() {
+            return Err(ConfigError(
+                "proxy_header_timeout must be greater than zero".into(),
             ));
         }
         if self.tls_handshake_timeout.is_zero() {

@@ -88,8 +88,12 @@ pub(crate) struct Connection<S> {
     /// The socket; `None` once closed (dropping it closes the descriptor and
     /// removes it from the poll set).
     pub(crate) socket: Option<TcpStream>,
-    /// Address of the peer, for the handler and for logs.
+    /// Address of the peer, for the handler and for logs: the client's, as
+    /// a PROXY protocol header gave it, where a listener asks for one.
     pub(crate) peer: SocketAddr,
+    /// The address the client connected to, as a PROXY protocol header gave
+    /// it (the balancer's front end); `None`: the socket's own.
+    pub(crate) proxied_local: Option<SocketAddr>,
     /// Where the connection is in its life; changed only by `set_state`.
     pub(crate) state: State,
     /// What its events reported and no system call has used up yet.
@@ -151,6 +155,7 @@ impl<S> Connection<S> {
             id,
             socket: Some(socket),
             peer,
+            proxied_local: None,
             state,
             ready: Readiness::default(),
             flow: Flow::default(),

@@ -141,9 +141,15 @@ impl<H: Handler> Context<'_, H> {
     }
 
     /// The local address of `conn`'s socket (which of the host's addresses
-    /// and ports the peer reached, or the source of an outbound connect).
+    /// and ports the peer reached, or the source of an outbound connect);
+    /// behind a PROXY protocol header, the address the client reached at
+    /// the balancer, as the header says.
     pub fn local_addr(&self, conn: ConnId) -> Option<SocketAddr> {
-        self.core.conn(conn)?.socket.as_ref()?.local_addr().ok()
+        let conn = self.core.conn(conn)?;
+        match conn.proxied_local {
+            Some(local) => Some(local),
+            None => conn.socket.as_ref()?.local_addr().ok(),
+        }
     }
 
     /// The listener that accepted `conn`; `None` for outbound connections

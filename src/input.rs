@@ -233,6 +233,33 @@ impl<H: Handler> Loop<'_, H> {
         }
     }
 
+    /// Hands `bytes` (read before the handler was told of the connection:
+    /// decrypted with a TLS handshake's last flight, or following a PROXY
+    /// header) to `data`, unless flow control holds the connection: then
+    /// they wait with the unconsumed input, offered when flow control lets
+    /// go, as bytes still in the socket would. (`opened` or `connected`
+    /// may have paused reading.)
+    pub(crate) fn deliver_or_keep(&mut self, id: ConnId, bytes: &[u8]) {
+        let core = &mut *self.core;
+        let Some(conn) = live(&mut core.conns, id) else {
+            return;
+        };
+        if conn.may_offer() {
+            self.deliver(id, bytes);
+            return;
+        }
+        if !conn.state.takes_input() {
+            return;
+        }
+        conn.input.extend(bytes);
+        conn.owed.offer = true;
+        if conn.input.len() > conn.limits_in_force(&core.limits).max_input {
+            debug!("conn {id}: held input passes the input cap");
+            self.core
+                .close_now(id, CloseReason::LimitExceeded(Limit::Input));
+        }
+    }
+
     /// The peer sent FIN: no more reads. What it sent before is offered
     /// once more, then the handler hears of the FIN (`finish_input`).
     pub(crate) fn peer_closed(&mut self, id: ConnId) {

@@ -105,6 +105,8 @@ mod loop_state;
 #[cfg(not(feature = "tls"))]
 mod no_tls;
 mod output;
+pub mod proxy_header;
+mod proxy_steps;
 mod reactor;
 mod shutdown;
 mod state;
@@ -124,6 +126,7 @@ use crate::no_tls as tls_session;
 #[cfg(feature = "tls")]
 use crate::tls::session as tls_session;
 
+pub use crate::accept::ListenerOptions;
 pub use crate::close_reason::{CloseReason, Limit};
 pub use crate::config::{descriptor_limit, Config, ConfigError, RESERVED_DESCRIPTORS};
 pub use crate::context::Context;

@@ -14,6 +14,7 @@ use std::time::Instant;
 use log::info;
 use mio::{Events, Poll, Waker};
 
+use crate::accept::ListenerOptions;
 use crate::config::Config;
 use crate::context::Context;
 use crate::handle::{Commands, Handle};
@@ -79,7 +80,21 @@ impl<H: Handler> Reactor<H> {
     /// Listens on `addr` (port 0 picks a free port; see [`Reactor::local_addr`]).
     /// The error names the address when binding fails.
     pub fn listen(&mut self, addr: SocketAddr) -> io::Result<ListenerId> {
-        self.core.add_listener(addr, None)
+        self.core.add_listener(addr, None, false)
+    }
+
+    /// Listens on `addr` with `options`: the PROXY protocol (behind a load
+    /// balancer) and, with the `tls` feature, TLS.
+    pub fn listen_with(
+        &mut self,
+        addr: SocketAddr,
+        options: ListenerOptions,
+    ) -> io::Result<ListenerId> {
+        #[cfg(feature = "tls")]
+        let tls = options.tls;
+        #[cfg(not(feature = "tls"))]
+        let tls = None;
+        self.core.add_listener(addr, tls, options.proxy_protocol)
     }
 
     /// Listens on `addr` for TLS (the `tls` feature): every connection it
@@ -93,7 +108,7 @@ impl<H: Handler> Reactor<H> {
         addr: SocketAddr,
         config: std::sync::Arc<rustls::ServerConfig>,
     ) -> io::Result<ListenerId> {
-        self.core.add_listener(addr, Some(config))
+        self.core.add_listener(addr, Some(config), false)
     }
 
     /// The address a listener is bound to.

@@ -68,9 +68,11 @@ impl<H: Handler> Loop<'_, H> {
         });
         for id in self.core.open_ids() {
             match self.core.conn(id).map(|c| c.state) {
-                Some(State::Connecting { .. } | State::Handshaking { .. }) => {
-                    self.core.close_now(id, CloseReason::Shutdown)
-                }
+                Some(
+                    State::Connecting { .. }
+                    | State::AwaitingProxyHeader
+                    | State::Handshaking { .. },
+                ) => self.core.close_now(id, CloseReason::Shutdown),
                 Some(
                     State::Open
                     | State::ReadClosed { .. }

@@ -14,6 +14,7 @@
 //! ```text
 //!  Connecting ──connected (TLS)──▶ Handshaking ──handshake done──▶ Open
 //!  accepted (TLS) ──▶ Handshaking
+//!  accepted (PROXY protocol) ──▶ AwaitingProxyHeader ──header──▶ Open, or Handshaking (TLS)
 //!  Connecting ──connected──▶ Open ──peer FIN──▶ ReadClosed ──close_after_flush,──▶ Closing
 //!                             │ │                              shutdown_write        ▲
 //!                             │ └──────────────── close_after_flush ─────────────────┤
@@ -45,6 +46,10 @@ use crate::close_reason::CloseReason;
 pub enum ConnState {
     /// Outbound: `connect` was started and has not completed.
     Connecting,
+    /// Accepted on a listener that asks for the PROXY protocol: waiting
+    /// for the header that says who the client is. Nothing else is read
+    /// or written, and the handler has not been told.
+    AwaitingProxyHeader,
     /// TLS only: the TCP connection is up and the TLS handshake is in
     /// progress. Handshake records are read and written; the handler has
     /// not been told yet (`opened` for an accepted connection, `connected`
@@ -83,6 +88,8 @@ impl ConnState {
         matches!(
             (self, to),
             (Connecting, Open)
+                | (AwaitingProxyHeader, Open)
+                | (AwaitingProxyHeader, Handshaking)
                 | (Connecting, Handshaking)
                 | (Handshaking, Open)
                 | (Open, ReadClosed)
@@ -95,6 +102,7 @@ impl ConnState {
                 | (Closing, Lingering)
                 | (
                     Connecting
+                        | AwaitingProxyHeader
                         | Handshaking
                         | Open
                         | ReadClosed
@@ -143,6 +151,8 @@ pub(crate) enum State {
         /// What the handler asked for meanwhile.
         when_connected: WhenConnected,
     },
+    /// Waiting for the PROXY protocol header; the handler has not been told.
+    AwaitingProxyHeader,
     /// TLS: the handshake is in progress; the handler has not been told.
     Handshaking {
         /// What the handler of an outbound connection asked for meanwhile
@@ -189,6 +199,7 @@ impl State {
     pub(crate) fn kind(self) -> ConnState {
         match self {
             State::Connecting { .. } => ConnState::Connecting,
+            State::AwaitingProxyHeader => ConnState::AwaitingProxyHeader,
             State::Handshaking { .. } => ConnState::Handshaking,
             State::Open => ConnState::Open,
             State::ReadClosed { .. } => ConnState::ReadClosed,
@@ -268,6 +279,7 @@ impl State {
                 | State::HalfClosing { .. }
                 | State::HalfClosed { .. }
                 | State::Handshaking { .. }
+                | State::AwaitingProxyHeader
         )
     }
 
@@ -323,6 +335,7 @@ impl State {
             State::Closing { write_shut, .. } => !write_shut,
             State::HalfClosing { .. }
             | State::HalfClosed { .. }
+            | State::AwaitingProxyHeader
             | State::Lingering
             | State::Closed => false,
         }

@@ -59,6 +59,7 @@ impl<H: Handler> Loop<'_, H> {
                 self.read_input(id);
                 self.collect_error(id);
             }
+            State::AwaitingProxyHeader => self.read_proxy_header(id),
             State::Lingering => self.discard_input(id),
             State::Closed => {}
         }

@@ -27,6 +27,8 @@ pub(crate) enum TimerKind {
     Idle(ConnId),
     /// An outbound connect took too long.
     ConnectTimeout(ConnId),
+    /// The PROXY protocol header took too long.
+    ProxyHeader(ConnId),
     /// A TLS handshake took too long.
     TlsHandshake(ConnId),
     /// A lingering close waited long enough for the peer's FIN.
@@ -158,6 +160,12 @@ impl<H: Handler> Loop<'_, H> {
             TimerKind::ConnectTimeout(id) => {
                 if let Some(State::Connecting { .. }) = self.core.conn(id).map(|c| c.state) {
                     self.core.close_now(id, CloseReason::ConnectTimeout);
+                }
+            }
+            TimerKind::ProxyHeader(id) => {
+                if let Some(State::AwaitingProxyHeader) = self.core.conn(id).map(|c| c.state) {
+                    debug!("conn {id}: no PROXY header in time");
+                    self.core.close_now(id, CloseReason::ProxyHeaderTimeout);
                 }
             }
             TimerKind::TlsHandshake(id) => {

@@ -28,7 +28,7 @@
 use log::{debug, trace, warn};
 
 use crate::callbacks::Loop;
-use crate::close_reason::{CloseReason, Limit};
+use crate::close_reason::CloseReason;
 use crate::connection::{live, record_mut, Connection};
 use crate::handler::Handler;
 use crate::loop_state::{LoopState, Ready};
@@ -235,7 +235,7 @@ impl<H: Handler> Loop<'_, H> {
                     self.handshake_done(id);
                 }
                 if !plaintext.is_empty() {
-                    self.plaintext_in(id, &plaintext);
+                    self.deliver_or_keep(id, &plaintext);
                 }
                 self.flush(id);
                 if fed.peer_closed {
@@ -255,32 +255,6 @@ impl<H: Handler> Loop<'_, H> {
         }
         plaintext.clear();
         self.core.plaintext = plaintext;
-    }
-
-    /// Hands decrypted `plaintext` to `data`, unless flow control holds the
-    /// connection: then it waits with the unconsumed input, offered when
-    /// flow control lets go, as bytes still in the socket would. (Only the
-    /// handshake's completion can get here held: `opened` or `connected`
-    /// paused reading, and the client's first data came with its Finished.)
-    fn plaintext_in(&mut self, id: ConnId, plaintext: &[u8]) {
-        let core = &mut *self.core;
-        let Some(conn) = live(&mut core.conns, id) else {
-            return;
-        };
-        if conn.may_offer() {
-            self.deliver(id, plaintext);
-            return;
-        }
-        if !conn.state.takes_input() {
-            return;
-        }
-        conn.input.extend(plaintext);
-        conn.owed.offer = true;
-        if conn.input.len() > conn.limits_in_force(&core.limits).max_input {
-            debug!("conn {id}: held TLS input passes the input cap");
-            self.core
-                .close_now(id, CloseReason::LimitExceeded(Limit::Input));
-        }
     }
 
     /// The TCP stream of a TLS connection ended. After the peer's

@@ -5,8 +5,9 @@
 use super::ConnState::*;
 use super::*;
 
-const ALL: [ConnState; 9] = [
+const ALL: [ConnState; 10] = [
     Connecting,
+    AwaitingProxyHeader,
     Handshaking,
     Open,
     ReadClosed,
@@ -30,6 +31,9 @@ fn transition_table_is_exactly_the_documented_one() {
             (Connecting, Handshaking),
             (Connecting, Open),
             (Connecting, Closed),
+            (AwaitingProxyHeader, Handshaking),
+            (AwaitingProxyHeader, Open),
+            (AwaitingProxyHeader, Closed),
             (Handshaking, Open),
             (Handshaking, Closed),
             (Open, ReadClosed),
@@ -69,6 +73,7 @@ fn every_state() -> Vec<State> {
         states.push(State::Connecting { when_connected });
         states.push(State::Handshaking { when_connected });
     }
+    states.push(State::AwaitingProxyHeader);
     states.push(State::Open);
     for flag in [false, true] {
         states.push(State::ReadClosed {
@@ -93,11 +98,12 @@ fn the_machine_walked_from_its_births_reaches_every_state_and_always_ends() {
     let all = every_state();
     let edges =
         |from: State| -> Vec<State> { all.iter().copied().filter(|&to| from.allows(to)).collect() };
-    // Born accepted (`Open`), accepted over TLS (`Handshaking`, nothing
+    // Born accepted (`Open`), behind a PROXY header, accepted over TLS (`Handshaking`, nothing
     // asked: its handler does not know it yet) or outbound (`Connecting`,
     // nothing asked).
     let mut reached = vec![
         State::Open,
+        State::AwaitingProxyHeader,
         State::Handshaking {
             when_connected: WhenConnected::Open,
         },
@@ -154,10 +160,11 @@ fn what_each_state_does_follows_from_the_state_alone() {
     for state in every_state() {
         let kind = state.kind();
         let reads = matches!(kind, Open | HalfClosing | HalfClosed);
-        // A handshake reads and writes records, but offers no input.
+        // A handshake reads and writes records, and a PROXY header is read,
+        // but neither offers input.
         assert_eq!(
             state.reads_input(),
-            reads || kind == Handshaking,
+            reads || kind == Handshaking || kind == AwaitingProxyHeader,
             "{state:?}"
         );
         let writes = matches!(

@@ -43,7 +43,7 @@ pub use procfs::{open_fds, peak_rss_kib, rss_kib};
 #[allow(unused_imports)]
 pub use rng::{Prng, XorShift};
 #[allow(unused_imports)]
-pub use running::{start, start_echo, wait_for_stats, Running};
+pub use running::{start, start_echo, start_listening, wait_for_stats, Running};
 #[allow(unused_imports)]
 pub use sockets::{client, echo_once, read_to_eof, reset, with_timeouts, write_then_fin};
 #[allow(unused_imports)]
