@@ -179,8 +179,9 @@ impl HttpServer {
     ) -> bool {
         let keep_alive = pending.keep_alive && !self.draining;
         self.status.requests += 1;
-        // Taken out of `self` for the time `respond` borrows it.
-        let mut page = std::mem::take(&mut self.status_page);
+        // The page's buffer, taken out of `self` for the time `respond`
+        // borrows it (other routes leave it: `Vec::new` costs nothing).
+        let mut page = Vec::new();
         let response = match pending.answer {
             Answer::Fixed(reply) => Response::fixed(reply, pending.send_body),
             Answer::Echo => Response {
@@ -191,6 +192,7 @@ impl HttpServer {
                 send_body: pending.send_body,
             },
             Answer::Status => {
+                page = std::mem::take(&mut self.status_page);
                 self.status.render(&mut page, ctx.stats(), st.phase);
                 Response {
                     status: "200 OK",
@@ -202,8 +204,10 @@ impl HttpServer {
             }
         };
         let written = self.respond(ctx, conn, response, keep_alive, pending.minor);
-        page.clear();
-        self.status_page = page;
+        if let Answer::Status = pending.answer {
+            page.clear();
+            self.status_page = page;
+        }
         st.echo.clear();
         if st.echo.capacity() > KEEP_ECHO_CAPACITY {
             st.echo = Vec::new();
