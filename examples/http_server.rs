@@ -1,5 +1,6 @@
 //! A small HTTP/1.1 server on the reactor: `GET /` answers `Hello, World!`,
-//! `/echo` answers with the request's body, with keep-alive, pipelining,
+//! `/echo` answers with the request's body, `/basic_status` with nginx's
+//! `stub_status` page (`http_server/status.rs`), with keep-alive, pipelining,
 //! `Expect: 100-continue`, request limits and a slowloris cut-off. It exists
 //! to show that the library's public API carries a real protocol, and to be
 //! pointed at real clients (curl, wrk, h2load, ab).
@@ -70,13 +71,15 @@ mod parse;
 mod reply;
 #[path = "http_server/request.rs"]
 mod request;
+#[path = "http_server/status.rs"]
+mod status;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
-use reactor::{Config, ConnId, Context, Event, Fired, Handler, Reactor, SourceId};
+use reactor::{CloseReason, Config, ConnId, Context, Event, Fired, Handler, Reactor, SourceId};
 
 #[path = "support/decimal.rs"]
 mod decimal;
@@ -95,6 +98,7 @@ use reply::{
     Reply, Response, BAD_REQUEST, BAD_VERSION, BODY_TOO_LARGE, CONTINUE, EXPECTATION_FAILED,
     HEAD_TOO_LARGE, NOT_IMPLEMENTED,
 };
+use status::{Phase, StatusCounts};
 
 /// Largest request body read (echoed or discarded); larger ones get `413`.
 const MAX_BODY: u64 = 1024 * 1024;
@@ -140,6 +144,11 @@ struct HttpServer {
     /// pipelined requests leave in one system call. Invariant: empty
     /// between responses; its capacity is reused.
     out: Vec<u8>,
+    /// Connections per phase and requests answered, for `/basic_status`.
+    status: StatusCounts,
+    /// The `/basic_status` page being answered; kept for its capacity.
+    /// Invariant: empty between responses.
+    status_page: Vec<u8>,
 }
 
 impl HttpServer {
@@ -169,6 +178,10 @@ impl HttpServer {
         pending: Pending,
     ) -> bool {
         let keep_alive = pending.keep_alive && !self.draining;
+        self.status.requests += 1;
+        // The page's buffer, taken out of `self` for the time `respond`
+        // borrows it (other routes leave it: `Vec::new` costs nothing).
+        let mut page = Vec::new();
         let response = match pending.answer {
             Answer::Fixed(reply) => Response::fixed(reply, pending.send_body),
             Answer::Echo => Response {
@@ -178,8 +191,23 @@ impl HttpServer {
                 body: &st.echo,
                 send_body: pending.send_body,
             },
+            Answer::Status => {
+                page = std::mem::take(&mut self.status_page);
+                self.status.render(&mut page, ctx.stats(), st.phase);
+                Response {
+                    status: "200 OK",
+                    content_type: b"text/plain",
+                    extra: "",
+                    body: &page,
+                    send_body: pending.send_body,
+                }
+            }
         };
         let written = self.respond(ctx, conn, response, keep_alive, pending.minor);
+        if let Answer::Status = pending.answer {
+            page.clear();
+            self.status_page = page;
+        }
         st.echo.clear();
         if st.echo.capacity() > KEEP_ECHO_CAPACITY {
             st.echo = Vec::new();
@@ -222,6 +250,7 @@ impl HttpServer {
         send_body: bool,
         minor: u8,
     ) {
+        self.status.requests += 1;
         self.respond(ctx, conn, Response::fixed(reply, send_body), false, minor);
     }
 }
@@ -237,7 +266,23 @@ impl Handler for HttpServer {
             echo_type: Vec::new(),
             waiting_since: ctx.now(),
             timer: Some(ctx.start_conn_timer(conn, self.header_timeout, 0)),
+            phase: self.status.opened(),
         }
+    }
+
+    fn closed(&mut self, _: &mut Context<'_, Self>, _: ConnId, st: HttpConn, _: CloseReason) {
+        self.status.closed(st.phase);
+    }
+
+    /// A response held back by a slow reader has left (enough of it): the
+    /// connection is idle unless a body is still arriving; unconsumed input,
+    /// if any, is offered next and sets the phase again.
+    fn drained(&mut self, _: &mut Context<'_, Self>, _: ConnId, st: &mut HttpConn) {
+        let phase = match st.body {
+            Body::None => Phase::Waiting,
+            _ => Phase::Writing,
+        };
+        self.status.enter(&mut st.phase, phase);
     }
 
     fn data(
@@ -273,6 +318,16 @@ impl Handler for HttpServer {
                 Next::Close => break true,
             }
         };
+        // One compare per call, not per request, keeps /basic_status's
+        // counts; it matches nginx's phases as of the end of this input.
+        let phase = if close || !matches!(st.body, Body::None) || ctx.is_backpressured(conn) {
+            Phase::Writing
+        } else if pos < input.len() {
+            Phase::Reading
+        } else {
+            Phase::Waiting
+        };
+        self.status.enter(&mut st.phase, phase);
         if close {
             ctx.close_after_flush(conn);
             return input.len();
@@ -346,6 +401,8 @@ fn serve(args: &Args) -> std::io::Result<()> {
         date: date::http_date(0),
         date_valid_until: Instant::now(),
         out: Vec::with_capacity(16 * 1024),
+        status: StatusCounts::default(),
+        status_page: Vec::new(),
     };
     let mut reactor = Reactor::new(handler, config)?;
     reactor.with_context(|handler, ctx| handler.shutdown.register(ctx))?;

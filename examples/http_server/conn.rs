@@ -13,6 +13,7 @@ use reactor::TimerId;
 
 use super::chunked::Chunked;
 use super::reply::{Reply, HELLO, METHOD_NOT_ALLOWED, NOT_FOUND};
+use super::status::Phase;
 
 /// Echo buffer capacity kept between requests; a larger one (left by a big
 /// body) is freed, so an idle connection holds little.
@@ -42,6 +43,8 @@ pub enum Answer {
     Fixed(&'static Reply),
     /// `200` with the request's body, kept in `HttpConn::echo`.
     Echo,
+    /// `200` with nginx's `stub_status` page (`http_server/status.rs`).
+    Status,
 }
 
 /// A request's response as decided from its head: written at once for a
@@ -81,6 +84,10 @@ pub struct HttpConn {
     /// being reset per request, so a busy keep-alive connection costs no
     /// timer work.
     pub timer: Option<TimerId>,
+    /// Where the connection is for `/basic_status`, as of the end of its
+    /// last `data` call (or `drained`). Invariant: counted in the handler's
+    /// `StatusCounts` under this phase.
+    pub phase: Phase,
 }
 
 /// The answer to `method` on `path`.
@@ -88,6 +95,8 @@ pub fn route(path: &[u8], method: &[u8]) -> Answer {
     match (path, method) {
         (b"/", b"GET" | b"HEAD") => Answer::Fixed(&HELLO),
         (b"/", _) => Answer::Fixed(&METHOD_NOT_ALLOWED),
+        (b"/basic_status", b"GET" | b"HEAD") => Answer::Status,
+        (b"/basic_status", _) => Answer::Fixed(&METHOD_NOT_ALLOWED),
         // Any method echoes, so HEAD gets the headers GET would.
         (b"/echo", _) => Answer::Echo,
         _ => Answer::Fixed(&NOT_FOUND),
