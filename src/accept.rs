@@ -119,7 +119,18 @@ impl<H: Handler> LoopState<H> {
         tls: Option<ServerSetup>,
         proxy_protocol: bool,
     ) -> io::Result<ListenerId> {
-        let mut socket = bind(addr, &self.config)?;
+        let socket = bind(addr, &self.config)?;
+        self.register_listener(socket, tls, proxy_protocol)
+    }
+
+    /// Registers a listening socket (bound here, or handed over by systemd
+    /// or a previous instance) and keeps it.
+    pub(crate) fn register_listener(
+        &mut self,
+        mut socket: TcpListener,
+        tls: Option<ServerSetup>,
+        proxy_protocol: bool,
+    ) -> io::Result<ListenerId> {
         let index = self.listeners.len();
         self.registry.register(
             &mut socket,

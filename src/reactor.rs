@@ -83,6 +83,25 @@ impl<H: Handler> Reactor<H> {
         self.core.add_listener(addr, None, false)
     }
 
+    /// Adopts a socket that is already bound and listening (handed over by
+    /// systemd's socket activation, say, or by the instance this one
+    /// replaces), with `options`; it is made non-blocking. Its backlog and
+    /// socket options are whatever its creator gave it.
+    pub fn listen_from(
+        &mut self,
+        listener: std::net::TcpListener,
+        options: ListenerOptions,
+    ) -> io::Result<ListenerId> {
+        listener.set_nonblocking(true)?;
+        let socket = mio::net::TcpListener::from_std(listener);
+        #[cfg(feature = "tls")]
+        let tls = options.tls;
+        #[cfg(not(feature = "tls"))]
+        let tls = None;
+        self.core
+            .register_listener(socket, tls, options.proxy_protocol)
+    }
+
     /// Listens on `addr` with `options`: the PROXY protocol (behind a load
     /// balancer) and, with the `tls` feature, TLS.
     pub fn listen_with(

@@ -492,3 +492,20 @@ fn an_event_polled_before_its_source_was_deregistered_is_dropped() {
     );
     assert!(reactor.stats().stale_events >= 1);
 }
+
+#[test]
+fn listen_from_adopts_a_socket_bound_elsewhere() {
+    // As systemd's socket activation or a previous instance would hand it
+    // over: bound and listening before the reactor sees it.
+    let bound = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = bound.local_addr().unwrap();
+    let server = common::start_listening(Echo::default(), Config::default(), move |reactor, _| {
+        reactor.listen_from(bound, reactor::ListenerOptions::default())
+    });
+    assert_eq!(server.addr, addr, "the adopted socket's own address");
+    let mut peer = client(addr);
+    peer.write_all(b"adopted").unwrap();
+    let mut back = [0u8; 7];
+    peer.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"adopted");
+}
