@@ -283,6 +283,35 @@ impl<H: Handler> Loop<'_, H> {
         self.flush(id);
     }
 
+    /// Takes in a connection another loop accepted and handed over
+    /// (`Handle::adopt`): as a plain accepted one, without a listener.
+    pub(crate) fn adopt(&mut self, socket: std::net::TcpStream, peer: SocketAddr) {
+        self.core.stats.adopted += 1;
+        if self.core.stats.open_connections as usize >= self.core.config.max_connections {
+            self.core.stats.rejected += 1;
+            debug!("rejected handed-over {peer}: max_connections reached");
+            return;
+        }
+        if let Err(e) = socket.set_nonblocking(true) {
+            warn!("cannot take in {peer}: {e}");
+            return;
+        }
+        let socket = TcpStream::from_std(socket);
+        if let Err(e) = set_socket_options(&socket, &self.core.config) {
+            debug!("socket options for {peer}: {e}");
+        }
+        match self.core.add_connection(socket, peer, State::Open, None) {
+            Ok(id) => {
+                self.call_opened(id, peer);
+                self.flush(id);
+            }
+            Err(e) => {
+                warn!("cannot register handed-over connection from {peer}: {e}");
+                self.core.stats.rejected += 1;
+            }
+        }
+    }
+
     /// Asks the handler for the state of accepted connection `id` (now
     /// open: at accept, or for TLS once the handshake completed).
     pub(crate) fn call_opened(&mut self, id: ConnId, peer: SocketAddr) {

@@ -24,6 +24,8 @@ pub(crate) enum Command<M> {
     Shutdown(Duration),
     /// Deliver to `Handler::message`.
     Message(M),
+    /// Take in a connection accepted by another loop (hand-off).
+    Adopt(std::net::TcpStream, std::net::SocketAddr),
 }
 
 /// A `Send + Clone` remote control for a [`Reactor`](crate::Reactor).
@@ -60,8 +62,13 @@ impl<M> fmt::Debug for Handle<M> {
 
 impl<M> Handle<M> {
     fn command(&self, command: Command<M>) -> Result<(), Command<M>> {
-        self.commands.send(command).map_err(|e| e.0)?;
+        // Counted before it can be taken, so the loop's decrement never
+        // comes first.
         self.pending.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.commands.send(command) {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+            return Err(e.0);
+        }
         // A failed wake means the poll instance is gone: so is the loop.
         let _ = self.waker.wake();
         Ok(())
@@ -89,6 +96,30 @@ impl<M> Handle<M> {
                 Command::Message(message) => message,
                 _ => unreachable!("a message command comes back as itself"),
             })
+    }
+
+    /// Hands the loop a connection another thread accepted (one loop
+    /// accepting for several, memcached's model): the loop takes it in as
+    /// if it had accepted it on a plain listener (`Handler::opened`, with
+    /// `Context::listener` `None`), or turns it away over
+    /// `max_connections`. Gives the socket back if the reactor is gone.
+    pub fn adopt(
+        &self,
+        socket: std::net::TcpStream,
+        peer: std::net::SocketAddr,
+    ) -> Result<(), std::net::TcpStream> {
+        self.command(Command::Adopt(socket, peer))
+            .map_err(|command| match command {
+                Command::Adopt(socket, _) => socket,
+                _ => unreachable!("an adopt command comes back as itself"),
+            })
+    }
+
+    /// Commands and messages sent to the loop and not yet taken: a loop
+    /// that stopped taking them (a handler that blocks) shows here at once,
+    /// before its stats snapshot is a turn old.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
     }
 
     /// The loop's counters as of the end of its last turn.

@@ -100,6 +100,9 @@ pub struct Stats {
     pub accepted: u64,
     /// Accepted connections closed at once because `max_connections` was reached.
     pub rejected: u64,
+    /// Connections accepted by another loop and handed to this one
+    /// (`Handle::adopt`; including rejected ones).
+    pub adopted: u64,
     /// Outbound connections started with `Context::connect`.
     pub connects_started: u64,
     /// Connections closed, by reason; index with [`CloseReason::index`].

@@ -134,6 +134,7 @@ impl<H: Handler> Reactor<H> {
                     Command::Message(message) => {
                         lp.call("message", |handler, ctx| handler.message(ctx, message));
                     }
+                    Command::Adopt(socket, peer) => lp.adopt(socket, peer),
                 }
             }
         }

@@ -509,3 +509,21 @@ fn listen_from_adopts_a_socket_bound_elsewhere() {
     peer.read_exact(&mut back).unwrap();
     assert_eq!(&back, b"adopted");
 }
+
+#[test]
+fn a_connection_accepted_elsewhere_is_adopted_through_the_handle() {
+    // Another thread accepts (a hand-off acceptor would) and gives the
+    // socket to the loop, which serves it like one of its own.
+    let server = common::start_echo(Config::default());
+    let elsewhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut peer = client(elsewhere.local_addr().unwrap());
+    let (socket, addr) = elsewhere.accept().unwrap();
+    server.handle.adopt(socket, addr).unwrap();
+    peer.write_all(b"handed over").unwrap();
+    let mut back = [0u8; 11];
+    peer.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"handed over");
+    let stats = server.wait_for("the adoption", LIMIT, |s| s.adopted == 1);
+    assert_eq!((stats.accepted, stats.open_connections), (0, 1));
+    assert_eq!(server.handle.pending(), 0);
+}
