@@ -472,6 +472,9 @@ fn serve(args: &Args) -> std::io::Result<()> {
     };
     let mut reactor = Reactor::new(handler, config)?;
     reactor.with_context(|handler, ctx| {
+        // The first interval counts from now, so that commands before the
+        // first tick are in a rate too.
+        handler.metrics.sample(ctx.now(), 0, 0);
         ctx.start_timer(SAMPLE_EVERY, SAMPLE_TIMER);
         handler.shutdown.register(ctx)
     })?;

@@ -33,7 +33,7 @@ pub struct Facts {
     /// The port the server listens on.
     pub port: u16,
     /// Connections open now, and the most the server accepts.
-    pub clients: (u64, usize),
+    pub clients: (usize, usize),
     /// The largest query buffer and output queue among the clients now
     /// (Redis's `client_recent_max_*`, which it keeps over a few seconds).
     pub max_buffers: (usize, usize),

@@ -14,7 +14,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
-use reactor::{ConnId, ConnInfo, Context};
+use reactor::{ConnId, ConnInfo, ConnState, Context};
 
 use crate::commands::After;
 use crate::conn::{self, Session};
@@ -32,7 +32,7 @@ impl RespServer {
     /// INFO's facts as of now (`now`: Unix ms, for expiry). Walks the key
     /// space and the connections: a monitoring read, not a hot path.
     pub fn facts(&mut self, ctx: &Context<'_, RespServer>, now: i64) -> Facts {
-        let conns = ctx.connections();
+        let conns = listed(ctx);
         let max_in = conns.iter().map(|c| c.queued_input).max().unwrap_or(0);
         let max_out = conns.iter().map(|c| c.queued_output).max().unwrap_or(0);
         // A client's memory: its buffers and its state here.
@@ -47,7 +47,7 @@ impl RespServer {
             started: self.started,
             run_id: self.run_id.clone(),
             port: self.port,
-            clients: (stats.open_connections, self.max_clients),
+            clients: (conns.len(), self.max_clients),
             max_buffers: (max_in, max_out),
             stats,
             commands: self.metrics.commands,
@@ -94,6 +94,15 @@ impl RespServer {
         }
         After::Continue
     }
+}
+
+/// The connections Redis would list: all the loop holds but those whose
+/// close is done and which only wait (bounded) for the peer's FIN, which a
+/// Redis client no longer exists for.
+fn listed(ctx: &Context<'_, RespServer>) -> Vec<ConnInfo> {
+    let mut conns = ctx.connections();
+    conns.retain(|c| !matches!(c.state, ConnState::Lingering | ConnState::Closed));
+    conns
 }
 
 /// What CLIENT LIST reports of the connection running it, whose state is
@@ -165,9 +174,7 @@ fn client_list(r: &mut Replies<'_, '_>, session: &Session, args: &[&[u8]], argv_
         _ => return error(r.buf(), SYNTAX),
     }
     let caller = Caller { session, argv_mem };
-    let mut rows: Vec<(u64, ConnInfo)> = r
-        .ctx
-        .connections()
+    let mut rows: Vec<(u64, ConnInfo)> = listed(r.ctx)
         .into_iter()
         .filter_map(|info| {
             let s = row(r.ctx, r.conn, &info, &caller)?.session;
@@ -216,7 +223,7 @@ fn row<'a>(
     ctx.state(info.id).map(|st| Row {
         session: &st.session,
         argv_mem: 0,
-        closing: st.ending == Ending::Close,
+        closing: st.ending == Ending::Close || info.state == ConnState::Closing,
     })
 }
 
@@ -341,7 +348,7 @@ fn client_kill(r: &mut Replies<'_, '_>, session: &Session, args: &[&[u8]]) -> Af
     let shown = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
     let mut victims = Vec::new();
     let mut kill_me = false;
-    for info in r.ctx.connections() {
+    for info in listed(r.ctx) {
         let mine = info.id == r.conn;
         let (their_id, kind) = match r.ctx.state(info.id) {
             Some(st) => (st.session.id, Type::of(&st.session)),
