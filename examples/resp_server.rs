@@ -14,10 +14,11 @@
 //! KEEPTTL), SETNX, GETSET, GETDEL, MGET, MSET, APPEND, STRLEN, INCR, DECR,
 //! INCRBY, DECRBY, DEL, EXISTS, EXPIRE, PEXPIRE, TTL, PTTL, PERSIST, TYPE,
 //! KEYS, DBSIZE, FLUSHDB, INFO, HELLO, CLIENT (ID, GETNAME, SETNAME,
-//! SETINFO), MULTI, EXEC, DISCARD, WATCH, UNWATCH, QUIT, SUBSCRIBE,
+//! SETINFO, LIST, INFO, KILL), MULTI, EXEC, DISCARD, WATCH, UNWATCH, QUIT, SUBSCRIBE,
 //! UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH, RESET, and the parts of
 //! CONFIG GET and COMMAND that `redis-cli` and `redis-benchmark` ask for at
-//! start-up. Replies and error texts follow Redis 7, in RESP2 or, after
+//! start-up, and the SLOWLOG and LATENCY reads monitoring tools make
+//! (empty: nothing is timed here). Replies and error texts follow Redis 7, in RESP2 or, after
 //! `HELLO 3`, RESP3 (nulls, maps and pub/sub pushes in their RESP3 types).
 //! Keys expire lazily, when next touched.
 //!
@@ -65,7 +66,11 @@
 //! * `strings.rs`: SET and the commands that change values;
 //! * `keys.rs`: expiry, KEYS (glob matching) and the other key-space
 //!   commands;
-//! * `info.rs`: INFO's sections;
+//! * `info.rs`: INFO's sections, formatted;
+//! * `status.rs`: what INFO reports, gathered from the loop and the key
+//!   space, and CLIENT LIST, INFO and KILL;
+//! * `metrics.rs`: the server's counters and sampled rates (INFO's
+//!   `instantaneous_*`);
 //! * `multi.rs`: MULTI/EXEC/DISCARD, queuing commands between them, and
 //!   WATCH;
 //! * `conn.rs`: a connection's session (protocol, id, name,
@@ -89,6 +94,8 @@ mod conn;
 mod info;
 #[path = "resp_server/keys.rs"]
 mod keys;
+#[path = "resp_server/metrics.rs"]
+mod metrics;
 #[path = "resp_server/multi.rs"]
 mod multi;
 #[path = "resp_server/parse.rs"]
@@ -101,6 +108,8 @@ mod pubsub;
 mod replies;
 #[path = "resp_server/reply.rs"]
 mod reply;
+#[path = "resp_server/status.rs"]
+mod status;
 #[path = "resp_server/store.rs"]
 mod store;
 #[path = "resp_server/strings.rs"]
@@ -116,11 +125,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use reactor::{
-    CloseReason, Config, ConnId, Context, Event, Handler, Limits, Reactor, SoftLimit, SourceId,
+    CloseReason, Config, ConnId, Context, Event, Fired, Handler, Limits, Reactor, SoftLimit,
+    SourceId,
 };
 
 use commands::After;
 use conn::Session;
+use metrics::{Metrics, SAMPLE_EVERY};
 use parse::{Parsed, Parser};
 use pending::Pending;
 use pubsub::PubSub;
@@ -177,13 +188,22 @@ struct RespServer {
     shutdown: ShutdownSignals,
     /// The last CLIENT ID given out.
     last_id: u64,
-    /// Connections open now (INFO).
-    clients: usize,
     /// `--max-query`, which also caps a transaction's queued commands.
     max_query: usize,
     /// When the server started (INFO's uptime).
     started: std::time::Instant,
+    /// Commands run, keyspace hits and misses, and the sampled rates.
+    metrics: Metrics,
+    /// The highest `used_memory` INFO has reported.
+    peak: usize,
+    /// INFO's `run_id`, `tcp_port` and `maxclients`.
+    run_id: String,
+    port: u16,
+    max_clients: usize,
 }
+
+/// The tag of the timer that samples INFO's rates.
+const SAMPLE_TIMER: u64 = 1;
 
 /// Per-connection state.
 #[derive(Debug, Default)]
@@ -221,7 +241,6 @@ impl Handler for RespServer {
 
     fn opened(&mut self, _: &mut Context<'_, Self>, _: ConnId, _: SocketAddr) -> RespConn {
         self.last_id += 1;
-        self.clients += 1;
         let mut conn = RespConn::default();
         conn.session.id = self.last_id;
         conn
@@ -280,6 +299,7 @@ impl Handler for RespServer {
                         many = (0..argc).map(|i| st.parser.arg(frame, i)).collect();
                         &many[..]
                     };
+                    self.metrics.commands += 1;
                     let after = self.run(&mut r, argv, &mut st.session, now);
                     // A huge command's argument table is not kept while
                     // the connection idles.
@@ -373,7 +393,6 @@ impl Handler for RespServer {
     }
 
     fn closed(&mut self, _: &mut Context<'_, Self>, conn: ConnId, st: RespConn, _: CloseReason) {
-        self.clients = self.clients.saturating_sub(1);
         let mut session = st.session;
         self.unwatch_all(&mut session);
         self.pubsub.leave_all(&mut session, conn);
@@ -382,6 +401,17 @@ impl Handler for RespServer {
     /// A graceful shutdown waits for a reply still being produced.
     fn is_idle(&self, st: &RespConn) -> bool {
         st.pending.is_empty()
+    }
+
+    /// INFO's rates: one sample every `SAMPLE_EVERY`, as Redis's cron
+    /// takes them.
+    fn timer(&mut self, ctx: &mut Context<'_, Self>, fired: Fired) {
+        if fired.tag == SAMPLE_TIMER {
+            let stats = ctx.stats();
+            let (bytes_in, bytes_out) = (stats.bytes_in, stats.bytes_out);
+            self.metrics.sample(ctx.now(), bytes_in, bytes_out);
+            ctx.start_timer(SAMPLE_EVERY, SAMPLE_TIMER);
+        }
     }
 
     fn source_ready(&mut self, ctx: &mut Context<'_, Self>, source: SourceId, _: &Event) {
@@ -432,14 +462,26 @@ fn serve(args: &Args) -> std::io::Result<()> {
         out: Vec::with_capacity(RETAINED),
         shutdown: ShutdownSignals::new(args.grace)?,
         last_id: 0,
-        clients: 0,
         max_query: args.max_query,
         started: std::time::Instant::now(),
+        metrics: Metrics::default(),
+        peak: 0,
+        run_id: status::run_id(),
+        port: 0,
+        max_clients: config.max_connections,
     };
     let mut reactor = Reactor::new(handler, config)?;
-    reactor.with_context(|handler, ctx| handler.shutdown.register(ctx))?;
+    reactor.with_context(|handler, ctx| {
+        // The first interval counts from now, so that commands before the
+        // first tick are in a rate too.
+        handler.metrics.sample(ctx.now(), 0, 0);
+        ctx.start_timer(SAMPLE_EVERY, SAMPLE_TIMER);
+        handler.shutdown.register(ctx)
+    })?;
     let listener = reactor.listen(args.addr)?;
-    eprintln!("resp_server listening on {}", reactor.local_addr(listener)?);
+    let local = reactor.local_addr(listener)?;
+    reactor.handler_mut().port = local.port();
+    eprintln!("resp_server listening on {local}");
     reactor.run()?;
     let stats = reactor.stats();
     // The write count lets tests check that pipelined replies were batched.

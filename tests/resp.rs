@@ -80,8 +80,13 @@ fn every_command_answers_like_redis() {
         c.call(&["config", "get", "appendonly"]),
         Reply::Array(vec![bulk("appendonly"), bulk("no")])
     );
+    // Settings monitoring reads have their true values; others none.
     assert_eq!(
         c.call(&["CONFIG", "GET", "maxmemory"]),
+        Reply::Array(vec![bulk("maxmemory"), bulk("0")])
+    );
+    assert_eq!(
+        c.call(&["CONFIG", "GET", "no-such-setting"]),
         Reply::Array(vec![])
     );
     assert_eq!(c.call(&["COMMAND", "DOCS"]), Reply::Array(vec![]));

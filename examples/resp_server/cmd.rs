@@ -84,6 +84,8 @@ commands! {
     Client "client" -2,
     Config "config" -2,
     Command "command" -1,
+    Slowlog "slowlog" -2,
+    Latency "latency" -2,
     Subscribe "subscribe" -2,
     Unsubscribe "unsubscribe" -1,
     Psubscribe "psubscribe" -2,
@@ -131,6 +133,25 @@ impl Cmd {
         Some(cmd)
     }
 
+    /// Redis's full name of this command with arguments `args`: the
+    /// command's name, or `name|sub` for a subcommand this server knows
+    /// (CLIENT LIST's `cmd=`). Static strings: it is recorded for every
+    /// command, so it must not allocate.
+    pub fn full_name(self, args: &[&[u8]]) -> &'static str {
+        let name = self.name();
+        let Some(sub) = args.first() else {
+            return name;
+        };
+        SUBCOMMANDS
+            .iter()
+            .find(|full| {
+                full.split_once('|')
+                    .is_some_and(|(c, s)| c == name && sub.eq_ignore_ascii_case(s.as_bytes()))
+            })
+            .copied()
+            .unwrap_or(name)
+    }
+
     /// The command called `name`, in any case.
     fn named(name: &[u8]) -> Option<Cmd> {
         // Matched through a small stack buffer: no allocation per command.
@@ -156,6 +177,26 @@ impl Cmd {
     }
 }
 
+/// The subcommands the server answers, by Redis's full names.
+const SUBCOMMANDS: &[&str] = &[
+    "client|id",
+    "client|getname",
+    "client|setname",
+    "client|setinfo",
+    "client|list",
+    "client|info",
+    "client|kill",
+    "config|get",
+    "command|docs",
+    "command|info",
+    "command|count",
+    "slowlog|get",
+    "slowlog|len",
+    "slowlog|reset",
+    "latency|latest",
+    "latency|reset",
+];
+
 /// The name Redis shows for a command in the subscribed-mode error:
 /// `config|get` for a subcommand. `None` when the subcommand is unknown or
 /// has the wrong arity, errors Redis reports before that one (and which the
@@ -169,15 +210,18 @@ fn full_name(cmd: Cmd, args: &[&[u8]]) -> Option<String> {
         (Cmd::Command, [sub, ..]) if sub.eq_ignore_ascii_case(b"info") => "info",
         (Cmd::Command, [sub]) if sub.eq_ignore_ascii_case(b"count") => "count",
         (Cmd::Command, _) => return None,
+        (Cmd::Slowlog | Cmd::Latency, _) => return Some(cmd.full_name(args).into()),
         (Cmd::Client, [sub, rest @ ..]) => {
             let sub = String::from_utf8_lossy(sub).to_ascii_lowercase();
-            let arity = match sub.as_str() {
-                "id" | "getname" => 0,
-                "setname" => 1,
-                "setinfo" => 2,
-                _ => return None,
+            let fits = match sub.as_str() {
+                "id" | "getname" | "info" => rest.is_empty(),
+                "setname" => rest.len() == 1,
+                "setinfo" => rest.len() == 2,
+                "list" => true,
+                "kill" => !rest.is_empty(),
+                _ => false,
             };
-            return (rest.len() == arity).then(|| format!("client|{sub}"));
+            return fits.then(|| format!("client|{sub}"));
         }
         _ => return Some(cmd.name().into()),
     };

@@ -46,6 +46,7 @@ impl RespServer {
         let arg = |i: usize| argv[i];
         let args = &argv[1..];
         let store = &mut self.store;
+        let metrics = &mut self.metrics;
         match cmd {
             Cmd::Ping => match (argc, restricted) {
                 (1, false) => simple(r.buf(), "PONG"),
@@ -59,7 +60,11 @@ impl RespServer {
                 _ => wrong_arity(r.buf(), "ping"),
             },
             Cmd::Echo => r.bulk(arg(1)),
-            Cmd::Get => r.value(store.get(arg(1), now).map(|e| &e.value)),
+            Cmd::Get => {
+                let found = store.get(arg(1), now);
+                metrics.lookup(found.is_some());
+                r.value(found.map(|e| &e.value));
+            }
             Cmd::Set => strings::set(r, store, args, now),
             Cmd::Setnx => strings::setnx(r, store, arg(1), arg(2), now),
             Cmd::Getset => strings::getset(r, store, arg(1), arg(2), now),
@@ -84,12 +89,16 @@ impl RespServer {
             }
             Cmd::Exists => {
                 let live = args.iter().filter(|k| store.get(k, now).is_some()).count();
+                metrics.hits += live as u64;
+                metrics.misses += (args.len() - live) as u64;
                 integer(r.buf(), live as i64);
             }
             Cmd::Mget => {
                 array(r.buf(), argc - 1);
                 for key in args {
-                    r.value(store.get(key, now).map(|e| &e.value));
+                    let found = store.get(key, now);
+                    metrics.lookup(found.is_some());
+                    r.value(found.map(|e| &e.value));
                     r.reply_done();
                 }
             }
@@ -103,11 +112,7 @@ impl RespServer {
             Cmd::Dbsize => keys::dbsize(r, store, now),
             Cmd::Flushdb => keys::flushdb(r, store, args),
             Cmd::Info => {
-                let facts = info::Facts {
-                    clients: self.clients,
-                    started: self.started,
-                    keys: store.counts(now),
-                };
+                let facts = self.facts(r.ctx, now);
                 info::info(r, args, &facts);
             }
             Cmd::Quit => {
@@ -115,9 +120,11 @@ impl RespServer {
                 return After::Close;
             }
             Cmd::Hello => conn::hello(r, session, args),
-            Cmd::Client => conn::client(r, session, args),
-            Cmd::Config => config(r, args),
+            Cmd::Client => return self.client(r, session, argv),
+            Cmd::Config => config(r, args, self.max_clients),
             Cmd::Command => command(r, args),
+            Cmd::Slowlog => slowlog(r, args),
+            Cmd::Latency => latency(r, args),
             Cmd::Subscribe => {
                 self.pubsub
                     .subscribe(r, session, Kind::Channel, args.iter().copied())
@@ -152,15 +159,26 @@ impl RespServer {
     }
 }
 
-/// `CONFIG GET name...` for the settings benchmark tools look at; other
-/// names match nothing. Only GET exists. A map in RESP3.
-fn config(r: &mut Replies<'_, '_>, args: &[&[u8]]) {
+/// `CONFIG GET name...` for the settings benchmark tools and monitoring
+/// (prometheus's redis_exporter asks for `*`) look at, with this server's
+/// true values; other names match nothing. Only GET exists. A map in RESP3.
+fn config(r: &mut Replies<'_, '_>, args: &[&[u8]], max_clients: usize) {
     let resp3 = r.resp3;
     let out = r.buf();
-    const SETTINGS: [(&str, &str); 2] = [("save", ""), ("appendonly", "no")];
+    let max_clients = max_clients.to_string();
+    let settings: [(&str, &str); 7] = [
+        ("save", ""),
+        ("appendonly", "no"),
+        ("maxmemory", "0"),
+        ("maxmemory-policy", "noeviction"),
+        ("maxclients", &max_clients),
+        // One key space: SELECT does not exist here.
+        ("databases", "1"),
+        ("io-threads", "1"),
+    ];
     match args.split_first() {
         Some((sub, names)) if sub.eq_ignore_ascii_case(b"get") && !names.is_empty() => {
-            let found: Vec<_> = SETTINGS
+            let found: Vec<_> = settings
                 .iter()
                 .filter(|(setting, _)| {
                     names
@@ -177,6 +195,36 @@ fn config(r: &mut Replies<'_, '_>, args: &[&[u8]]) {
         Some((sub, [])) if sub.eq_ignore_ascii_case(b"get") => wrong_arity(out, "config|get"),
         Some((sub, _)) => unknown_subcommand(out, "CONFIG", sub),
         None => wrong_arity(out, "config"),
+    }
+}
+
+/// `SLOWLOG GET [n] | LEN | RESET`: nothing is logged here (no command
+/// is timed), so an empty log, which monitoring tools read as "no slow
+/// commands".
+fn slowlog(r: &mut Replies<'_, '_>, args: &[&[u8]]) {
+    let out = r.buf();
+    match args[0].to_ascii_lowercase().as_slice() {
+        b"get" if args.len() <= 2 => array(out, 0),
+        b"len" if args.len() == 1 => integer(out, 0),
+        b"reset" if args.len() == 1 => simple(out, "OK"),
+        b"get" | b"len" | b"reset" => {
+            let name = format!(
+                "slowlog|{}",
+                String::from_utf8_lossy(args[0]).to_lowercase()
+            );
+            wrong_arity(out, &name)
+        }
+        _ => unknown_subcommand(out, "SLOWLOG", args[0]),
+    }
+}
+
+/// `LATENCY LATEST | RESET`: no latency monitor runs here, so no events.
+fn latency(r: &mut Replies<'_, '_>, args: &[&[u8]]) {
+    let out = r.buf();
+    match args[0].to_ascii_lowercase().as_slice() {
+        b"latest" => array(out, 0),
+        b"reset" => integer(out, 0),
+        _ => unknown_subcommand(out, "LATENCY", args[0]),
     }
 }
 

@@ -38,6 +38,9 @@ pub struct Session {
     /// WATCHed keys, each with its write count at WATCH (see
     /// `Store::watch`); EXEC fails if any has changed.
     pub watching: Vec<(Vec<u8>, u64)>,
+    /// The last command it ran, by Redis's full name (`client|list`);
+    /// empty before the first (CLIENT LIST's `cmd=`).
+    pub last_cmd: &'static str,
 }
 
 impl Session {

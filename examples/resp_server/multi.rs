@@ -41,6 +41,18 @@ pub struct Multi {
     bytes: usize,
 }
 
+impl Multi {
+    /// Commands queued (CLIENT LIST's `multi=`).
+    pub fn count(&self) -> usize {
+        self.queued.len()
+    }
+
+    /// Bytes the queue holds (CLIENT LIST's `multi-mem=`).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
 impl RespServer {
     /// Runs (or, inside MULTI, queues) the command `argv`, name first.
     pub fn run(
@@ -57,6 +69,7 @@ impl RespServer {
             }
             return After::Continue;
         };
+        session.last_cmd = cmd.full_name(&argv[1..]);
         let Some(multi) = session.multi.as_mut() else {
             match cmd {
                 Cmd::Multi => {

@@ -66,6 +66,12 @@ impl PubSub {
         }
     }
 
+    /// Channels and patterns with at least one subscriber (INFO's
+    /// `pubsub_channels`, `pubsub_patterns`).
+    pub fn counts(&self) -> (usize, usize) {
+        (self.channels.len(), self.patterns.len())
+    }
+
     /// `SUBSCRIBE channel...` or `PSUBSCRIBE pattern...`.
     pub fn subscribe<'x>(
         &mut self,

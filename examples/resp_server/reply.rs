@@ -24,6 +24,20 @@ pub fn simple(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Text for a person to read (INFO, CLIENT LIST): a verbatim string of
+/// format `txt` in RESP3, a bulk string in RESP2, as Redis sends it.
+pub fn verbatim(out: &mut Vec<u8>, text: &[u8], resp3: bool) {
+    if resp3 {
+        out.push(b'=');
+        push_decimal(out, text.len() as u64 + 4);
+        out.extend_from_slice(b"\r\ntxt:");
+        out.extend_from_slice(text);
+        out.extend_from_slice(b"\r\n");
+    } else {
+        bulk(out, text);
+    }
+}
+
 /// `-<text>`; CR and LF become spaces so the reply stays one line.
 pub fn error(out: &mut Vec<u8>, text: &str) {
     error_bytes(out, text.as_bytes());

@@ -37,6 +37,8 @@ pub struct Store {
     /// writes the key has had since it was first watched. Empty unless a
     /// client uses WATCH, so writes cost one emptiness check.
     watched: HashMap<Vec<u8>, (usize, u64)>,
+    /// Keys removed because their time had come (INFO's `expired_keys`).
+    expired: u64,
 }
 
 impl Store {
@@ -53,6 +55,7 @@ impl Store {
             .is_some_and(|e| e.expires_at.is_some_and(|at| at <= now))
         {
             self.map.remove(key);
+            self.expired += 1;
             // Expiring is a write, as Redis signals it to WATCH.
             self.modified(key);
         }
@@ -104,8 +107,10 @@ impl Store {
 
     /// The live keys, expired ones dropped first (KEYS, DBSIZE).
     pub fn live_keys(&mut self, now: i64) -> impl Iterator<Item = &Vec<u8>> {
+        let before = self.map.len();
         self.map
             .retain(|_, e| e.expires_at.map_or(true, |at| at > now));
+        self.expired += (before - self.map.len()) as u64;
         self.map.keys()
     }
 
@@ -114,6 +119,31 @@ impl Store {
         let keys = self.live_keys(now).count();
         let expires = self.map.values().filter(|e| e.expires_at.is_some()).count();
         (keys, expires)
+    }
+
+    /// Keys removed on expiry so far.
+    pub fn expired(&self) -> u64 {
+        self.expired
+    }
+
+    /// An estimate of the bytes the key space holds (INFO's
+    /// `used_memory_dataset`): each key's and value's allocation, the
+    /// value's shared header, and the table's slots (its capacity, used or
+    /// not, plus hashbrown's control byte each). Allocator overhead is not
+    /// known here and not guessed. It walks the keys, so INFO costs O(keys)
+    /// where Redis's costs O(1): acceptable for a monitoring read, and
+    /// exact where a running tally would drift with in-place edits (APPEND,
+    /// INCR).
+    pub fn memory(&self) -> usize {
+        let slot = std::mem::size_of::<(Vec<u8>, Entry)>() + 1;
+        // An `Rc`'s allocation: two counts and the `Vec` header.
+        let rc = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<Vec<u8>>();
+        let entries: usize = self
+            .map
+            .iter()
+            .map(|(key, entry)| key.capacity() + rc + entry.value.capacity())
+            .sum();
+        self.map.capacity() * slot + entries
     }
 
     /// Forgets every key (FLUSHDB), giving the table's memory back; a

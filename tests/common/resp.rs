@@ -1,6 +1,6 @@
 //! A RESP client for the tests of the `resp_server` example (tests/resp.rs,
 //! tests/resp_memory.rs, tests/pubsub.rs, tests/resp3.rs, tests/resp_multi.rs,
-//! tests/resp_redis_py.rs; tests/resp_parse.rs encodes with it): starting
+//! tests/resp_redis_py.rs, tests/resp_status.rs; tests/resp_parse.rs encodes with it): starting
 //! the server (and a real redis-server to compare with), encoding commands,
 //! and reading replies either
 //! as raw bytes (to compare with Redis byte for byte) or decoded (to compare
