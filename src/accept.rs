@@ -79,6 +79,24 @@ pub struct ListenerOptions {
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
+impl ListenerOptions {
+    /// These options with the PROXY protocol on or off; the same whether or
+    /// not the build has TLS (a struct literal would have to name `tls`).
+    #[must_use]
+    pub fn with_proxy_protocol(mut self, on: bool) -> ListenerOptions {
+        self.proxy_protocol = on;
+        self
+    }
+
+    /// These options with TLS (the `tls` feature).
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn with_tls(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> ListenerOptions {
+        self.tls = Some(config);
+        self
+    }
+}
+
 /// A bound, listening, non-blocking socket ready to register with mio.
 pub(crate) fn bind(addr: SocketAddr, config: &Config) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))

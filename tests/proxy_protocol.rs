@@ -70,10 +70,7 @@ fn start(config: Config) -> Server {
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::spawn(move || {
         let mut reactor = Reactor::new(WhoAmI, config).unwrap();
-        let options = ListenerOptions {
-            proxy_protocol: true,
-            ..Default::default()
-        };
+        let options = ListenerOptions::default().with_proxy_protocol(true);
         let listener = reactor
             .listen_with("127.0.0.1:0".parse().unwrap(), options)
             .unwrap();
