@@ -95,8 +95,8 @@ impl Handler for EchoServer {
         log::info!("{conn} closed: {reason}");
     }
 
-    fn source_ready(&mut self, ctx: &mut Context<'_, Self>, source: SourceId, event: &Event) {
-        if !self.metrics.on_ready(ctx, source, event) {
+    fn source_ready(&mut self, ctx: &mut Context<'_, Self>, source: SourceId, _: &Event) {
+        if !self.metrics.on_ready(ctx, source) {
             self.shutdown.on_ready(ctx, source);
         }
     }
@@ -121,12 +121,13 @@ fn serve(args: &Args) -> std::io::Result<()> {
     };
     let mut reactor = Reactor::new(handler, config)?;
     reactor.with_context(|handler, ctx| handler.shutdown.register(ctx))?;
-    reactor.with_context(|handler, ctx| handler.metrics.register(ctx))?;
     let (listener, note) = tls::listen(&mut reactor, args.addr, tls.as_ref())?;
     eprintln!(
         "echo_server listening on {}{note}",
         reactor.local_addr(listener)?
     );
+    // After the "listening on" line, which tests wait for first.
+    reactor.with_context(|handler, ctx| handler.metrics.register(ctx))?;
     reactor.run()?;
     let stats = reactor.stats();
     // With TLS, bytes are counted on the socket: records, not plaintext.

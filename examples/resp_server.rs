@@ -108,6 +108,8 @@ mod strings;
 
 #[path = "support/decimal.rs"]
 mod decimal;
+#[path = "support/metrics.rs"]
+mod metrics;
 #[path = "support/server.rs"]
 mod server;
 
@@ -121,6 +123,7 @@ use reactor::{
 
 use commands::After;
 use conn::Session;
+use metrics::MetricsEndpoint;
 use parse::{Parsed, Parser};
 use pending::Pending;
 use pubsub::PubSub;
@@ -161,6 +164,9 @@ struct Args {
     /// Most concurrent connections (default: from the descriptor limit).
     #[arg(long)]
     max_connections: Option<usize>,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address too.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 /// The server: the key space, channels, a reply buffer and the signal pipe.
@@ -175,6 +181,8 @@ struct RespServer {
     out: Vec<u8>,
     /// SIGINT/SIGTERM: the first starts a graceful shutdown, a second stops.
     shutdown: ShutdownSignals,
+    /// `--metrics`: the Prometheus endpoint (inert without the flag).
+    metrics: MetricsEndpoint,
     /// The last CLIENT ID given out.
     last_id: u64,
     /// Connections open now (INFO).
@@ -385,7 +393,9 @@ impl Handler for RespServer {
     }
 
     fn source_ready(&mut self, ctx: &mut Context<'_, Self>, source: SourceId, _: &Event) {
-        self.shutdown.on_ready(ctx, source);
+        if !self.metrics.on_ready(ctx, source) {
+            self.shutdown.on_ready(ctx, source);
+        }
     }
 }
 
@@ -431,6 +441,7 @@ fn serve(args: &Args) -> std::io::Result<()> {
         pubsub: PubSub::new(normal_limits, pubsub_limits(args, normal_limits)?),
         out: Vec::with_capacity(RETAINED),
         shutdown: ShutdownSignals::new(args.grace)?,
+        metrics: MetricsEndpoint::bind(args.metrics)?,
         last_id: 0,
         clients: 0,
         max_query: args.max_query,
@@ -440,6 +451,8 @@ fn serve(args: &Args) -> std::io::Result<()> {
     reactor.with_context(|handler, ctx| handler.shutdown.register(ctx))?;
     let listener = reactor.listen(args.addr)?;
     eprintln!("resp_server listening on {}", reactor.local_addr(listener)?);
+    // After the "listening on" line, which tests wait for first.
+    reactor.with_context(|handler, ctx| handler.metrics.register(ctx))?;
     reactor.run()?;
     let stats = reactor.stats();
     // The write count lets tests check that pipelined replies were batched.

@@ -26,12 +26,12 @@
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 
-use reactor::mio::net::{TcpListener, TcpStream};
-use prometheus::{Encoder, TextEncoder};
 use prometheus::proto::{
     Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
 };
-use reactor::{Context, DurationHistogram, Event, Handler, Interest, SourceId, Stats};
+use prometheus::{Encoder, TextEncoder};
+use reactor::mio::net::{TcpListener, TcpStream};
+use reactor::{Context, DurationHistogram, Handler, Interest, SourceId, Stats};
 
 /// A request head longer than this is answered 431 and closed.
 const MAX_HEAD: usize = 8 * 1024;
@@ -120,12 +120,7 @@ impl MetricsEndpoint {
 
     /// Handles the event if `source` is the listener or a scrape; returns
     /// whether it was.
-    pub fn on_ready<H: Handler>(
-        &mut self,
-        ctx: &mut Context<'_, H>,
-        source: SourceId,
-        _: &Event,
-    ) -> bool {
+    pub fn on_ready<H: Handler>(&mut self, ctx: &mut Context<'_, H>, source: SourceId) -> bool {
         if self.source == Some(source) {
             self.accept(ctx);
             return true;
@@ -180,16 +175,23 @@ impl Scrape {
     fn serve(&mut self, stats: &Stats) -> Next {
         if self.response.is_empty() {
             let mut chunk = [0u8; 4096];
+            let mut discarded = 0;
             loop {
                 match self.stream.read(&mut chunk) {
                     // The peer left before asking anything.
                     Ok(0) => return Next::Close,
-                    Ok(n) => self.head.extend_from_slice(&chunk[..n]),
+                    // Past the limit, read on and drop (up to a bound): the
+                    // 431 then closes a drained socket, with a FIN, not a
+                    // reset that could destroy the answer.
+                    Ok(n) if self.head.len() <= MAX_HEAD => {
+                        self.head.extend_from_slice(&chunk[..n]);
+                    }
+                    Ok(n) => discarded += n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(_) => return Next::Close,
                 }
-                if self.head.len() > MAX_HEAD {
+                if discarded > 8 * MAX_HEAD {
                     break;
                 }
             }
@@ -225,7 +227,10 @@ impl Scrape {
 
 /// Where the request head ends (after its blank line), if it has.
 fn head_end(bytes: &[u8]) -> Option<usize> {
-    bytes.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+    bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
 }
 
 /// The response to a complete request head.
@@ -312,11 +317,31 @@ const COUNTERS: [Plain; 26] = [
 
 /// Gauges: the state when the last turn ended.
 const GAUGES: [Plain; 5] = [
-    ("reactor_connections", "Connections open now (any state but closed).", |s| s.open_connections as f64),
-    ("reactor_queued_output_bytes", "Bytes queued for writing across all connections.", |s| s.queued_output_bytes as f64),
-    ("reactor_ready_queue_depth", "Entries on the ready queue when the last turn ended (work carried over).", |s| s.ready_queue_depth as f64),
-    ("reactor_handle_queue_depth", "Commands and messages from other threads waiting for the loop when the last turn ended.", |s| s.handle_queue_depth as f64),
-    ("reactor_tls_handshakes_in_progress", "Accepted TLS connections whose handshake is in progress.", |s| s.tls_handshakes_in_progress as f64),
+    (
+        "reactor_connections",
+        "Connections open now (any state but closed).",
+        |s| s.open_connections as f64,
+    ),
+    (
+        "reactor_queued_output_bytes",
+        "Bytes queued for writing across all connections.",
+        |s| s.queued_output_bytes as f64,
+    ),
+    (
+        "reactor_ready_queue_depth",
+        "Entries on the ready queue when the last turn ended (work carried over).",
+        |s| s.ready_queue_depth as f64,
+    ),
+    (
+        "reactor_handle_queue_depth",
+        "Commands and messages from other threads waiting for the loop when the last turn ended.",
+        |s| s.handle_queue_depth as f64,
+    ),
+    (
+        "reactor_tls_handshakes_in_progress",
+        "Accepted TLS connections whose handshake is in progress.",
+        |s| s.tls_handshakes_in_progress as f64,
+    ),
 ];
 
 /// Every metric, as families for the encoder; what each means and which
