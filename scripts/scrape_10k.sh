@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # scrape_10k.sh: issue 12's scrape measurement (docs/benchmarks.md, "Metrics
-# (issue 12)"). Needs release examples in $TARGET/release (default
-# below), taskset, python3 and curl; CONNS [10000] idle connections by
+# (issue 12)"). Needs release examples in $TARGET/release (TARGET: default
+# target), taskset, python3 and curl; CONNS [10000] idle connections by
 # loadgen --depth 0. Only the processes it starts are signalled.
 # 10 000 idle connections on echo_server --metrics; 200 scrapes at 10 Hz;
-# turn-duration histogram delta over the scrape window, and curl's times.
+# turn-duration histogram delta over the scrape window, and round trips.
 set -euo pipefail
 T=${TARGET:-target}/release/examples
 ulimit -n 20000
