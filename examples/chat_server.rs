@@ -106,6 +106,8 @@ use slab::Slab;
 
 #[path = "chat_server/commands.rs"]
 mod commands;
+#[path = "support/metrics.rs"]
+mod metrics;
 #[path = "chat_server/notices.rs"]
 mod notices;
 #[path = "support/server.rs"]
@@ -113,6 +115,7 @@ mod server;
 #[path = "chat_server/text.rs"]
 mod text;
 use commands::HELP;
+use metrics::MetricsEndpoint;
 use notices::{Notices, Seat, NOTICE_TIMER};
 use server::ShutdownSignals;
 
@@ -148,6 +151,9 @@ struct Args {
     /// Seconds a graceful shutdown waits before force-closing connections.
     #[arg(long, default_value = "5", value_parser = server::seconds)]
     grace: Duration,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address too.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 /// One connection's protocol state, kept by the reactor beside its buffers.
@@ -167,6 +173,8 @@ struct Member {
 struct ChatServer {
     /// SIGINT/SIGTERM: the first starts a graceful shutdown, a second stops.
     shutdown: ShutdownSignals,
+    /// `--metrics`: the Prometheus endpoint (inert without the flag).
+    metrics: MetricsEndpoint,
     /// Connections in the room. Invariant: a connection is here exactly when
     /// its `Member::slot` is `Some(key)` with this key. A slab, so joining
     /// and leaving cost O(1) and a broadcast walks a dense list.
@@ -389,7 +397,9 @@ impl Handler for ChatServer {
     }
 
     fn source_ready(&mut self, ctx: &mut Context<'_, Self>, source: SourceId, _: &Event) {
-        self.shutdown.on_ready(ctx, source);
+        if !self.metrics.on_ready(ctx, source) {
+            self.shutdown.on_ready(ctx, source);
+        }
     }
 }
 
@@ -432,6 +442,7 @@ fn serve(args: &Args) -> std::io::Result<()> {
     };
     let handler = ChatServer {
         shutdown: ShutdownSignals::new(args.grace)?,
+        metrics: MetricsEndpoint::bind(args.metrics)?,
         members: Slab::new(),
         notices: Notices::default(),
         nicks: HashMap::new(),
@@ -446,6 +457,8 @@ fn serve(args: &Args) -> std::io::Result<()> {
     reactor.with_context(|handler, ctx| handler.shutdown.register(ctx))?;
     let listener = reactor.listen(args.addr)?;
     eprintln!("chat_server listening on {}", reactor.local_addr(listener)?);
+    // After the "listening on" line, which tests wait for first.
+    reactor.with_context(|handler, ctx| handler.metrics.register(ctx))?;
     reactor.run()?;
     eprintln!(
         "chat_server stopped: {} accepted, {} disconnected for not reading",

@@ -29,10 +29,13 @@ use std::time::Duration;
 use clap::Parser;
 use reactor::{CloseReason, Config, ConnId, Context, Event, Handler, Reactor, SourceId};
 
+#[path = "support/metrics.rs"]
+mod metrics;
 #[path = "support/server.rs"]
 mod server;
 #[path = "support/tls.rs"]
 mod tls;
+use metrics::MetricsEndpoint;
 use server::ShutdownSignals;
 use tls::TlsFlags;
 
@@ -52,6 +55,9 @@ struct Args {
     /// Seconds a graceful shutdown waits before force-closing connections.
     #[arg(long, default_value = "10", value_parser = server::seconds)]
     grace: Duration,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address too.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     #[command(flatten)]
     tls: TlsFlags,
 }
@@ -61,6 +67,8 @@ struct EchoServer {
     /// SIGINT/SIGTERM: the first starts a graceful shutdown, a second stops.
     /// SIGHUP, with TLS: reload the certificates.
     shutdown: ShutdownSignals,
+    /// `--metrics`: the Prometheus endpoint (inert without the flag).
+    metrics: MetricsEndpoint,
 }
 
 impl Handler for EchoServer {
@@ -88,7 +96,9 @@ impl Handler for EchoServer {
     }
 
     fn source_ready(&mut self, ctx: &mut Context<'_, Self>, source: SourceId, _: &Event) {
-        self.shutdown.on_ready(ctx, source);
+        if !self.metrics.on_ready(ctx, source) {
+            self.shutdown.on_ready(ctx, source);
+        }
     }
 }
 
@@ -107,6 +117,7 @@ fn serve(args: &Args) -> std::io::Result<()> {
     args.tls.configure(&mut config);
     let handler = EchoServer {
         shutdown: tls::signals(args.grace, tls.as_ref())?,
+        metrics: MetricsEndpoint::bind(args.metrics)?,
     };
     let mut reactor = Reactor::new(handler, config)?;
     reactor.with_context(|handler, ctx| handler.shutdown.register(ctx))?;
@@ -115,6 +126,8 @@ fn serve(args: &Args) -> std::io::Result<()> {
         "echo_server listening on {}{note}",
         reactor.local_addr(listener)?
     );
+    // After the "listening on" line, which tests wait for first.
+    reactor.with_context(|handler, ctx| handler.metrics.register(ctx))?;
     reactor.run()?;
     let stats = reactor.stats();
     // With TLS, bytes are counted on the socket: records, not plaintext.

@@ -83,10 +83,13 @@ use reactor::{CloseReason, Config, ConnId, Context, Event, Fired, Handler, React
 
 #[path = "support/decimal.rs"]
 mod decimal;
+#[path = "support/metrics.rs"]
+mod metrics;
 #[path = "support/server.rs"]
 mod server;
 #[path = "support/tls.rs"]
 mod tls;
+use metrics::MetricsEndpoint;
 use server::ShutdownSignals;
 use tls::TlsFlags;
 
@@ -120,6 +123,9 @@ struct Args {
     /// Most concurrent connections (default: from the descriptor limit).
     #[arg(long)]
     max_connections: Option<usize>,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address too.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     #[command(flatten)]
     tls: TlsFlags,
 }
@@ -129,6 +135,8 @@ struct HttpServer {
     /// SIGINT/SIGTERM: the first starts a graceful shutdown, a second stops.
     /// SIGHUP, with TLS: reload the certificates.
     shutdown: ShutdownSignals,
+    /// `--metrics`: the Prometheus endpoint (inert without the flag).
+    metrics: MetricsEndpoint,
     /// How long a request head may take.
     header_timeout: Duration,
     /// Set by `shutdown_started`: every response from then on says
@@ -378,7 +386,9 @@ impl Handler for HttpServer {
     }
 
     fn source_ready(&mut self, ctx: &mut Context<'_, Self>, source: SourceId, _: &Event) {
-        self.shutdown.on_ready(ctx, source);
+        if !self.metrics.on_ready(ctx, source) {
+            self.shutdown.on_ready(ctx, source);
+        }
     }
 }
 
@@ -396,6 +406,7 @@ fn serve(args: &Args) -> std::io::Result<()> {
     args.tls.configure(&mut config);
     let handler = HttpServer {
         shutdown: tls::signals(args.grace, tls.as_ref())?,
+        metrics: MetricsEndpoint::bind(args.metrics)?,
         header_timeout: args.header_timeout,
         draining: false,
         date: date::http_date(0),
@@ -411,6 +422,8 @@ fn serve(args: &Args) -> std::io::Result<()> {
         "http_server listening on {}{note}",
         reactor.local_addr(listener)?
     );
+    // After the "listening on" line, which tests wait for first.
+    reactor.with_context(|handler, ctx| handler.metrics.register(ctx))?;
     reactor.run()?;
     let stats = reactor.stats();
     // The write count lets tests check that pipelined responses were batched.

@@ -117,6 +117,9 @@ mod strings;
 
 #[path = "support/decimal.rs"]
 mod decimal;
+// Named apart from `metrics` (INFO's counters) above.
+#[path = "support/metrics.rs"]
+mod prometheus_endpoint;
 #[path = "support/server.rs"]
 mod server;
 
@@ -134,6 +137,7 @@ use conn::Session;
 use metrics::{Metrics, SAMPLE_EVERY};
 use parse::{Parsed, Parser};
 use pending::Pending;
+use prometheus_endpoint::MetricsEndpoint;
 use pubsub::PubSub;
 use replies::{Replies, RETAINED};
 use server::ShutdownSignals;
@@ -172,6 +176,9 @@ struct Args {
     /// Most concurrent connections (default: from the descriptor limit).
     #[arg(long)]
     max_connections: Option<usize>,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address too.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 /// The server: the key space, channels, a reply buffer and the signal pipe.
@@ -186,6 +193,8 @@ struct RespServer {
     out: Vec<u8>,
     /// SIGINT/SIGTERM: the first starts a graceful shutdown, a second stops.
     shutdown: ShutdownSignals,
+    /// `--metrics`: the Prometheus endpoint (inert without the flag).
+    endpoint: MetricsEndpoint,
     /// The last CLIENT ID given out.
     last_id: u64,
     /// `--max-query`, which also caps a transaction's queued commands.
@@ -415,7 +424,9 @@ impl Handler for RespServer {
     }
 
     fn source_ready(&mut self, ctx: &mut Context<'_, Self>, source: SourceId, _: &Event) {
-        self.shutdown.on_ready(ctx, source);
+        if !self.endpoint.on_ready(ctx, source) {
+            self.shutdown.on_ready(ctx, source);
+        }
     }
 }
 
@@ -461,6 +472,7 @@ fn serve(args: &Args) -> std::io::Result<()> {
         pubsub: PubSub::new(normal_limits, pubsub_limits(args, normal_limits)?),
         out: Vec::with_capacity(RETAINED),
         shutdown: ShutdownSignals::new(args.grace)?,
+        endpoint: MetricsEndpoint::bind(args.metrics)?,
         last_id: 0,
         max_query: args.max_query,
         started: std::time::Instant::now(),
@@ -482,6 +494,8 @@ fn serve(args: &Args) -> std::io::Result<()> {
     let local = reactor.local_addr(listener)?;
     reactor.handler_mut().port = local.port();
     eprintln!("resp_server listening on {local}");
+    // After the "listening on" line, which tests wait for first.
+    reactor.with_context(|handler, ctx| handler.endpoint.register(ctx))?;
     reactor.run()?;
     let stats = reactor.stats();
     // The write count lets tests check that pipelined replies were batched.

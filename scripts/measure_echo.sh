@@ -26,6 +26,9 @@
 #                count (the server's byte count is of TLS records, handshakes
 #                included), which leaves out at most CONNS x DEPTH echoes of
 #                the final drain: per-echo figures are that share high at most.
+#   METRICS [0]  1: echo_server --metrics 127.0.0.1:0 (issue 12), scraped
+#                with curl once a second while loadgen runs (callgrind mode;
+#                the scraper runs beside loadgen, on its CPU)
 #
 # What it does, per mode:
 #   1. starts the release echo_server on 127.0.0.1:0 (the kernel picks a free
@@ -65,6 +68,7 @@ MODES=${MODES:-callgrind strace}
 PIN=${PIN:-1}
 NO_BUILD=${NO_BUILD:-0}
 TLS=${TLS:-0}
+METRICS=${METRICS:-0}
 
 SERVER_BIN=$TARGET/release/examples/echo_server
 LOADGEN_BIN=$TARGET/release/examples/loadgen
@@ -130,7 +134,33 @@ if [[ $TLS == 1 ]]; then
     LOADGEN_ARGS=(--tls --tls-insecure)
 fi
 
+if [[ $METRICS == 1 ]]; then
+    command -v curl >/dev/null || die "curl not found (METRICS=1)"
+    SERVER_ARGS+=(--metrics 127.0.0.1:0)
+fi
+
 # ---------------------------------------------------------------- helpers
+# start_scraper LOG PID: with METRICS=1, GET /metrics once a second (from
+# the "metrics on ADDR" line of LOG) until PID exits.
+start_scraper() {
+    [[ $METRICS == 1 ]] || return 0
+    local logf=$1 pid=$2 i maddr=
+    for ((i = 0; i < 300; i++)); do
+        maddr=$(sed -n 's/^metrics on \(127\.0\.0\.1:[0-9]*\).*/\1/p' "$logf" | head -1)
+        [[ -n $maddr ]] && break
+        sleep 0.1
+    done
+    [[ -n $maddr ]] || die "server printed no 'metrics on' line"
+    (
+        while kill -0 "$pid" 2>/dev/null; do
+            "${LOADGEN_CPU[@]}" curl -s -m 5 -o /dev/null "http://$maddr/metrics" || true
+            sleep 1
+        done
+    ) &
+    STARTED+=("$!")
+    log "scraping http://$maddr/metrics once a second"
+}
+
 # wait_listening LOG PID SECONDS: prints the address from "listening on ADDR".
 wait_listening() {
     local logf=$1 pid=$2 limit=$3 i addr
@@ -204,6 +234,7 @@ run_callgrind() {
     STARTED+=("$pid")
     local addr
     addr=$(wait_listening "$slog" "$pid" 60)
+    start_scraper "$slog" "$pid"
     run_loadgen "$addr" "$CG_SECONDS" "$lg"
     stop_server "$pid" || true
     wait "$pid" 2>/dev/null && src=0 || src=$?
