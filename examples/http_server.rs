@@ -83,10 +83,13 @@ use reactor::{CloseReason, Config, ConnId, Context, Event, Fired, Handler, React
 
 #[path = "support/decimal.rs"]
 mod decimal;
+#[path = "support/listen.rs"]
+mod listen;
 #[path = "support/server.rs"]
 mod server;
 #[path = "support/tls.rs"]
 mod tls;
+use listen::ListenFlags;
 use server::ShutdownSignals;
 use tls::TlsFlags;
 
@@ -95,8 +98,8 @@ use conn::{route, Answer, Body, HttpConn, Pending, KEEP_ECHO_CAPACITY};
 use date::HTTP_DATE_LEN;
 use parse::{Expect, HeadError, TransferCoding};
 use reply::{
-    Reply, Response, BAD_REQUEST, BAD_VERSION, BODY_TOO_LARGE, CONTINUE, EXPECTATION_FAILED,
-    HEAD_TOO_LARGE, NOT_IMPLEMENTED,
+    Reply, Response, BAD_REQUEST, BAD_VERSION, BODY_TOO_LARGE, CONTINUE, DRAINING,
+    EXPECTATION_FAILED, HEAD_TOO_LARGE, HEALTHY, NOT_IMPLEMENTED,
 };
 use status::{Phase, StatusCounts};
 
@@ -120,6 +123,14 @@ struct Args {
     /// Most concurrent connections (default: from the descriptor limit).
     #[arg(long)]
     max_connections: Option<usize>,
+    /// Seconds between the first SIGTERM/SIGINT and the graceful shutdown:
+    /// meanwhile `/healthz` answers 503 (so a load balancer takes this
+    /// instance out) while requests are still served and the listener
+    /// stays open. A second signal ends the delay early.
+    #[arg(long, default_value = "0", value_name = "SECONDS", value_parser = server::seconds)]
+    drain_delay: Duration,
+    #[command(flatten)]
+    listen: ListenFlags,
     #[command(flatten)]
     tls: TlsFlags,
 }
@@ -131,8 +142,12 @@ struct HttpServer {
     shutdown: ShutdownSignals,
     /// How long a request head may take.
     header_timeout: Duration,
-    /// Set by `shutdown_started`: every response from then on says
-    /// `Connection: close` and closes its connection.
+    /// Set when a signal starts the drain (its delay, if any, or the
+    /// graceful shutdown): `/healthz` answers 503, and every response from
+    /// then on says `Connection: close` and closes its connection. During
+    /// the delay that moves keep-alive clients (and a balancer's pooled
+    /// connections) to reconnect, through the balancer, to an instance
+    /// that stays, rather than holding on to this one until it closes.
     draining: bool,
     /// The current `Date` value, refreshed at most once per second.
     date: [u8; HTTP_DATE_LEN],
@@ -184,6 +199,24 @@ impl HttpServer {
         let mut page = Vec::new();
         let response = match pending.answer {
             Answer::Fixed(reply) => Response::fixed(reply, pending.send_body),
+            Answer::Health if self.draining => Response::fixed(&DRAINING, pending.send_body),
+            Answer::Health => Response::fixed(&HEALTHY, pending.send_body),
+            Answer::Ip => {
+                use std::io::Write as _;
+                page = std::mem::take(&mut self.status_page);
+                // Behind `--proxy-protocol`, the address the header named.
+                match ctx.peer_addr(conn) {
+                    Some(peer) => writeln!(page, "{peer}").expect("a Vec takes any write"),
+                    None => page.extend_from_slice(b"unknown\n"),
+                }
+                Response {
+                    status: "200 OK",
+                    content_type: b"text/plain",
+                    extra: "",
+                    body: &page,
+                    send_body: pending.send_body,
+                }
+            }
             Answer::Echo => Response {
                 status: "200 OK",
                 content_type: &st.echo_type,
@@ -204,7 +237,7 @@ impl HttpServer {
             }
         };
         let written = self.respond(ctx, conn, response, keep_alive, pending.minor);
-        if let Answer::Status = pending.answer {
+        if let Answer::Status | Answer::Ip = pending.answer {
             page.clear();
             self.status_page = page;
         }
@@ -267,6 +300,7 @@ impl Handler for HttpServer {
             waiting_since: ctx.now(),
             timer: Some(ctx.start_conn_timer(conn, self.header_timeout, 0)),
             phase: self.status.opened(),
+            fresh: true,
         }
     }
 
@@ -294,6 +328,7 @@ impl Handler for HttpServer {
     ) -> usize {
         let now = ctx.now();
         self.refresh_date(now);
+        st.fresh = false;
         let mut pos = 0;
         use request::Next;
         let close = loop {
@@ -336,6 +371,9 @@ impl Handler for HttpServer {
     }
 
     fn timer(&mut self, ctx: &mut Context<'_, Self>, fired: Fired) {
+        if self.shutdown.on_timer(ctx, &fired) {
+            return;
+        }
         let Some(conn) = fired.conn else {
             return;
         };
@@ -372,13 +410,18 @@ impl Handler for HttpServer {
 
     /// A body being read leaves nothing in the reactor's input buffer (it
     /// is discarded, or kept in `HttpConn::echo`), so only this tells the
-    /// drain that a request is still arriving: let it finish.
+    /// drain that a request is still arriving: let it finish. A connection
+    /// that has sent nothing yet is waited for too: it was accepted just
+    /// before the listener closed, its client is sending the first request
+    /// now, and a client retries a request that fails only on a reused
+    /// connection, not on a fresh one. The header timeout bounds the wait.
     fn is_idle(&self, st: &HttpConn) -> bool {
-        matches!(st.body, Body::None)
+        matches!(st.body, Body::None) && !st.fresh
     }
 
     fn source_ready(&mut self, ctx: &mut Context<'_, Self>, source: SourceId, _: &Event) {
         self.shutdown.on_ready(ctx, source);
+        self.draining |= self.shutdown.is_draining();
     }
 }
 
@@ -394,8 +437,9 @@ fn serve(args: &Args) -> std::io::Result<()> {
         config.max_connections = max;
     }
     args.tls.configure(&mut config);
+    args.listen.configure(&mut config);
     let handler = HttpServer {
-        shutdown: tls::signals(args.grace, tls.as_ref())?,
+        shutdown: tls::signals(args.grace, tls.as_ref())?.with_drain_delay(args.drain_delay),
         header_timeout: args.header_timeout,
         draining: false,
         date: date::http_date(0),
@@ -406,9 +450,11 @@ fn serve(args: &Args) -> std::io::Result<()> {
     };
     let mut reactor = Reactor::new(handler, config)?;
     reactor.with_context(|handler, ctx| handler.shutdown.register(ctx))?;
-    let (listener, note) = tls::listen(&mut reactor, args.addr, tls.as_ref())?;
+    let mut options = args.listen.options();
+    let tls_note = tls::apply(&mut options, tls.as_ref());
+    let (listener, note) = listen::listen(&mut reactor, args.addr, options)?;
     eprintln!(
-        "http_server listening on {}{note}",
+        "http_server listening on {}{note}{tls_note}",
         reactor.local_addr(listener)?
     );
     reactor.run()?;

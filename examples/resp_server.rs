@@ -21,6 +21,10 @@
 //! `HELLO 3`, RESP3 (nulls, maps and pub/sub pushes in their RESP3 types).
 //! Keys expire lazily, when next touched.
 //!
+//! Behind a load balancer, `--proxy-protocol` reads a PROXY header first
+//! on every connection, `--reuse-port` lets a second instance share the address, and a socket
+//! handed over by systemd (`LISTEN_FDS`) replaces `--addr`.
+//!
 //! Every command in one `data` call is executed in order and its reply
 //! appended to one buffer that leaves in one write, so a pipeline of 16
 //! commands costs one `sendmsg`. A protocol error is answered like Redis
@@ -108,6 +112,8 @@ mod strings;
 
 #[path = "support/decimal.rs"]
 mod decimal;
+#[path = "support/listen.rs"]
+mod listen;
 #[path = "support/server.rs"]
 mod server;
 
@@ -121,6 +127,7 @@ use reactor::{
 
 use commands::After;
 use conn::Session;
+use listen::ListenFlags;
 use parse::{Parsed, Parser};
 use pending::Pending;
 use pubsub::PubSub;
@@ -161,6 +168,10 @@ struct Args {
     /// Most concurrent connections (default: from the descriptor limit).
     #[arg(long)]
     max_connections: Option<usize>,
+    /// `--proxy-protocol`, `--reuse-port` (and socket activation):
+    /// `support/listen.rs`.
+    #[command(flatten)]
+    listen: ListenFlags,
 }
 
 /// The server: the key space, channels, a reply buffer and the signal pipe.
@@ -425,6 +436,7 @@ fn serve(args: &Args) -> std::io::Result<()> {
     if let Some(max) = args.max_connections {
         config.max_connections = max;
     }
+    args.listen.configure(&mut config);
     let normal_limits = config.limits();
     let handler = RespServer {
         store: Store::default(),
@@ -438,8 +450,11 @@ fn serve(args: &Args) -> std::io::Result<()> {
     };
     let mut reactor = Reactor::new(handler, config)?;
     reactor.with_context(|handler, ctx| handler.shutdown.register(ctx))?;
-    let listener = reactor.listen(args.addr)?;
-    eprintln!("resp_server listening on {}", reactor.local_addr(listener)?);
+    let (listener, note) = listen::listen(&mut reactor, args.addr, args.listen.options())?;
+    eprintln!(
+        "resp_server listening on {}{note}",
+        reactor.local_addr(listener)?
+    );
     reactor.run()?;
     let stats = reactor.stats();
     // The write count lets tests check that pipelined replies were batched.
