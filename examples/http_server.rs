@@ -45,8 +45,16 @@
 //! * SIGINT/SIGTERM drain: listeners close, responses from then on carry
 //!   `Connection: close`, idle keep-alive connections are closed by the
 //!   reactor, a request whose body is still arriving is let finish
-//!   (`Handler::is_idle`), and the process exits 0. A second signal stops
-//!   at once.
+//!   (`Handler::is_idle`), as is a connection that has sent nothing yet,
+//!   and the process exits 0. A second signal stops at once. With
+//!   `--drain-delay`, the drain comes first: `/healthz` answers 503 and
+//!   responses carry `Connection: close`, while the listener stays open,
+//!   for that many seconds (or until a second signal).
+//!
+//! Behind a load balancer (docs/deploy.md): `GET /healthz` (200 `ok`, 503
+//! `draining`), `GET /ip` (the client address believed, from the PROXY
+//! header with `--proxy-protocol`), `--reuse-port`, and systemd socket
+//! activation (`LISTEN_FDS`) instead of `--addr` (`support/listen.rs`).
 //!
 //! HTTPS (built with `--features tls`): `--tls-cert` and `--tls-key` make it
 //! listen for TLS instead, on the same `--addr`, offering ALPN `http/1.1`.
