@@ -10,6 +10,11 @@
 //! connections are refused), data already received is echoed in full, idle
 //! connections close, and the process exits 0. A second signal stops at once.
 //!
+//! Behind a load balancer: `--proxy-protocol` reads a PROXY header (v1 or
+//! v2) first on every connection, `--reuse-port` lets a second instance
+//! share the address, and a listening socket handed over by systemd
+//! (`LISTEN_FDS`) is used instead of `--addr` (docs/deploy.md).
+//!
 //! TLS (built with `--features tls`): `--tls-cert` and `--tls-key` make it
 //! listen for TLS instead, on the same `--addr`, with no ALPN. The pair may
 //! be repeated: the first is the default certificate, the others are chosen
@@ -29,12 +34,15 @@ use std::time::Duration;
 use clap::Parser;
 use reactor::{CloseReason, Config, ConnId, Context, Event, Handler, Reactor, SourceId};
 
+#[path = "support/listen.rs"]
+mod listen;
 #[path = "support/metrics.rs"]
 mod metrics;
 #[path = "support/server.rs"]
 mod server;
 #[path = "support/tls.rs"]
 mod tls;
+use listen::ListenFlags;
 use metrics::MetricsEndpoint;
 use server::ShutdownSignals;
 use tls::TlsFlags;
@@ -58,6 +66,8 @@ struct Args {
     /// Serve Prometheus metrics (`GET /metrics`) on this address too.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    #[command(flatten)]
+    listen: ListenFlags,
     #[command(flatten)]
     tls: TlsFlags,
 }
@@ -115,15 +125,18 @@ fn serve(args: &Args) -> std::io::Result<()> {
     }
     config.idle_timeout = args.idle_timeout;
     args.tls.configure(&mut config);
+    args.listen.configure(&mut config);
     let handler = EchoServer {
         shutdown: tls::signals(args.grace, tls.as_ref())?,
         metrics: MetricsEndpoint::bind(args.metrics)?,
     };
     let mut reactor = Reactor::new(handler, config)?;
     reactor.with_context(|handler, ctx| handler.shutdown.register(ctx))?;
-    let (listener, note) = tls::listen(&mut reactor, args.addr, tls.as_ref())?;
+    let mut options = args.listen.options();
+    let tls_note = tls::apply(&mut options, tls.as_ref());
+    let (listener, note) = listen::listen(&mut reactor, args.addr, options)?;
     eprintln!(
-        "echo_server listening on {}{note}",
+        "echo_server listening on {}{note}{tls_note}",
         reactor.local_addr(listener)?
     );
     // After the "listening on" line, which tests wait for first.

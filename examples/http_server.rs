@@ -45,8 +45,16 @@
 //! * SIGINT/SIGTERM drain: listeners close, responses from then on carry
 //!   `Connection: close`, idle keep-alive connections are closed by the
 //!   reactor, a request whose body is still arriving is let finish
-//!   (`Handler::is_idle`), and the process exits 0. A second signal stops
-//!   at once.
+//!   (`Handler::is_idle`), as is a connection that has sent nothing yet,
+//!   and the process exits 0. A second signal stops at once. With
+//!   `--drain-delay`, the drain comes first: `/healthz` answers 503 and
+//!   responses carry `Connection: close`, while the listener stays open,
+//!   for that many seconds (or until a second signal).
+//!
+//! Behind a load balancer (docs/deploy.md): `GET /healthz` (200 `ok`, 503
+//! `draining`), `GET /ip` (the client address believed, from the PROXY
+//! header with `--proxy-protocol`), `--reuse-port`, and systemd socket
+//! activation (`LISTEN_FDS`) instead of `--addr` (`support/listen.rs`).
 //!
 //! HTTPS (built with `--features tls`): `--tls-cert` and `--tls-key` make it
 //! listen for TLS instead, on the same `--addr`, offering ALPN `http/1.1`.
@@ -83,12 +91,15 @@ use reactor::{CloseReason, Config, ConnId, Context, Event, Fired, Handler, React
 
 #[path = "support/decimal.rs"]
 mod decimal;
+#[path = "support/listen.rs"]
+mod listen;
 #[path = "support/metrics.rs"]
 mod metrics;
 #[path = "support/server.rs"]
 mod server;
 #[path = "support/tls.rs"]
 mod tls;
+use listen::ListenFlags;
 use metrics::MetricsEndpoint;
 use server::ShutdownSignals;
 use tls::TlsFlags;
@@ -98,8 +109,8 @@ use conn::{route, Answer, Body, HttpConn, Pending, KEEP_ECHO_CAPACITY};
 use date::HTTP_DATE_LEN;
 use parse::{Expect, HeadError, TransferCoding};
 use reply::{
-    Reply, Response, BAD_REQUEST, BAD_VERSION, BODY_TOO_LARGE, CONTINUE, EXPECTATION_FAILED,
-    HEAD_TOO_LARGE, NOT_IMPLEMENTED,
+    Reply, Response, BAD_REQUEST, BAD_VERSION, BODY_TOO_LARGE, CONTINUE, DRAINING,
+    EXPECTATION_FAILED, HEAD_TOO_LARGE, HEALTHY, NOT_IMPLEMENTED,
 };
 use status::{Phase, StatusCounts};
 
@@ -126,6 +137,14 @@ struct Args {
     /// Serve Prometheus metrics (`GET /metrics`) on this address too.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    /// Seconds between the first SIGTERM/SIGINT and the graceful shutdown:
+    /// meanwhile `/healthz` answers 503 (so a load balancer takes this
+    /// instance out) while requests are still served and the listener
+    /// stays open. A second signal ends the delay early.
+    #[arg(long, default_value = "0", value_name = "SECONDS", value_parser = server::seconds)]
+    drain_delay: Duration,
+    #[command(flatten)]
+    listen: ListenFlags,
     #[command(flatten)]
     tls: TlsFlags,
 }
@@ -139,8 +158,12 @@ struct HttpServer {
     metrics: MetricsEndpoint,
     /// How long a request head may take.
     header_timeout: Duration,
-    /// Set by `shutdown_started`: every response from then on says
-    /// `Connection: close` and closes its connection.
+    /// Set when a signal starts the drain (its delay, if any, or the
+    /// graceful shutdown): `/healthz` answers 503, and every response from
+    /// then on says `Connection: close` and closes its connection. During
+    /// the delay that moves keep-alive clients (and a balancer's pooled
+    /// connections) to reconnect, through the balancer, to an instance
+    /// that stays, rather than holding on to this one until it closes.
     draining: bool,
     /// The current `Date` value, refreshed at most once per second.
     date: [u8; HTTP_DATE_LEN],
@@ -192,6 +215,24 @@ impl HttpServer {
         let mut page = Vec::new();
         let response = match pending.answer {
             Answer::Fixed(reply) => Response::fixed(reply, pending.send_body),
+            Answer::Health if self.draining => Response::fixed(&DRAINING, pending.send_body),
+            Answer::Health => Response::fixed(&HEALTHY, pending.send_body),
+            Answer::Ip => {
+                use std::io::Write as _;
+                page = std::mem::take(&mut self.status_page);
+                // Behind `--proxy-protocol`, the address the header named.
+                match ctx.peer_addr(conn) {
+                    Some(peer) => writeln!(page, "{peer}").expect("a Vec takes any write"),
+                    None => page.extend_from_slice(b"unknown\n"),
+                }
+                Response {
+                    status: "200 OK",
+                    content_type: b"text/plain",
+                    extra: "",
+                    body: &page,
+                    send_body: pending.send_body,
+                }
+            }
             Answer::Echo => Response {
                 status: "200 OK",
                 content_type: &st.echo_type,
@@ -212,7 +253,7 @@ impl HttpServer {
             }
         };
         let written = self.respond(ctx, conn, response, keep_alive, pending.minor);
-        if let Answer::Status = pending.answer {
+        if let Answer::Status | Answer::Ip = pending.answer {
             page.clear();
             self.status_page = page;
         }
@@ -275,6 +316,7 @@ impl Handler for HttpServer {
             waiting_since: ctx.now(),
             timer: Some(ctx.start_conn_timer(conn, self.header_timeout, 0)),
             phase: self.status.opened(),
+            fresh: true,
         }
     }
 
@@ -302,6 +344,7 @@ impl Handler for HttpServer {
     ) -> usize {
         let now = ctx.now();
         self.refresh_date(now);
+        st.fresh = false;
         let mut pos = 0;
         use request::Next;
         let close = loop {
@@ -344,6 +387,9 @@ impl Handler for HttpServer {
     }
 
     fn timer(&mut self, ctx: &mut Context<'_, Self>, fired: Fired) {
+        if self.shutdown.on_timer(ctx, &fired) {
+            return;
+        }
         let Some(conn) = fired.conn else {
             return;
         };
@@ -380,14 +426,19 @@ impl Handler for HttpServer {
 
     /// A body being read leaves nothing in the reactor's input buffer (it
     /// is discarded, or kept in `HttpConn::echo`), so only this tells the
-    /// drain that a request is still arriving: let it finish.
+    /// drain that a request is still arriving: let it finish. A connection
+    /// that has sent nothing yet is waited for too: it was accepted just
+    /// before the listener closed, its client is sending the first request
+    /// now, and a client retries a request that fails only on a reused
+    /// connection, not on a fresh one. The header timeout bounds the wait.
     fn is_idle(&self, st: &HttpConn) -> bool {
-        matches!(st.body, Body::None)
+        matches!(st.body, Body::None) && !st.fresh
     }
 
     fn source_ready(&mut self, ctx: &mut Context<'_, Self>, source: SourceId, _: &Event) {
         if !self.metrics.on_ready(ctx, source) {
             self.shutdown.on_ready(ctx, source);
+            self.draining |= self.shutdown.is_draining();
         }
     }
 }
@@ -404,8 +455,9 @@ fn serve(args: &Args) -> std::io::Result<()> {
         config.max_connections = max;
     }
     args.tls.configure(&mut config);
+    args.listen.configure(&mut config);
     let handler = HttpServer {
-        shutdown: tls::signals(args.grace, tls.as_ref())?,
+        shutdown: tls::signals(args.grace, tls.as_ref())?.with_drain_delay(args.drain_delay),
         metrics: MetricsEndpoint::bind(args.metrics)?,
         header_timeout: args.header_timeout,
         draining: false,
@@ -417,9 +469,11 @@ fn serve(args: &Args) -> std::io::Result<()> {
     };
     let mut reactor = Reactor::new(handler, config)?;
     reactor.with_context(|handler, ctx| handler.shutdown.register(ctx))?;
-    let (listener, note) = tls::listen(&mut reactor, args.addr, tls.as_ref())?;
+    let mut options = args.listen.options();
+    let tls_note = tls::apply(&mut options, tls.as_ref());
+    let (listener, note) = listen::listen(&mut reactor, args.addr, options)?;
     eprintln!(
-        "http_server listening on {}{note}",
+        "http_server listening on {}{note}{tls_note}",
         reactor.local_addr(listener)?
     );
     // After the "listening on" line, which tests wait for first.

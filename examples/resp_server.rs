@@ -22,6 +22,10 @@
 //! `HELLO 3`, RESP3 (nulls, maps and pub/sub pushes in their RESP3 types).
 //! Keys expire lazily, when next touched.
 //!
+//! Behind a load balancer, `--proxy-protocol` reads a PROXY header first
+//! on every connection, `--reuse-port` lets a second instance share the address, and a socket
+//! handed over by systemd (`LISTEN_FDS`) replaces `--addr`.
+//!
 //! Every command in one `data` call is executed in order and its reply
 //! appended to one buffer that leaves in one write, so a pipeline of 16
 //! commands costs one `sendmsg`. A protocol error is answered like Redis
@@ -118,6 +122,8 @@ mod strings;
 #[path = "support/decimal.rs"]
 mod decimal;
 // Named apart from `metrics` (INFO's counters) above.
+#[path = "support/listen.rs"]
+mod listen;
 #[path = "support/metrics.rs"]
 mod prometheus_endpoint;
 #[path = "support/server.rs"]
@@ -134,6 +140,7 @@ use reactor::{
 
 use commands::After;
 use conn::Session;
+use listen::ListenFlags;
 use metrics::{Metrics, SAMPLE_EVERY};
 use parse::{Parsed, Parser};
 use pending::Pending;
@@ -179,6 +186,10 @@ struct Args {
     /// Serve Prometheus metrics (`GET /metrics`) on this address too.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    /// `--proxy-protocol`, `--reuse-port` (and socket activation):
+    /// `support/listen.rs`.
+    #[command(flatten)]
+    listen: ListenFlags,
 }
 
 /// The server: the key space, channels, a reply buffer and the signal pipe.
@@ -466,6 +477,7 @@ fn serve(args: &Args) -> std::io::Result<()> {
     if let Some(max) = args.max_connections {
         config.max_connections = max;
     }
+    args.listen.configure(&mut config);
     let normal_limits = config.limits();
     let handler = RespServer {
         store: Store::default(),
@@ -490,10 +502,10 @@ fn serve(args: &Args) -> std::io::Result<()> {
         ctx.start_timer(SAMPLE_EVERY, SAMPLE_TIMER);
         handler.shutdown.register(ctx)
     })?;
-    let listener = reactor.listen(args.addr)?;
+    let (listener, note) = listen::listen(&mut reactor, args.addr, args.listen.options())?;
     let local = reactor.local_addr(listener)?;
     reactor.handler_mut().port = local.port();
-    eprintln!("resp_server listening on {local}");
+    eprintln!("resp_server listening on {local}{note}");
     // After the "listening on" line, which tests wait for first.
     reactor.with_context(|handler, ctx| handler.endpoint.register(ctx))?;
     reactor.run()?;

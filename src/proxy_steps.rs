@@ -133,6 +133,14 @@ impl<H: Handler> Loop<'_, H> {
                 }
             }
         }
+        // The read that completed the header stopped there, not at
+        // `WouldBlock`: what followed it (a request, or the peer's FIN) may
+        // still wait in the socket, and edge-triggered readiness will not
+        // announce it again. Without this a balancer that connected, sent
+        // the header and closed left the connection open until a timeout.
+        if self.core.conn(id).is_some_and(|c| c.ready.readable) {
+            self.core.push_ready(Ready::Conn(id));
+        }
         self.flush(id);
     }
 }

@@ -45,6 +45,13 @@ pub enum Answer {
     Echo,
     /// `200` with nginx's `stub_status` page (`http_server/status.rs`).
     Status,
+    /// The load balancer's health check: `200 ok`, or `503 draining` once
+    /// a drain has begun (decided when answered, not when routed).
+    Health,
+    /// `200` with the client's address as the server believes it
+    /// (`IP:PORT`, from the PROXY header behind a balancer that sends one),
+    /// so an operator can check that the balancer passes it on.
+    Ip,
 }
 
 /// A request's response as decided from its head: written at once for a
@@ -88,6 +95,10 @@ pub struct HttpConn {
     /// last `data` call (or `drained`). Invariant: counted in the handler's
     /// `StatusCounts` under this phase.
     pub phase: Phase,
+    /// No byte has arrived yet. A drain waits for such a connection's first
+    /// request (`Handler::is_idle`): its client is about to send it, and
+    /// would not retry it on a fresh connection.
+    pub fresh: bool,
 }
 
 /// The answer to `method` on `path`.
@@ -97,6 +108,9 @@ pub fn route(path: &[u8], method: &[u8]) -> Answer {
         (b"/", _) => Answer::Fixed(&METHOD_NOT_ALLOWED),
         (b"/basic_status", b"GET" | b"HEAD") => Answer::Status,
         (b"/basic_status", _) => Answer::Fixed(&METHOD_NOT_ALLOWED),
+        (b"/healthz", b"GET" | b"HEAD") => Answer::Health,
+        (b"/ip", b"GET" | b"HEAD") => Answer::Ip,
+        (b"/healthz" | b"/ip", _) => Answer::Fixed(&METHOD_NOT_ALLOWED),
         // Any method echoes, so HEAD gets the headers GET would.
         (b"/echo", _) => Answer::Echo,
         _ => Answer::Fixed(&NOT_FOUND),

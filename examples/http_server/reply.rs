@@ -25,6 +25,18 @@ pub const HELLO: Reply = Reply {
     body: b"Hello, World!",
     extra: "",
 };
+/// `/healthz` while serving.
+pub const HEALTHY: Reply = Reply {
+    status: "200 OK",
+    body: b"ok\n",
+    extra: "",
+};
+/// `/healthz` once a drain has begun: the balancer takes the instance out.
+pub const DRAINING: Reply = Reply {
+    status: "503 Service Unavailable",
+    body: b"draining\n",
+    extra: "",
+};
 pub const NOT_FOUND: Reply = Reply {
     status: "404 Not Found",
     body: b"Not Found\n",

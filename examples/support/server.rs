@@ -11,12 +11,17 @@
 //!   second one stops the loop at once, for an operator who will not wait.
 //!   A server with something to reload (TLS certificates: `support/tls.rs`)
 //!   also catches SIGHUP, the same way; the others leave it at its default.
+//!   A server behind a load balancer may ask for a drain delay first
+//!   ([`ShutdownSignals::with_drain_delay`]): the first signal then only
+//!   marks it draining (its health check fails, so the balancer takes it
+//!   out) while it goes on serving and accepting, and the graceful shutdown
+//!   begins when the delay ends, or at a second signal; a third stops.
 
 use std::io;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use reactor::{Context, Handler, Interest, SourceId};
+use reactor::{Context, Fired, Handler, Interest, SourceId, TimerId};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
@@ -61,6 +66,14 @@ pub struct ShutdownSignals {
     grace: Duration,
     /// Id of the pipe in the loop; `None` until `register` ran.
     source: Option<SourceId>,
+    /// How long the first signal's drain lasts before the graceful
+    /// shutdown begins; zero: it begins at once.
+    drain_delay: Duration,
+    /// A signal has started the drain (delay or shutdown): health checks
+    /// should now fail.
+    draining: bool,
+    /// The handler timer that ends the drain delay, while it runs.
+    drain_timer: Option<TimerId>,
 }
 
 impl ShutdownSignals {
@@ -71,6 +84,9 @@ impl ShutdownSignals {
             reload: None,
             grace,
             source: None,
+            drain_delay: Duration::ZERO,
+            draining: false,
+            drain_timer: None,
         })
     }
 
@@ -85,7 +101,56 @@ impl ShutdownSignals {
             reload: Some(reload),
             grace,
             source: None,
+            drain_delay: Duration::ZERO,
+            draining: false,
+            drain_timer: None,
         })
+    }
+
+    /// Makes the first signal a drain of `delay` before the graceful
+    /// shutdown: listeners stay open and connections are served while a
+    /// load balancer, seeing the health check fail ([`Self::is_draining`]),
+    /// takes this instance out of rotation. The handler must pass its
+    /// timers to [`Self::on_timer`].
+    // Only http_server has a health check to fail.
+    #[allow(dead_code)]
+    pub fn with_drain_delay(mut self, delay: Duration) -> Self {
+        self.drain_delay = delay;
+        self
+    }
+
+    /// Whether a signal has started the drain: during the drain delay, and
+    /// from the graceful shutdown on.
+    // Only http_server has a health check to fail.
+    #[allow(dead_code)]
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+
+    /// Handles `fired` if it is the end of the drain delay (starting the
+    /// graceful shutdown); returns whether it was.
+    // Only http_server has a drain delay.
+    #[allow(dead_code)]
+    pub fn on_timer<H: Handler>(&mut self, ctx: &mut Context<'_, H>, fired: &Fired) -> bool {
+        if fired.conn.is_some() || self.drain_timer != Some(fired.timer) {
+            return false;
+        }
+        self.drain_timer = None;
+        self.begin_shutdown(ctx, "drain delay over");
+        true
+    }
+
+    /// Starts the graceful shutdown (unless one has begun), ending any
+    /// drain delay.
+    fn begin_shutdown<H: Handler>(&mut self, ctx: &mut Context<'_, H>, why: &str) {
+        self.draining = true;
+        if let Some(timer) = self.drain_timer.take() {
+            ctx.cancel_timer(timer);
+        }
+        if !ctx.is_shutting_down() {
+            log::warn!("{why}: graceful shutdown ({:?} grace)", self.grace);
+            ctx.shutdown(self.grace);
+        }
     }
 
     /// Registers the signal pipe with the loop.
@@ -109,12 +174,19 @@ impl ShutdownSignals {
             } else if ctx.is_shutting_down() {
                 log::warn!("signal {signal} again: stopping now");
                 ctx.stop();
-            } else {
+            } else if self.drain_timer.is_some() {
+                // The operator will not wait for the balancer: cut the
+                // delay short, but still let requests in flight finish.
+                self.begin_shutdown(ctx, &format!("signal {signal} during the drain delay"));
+            } else if !self.draining && !self.drain_delay.is_zero() {
                 log::warn!(
-                    "signal {signal}: graceful shutdown ({:?} grace)",
-                    self.grace
+                    "signal {signal}: draining for {:?}, then graceful shutdown",
+                    self.drain_delay
                 );
-                ctx.shutdown(self.grace);
+                self.draining = true;
+                self.drain_timer = Some(ctx.start_timer(self.drain_delay, 0));
+            } else {
+                self.begin_shutdown(ctx, &format!("signal {signal}"));
             }
         }
         true

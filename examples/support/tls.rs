@@ -8,19 +8,19 @@
 //!   [`CertResolver`](reactor::tls::CertResolver) (the first pair is the
 //!   default, the others are chosen by SNI), the server configuration made
 //!   from it, and the reload a SIGHUP asks for;
-//! * [`listen`]: `listen_tls` with certificates, plain `listen` without.
+//! * [`apply`]: the certificates, if any, into a listener's options
+//!   (`support/listen.rs` opens the listener).
 //!
 //! The flags exist in every build, so `--help` is the same and a script
 //! gets a clear answer: a build without the `tls` feature refuses them
 //! with a usage error (exit 2) saying to rebuild with `--features tls`.
 
 use std::io;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
-use reactor::{Config, Handler, ListenerId, Reactor};
+use reactor::{Config, ListenerOptions};
 
 use crate::server::ShutdownSignals;
 
@@ -199,24 +199,20 @@ pub fn signals(grace: Duration, tls: Option<&ServerTls>) -> io::Result<ShutdownS
     }
 }
 
-/// Listens on `addr` for TLS with `tls`'s certificates, or for plain TCP
-/// without; returns the listener and a note for the "listening on" line
-/// (which tests parse up to the address, so the note follows it).
-pub fn listen<H: Handler>(
-    reactor: &mut Reactor<H>,
-    addr: SocketAddr,
-    tls: Option<&ServerTls>,
-) -> io::Result<(ListenerId, String)> {
+/// Adds `tls`'s certificates to a listener's `options` (none: it stays
+/// plain TCP); returns a note for the "listening on" line, which tests
+/// parse up to the address, so the note follows it.
+pub fn apply(options: &mut ListenerOptions, tls: Option<&ServerTls>) -> String {
     match tls {
-        None => Ok((reactor.listen(addr)?, String::new())),
+        None => {
+            let _ = options;
+            String::new()
+        }
         #[cfg(feature = "tls")]
         Some(tls) => {
-            let listener = reactor.listen_tls(addr, std::sync::Arc::clone(&tls.config))?;
+            options.tls = Some(std::sync::Arc::clone(&tls.config));
             let plural = if tls.len() == 1 { "" } else { "s" };
-            Ok((
-                listener,
-                format!(" (TLS, {} certificate{plural})", tls.len()),
-            ))
+            format!(" (TLS, {} certificate{plural})", tls.len())
         }
         #[cfg(not(feature = "tls"))]
         Some(tls) => match *tls {},

@@ -21,6 +21,7 @@ mod sockets;
 mod waits;
 
 pub mod chat;
+pub mod deploy;
 pub mod flow;
 pub mod http;
 pub mod nginx;
