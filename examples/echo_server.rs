@@ -10,6 +10,14 @@
 //! connections are refused), data already received is echoed in full, idle
 //! connections close, and the process exits 0. A second signal stops at once.
 //!
+//! `--threads N` runs N loops, one thread each, each listening on the
+//! address with `SO_REUSEPORT` (`--hand-off`: one thread accepts and hands
+//! each connection to the least-loaded loop); see `reactor::Loops`.
+//!
+//! ```text
+//! cargo run --release --example echo_server -- --threads 4
+//! ```
+//!
 //! TLS (built with `--features tls`): `--tls-cert` and `--tls-key` make it
 //! listen for TLS instead, on the same `--addr`, with no ALPN. The pair may
 //! be repeated: the first is the default certificate, the others are chosen
@@ -29,6 +37,8 @@ use std::time::Duration;
 use clap::Parser;
 use reactor::{CloseReason, Config, ConnId, Context, Event, Handler, Reactor, SourceId};
 
+#[path = "support/loops.rs"]
+mod loops;
 #[path = "support/server.rs"]
 mod server;
 #[path = "support/tls.rs"]
@@ -54,6 +64,8 @@ struct Args {
     grace: Duration,
     #[command(flatten)]
     tls: TlsFlags,
+    #[command(flatten)]
+    loops: loops::LoopFlags,
 }
 
 /// Echoes input and turns signals into a graceful shutdown.
@@ -105,6 +117,9 @@ fn serve(args: &Args) -> std::io::Result<()> {
     }
     config.idle_timeout = args.idle_timeout;
     args.tls.configure(&mut config);
+    if args.loops.many() {
+        return serve_loops(args, config, tls.is_some());
+    }
     let handler = EchoServer {
         shutdown: tls::signals(args.grace, tls.as_ref())?,
     };
@@ -127,6 +142,32 @@ fn serve(args: &Args) -> std::io::Result<()> {
     eprintln!(
         "echo_server stopped: {} accepted, {} rejected, {} bytes echoed{tls_note}",
         stats.accepted, stats.rejected, stats.bytes_out
+    );
+    Ok(())
+}
+
+/// `--threads N`: N loops, signals taken by a thread of their own.
+fn serve_loops(args: &Args, config: Config, tls: bool) -> std::io::Result<()> {
+    if tls {
+        let why = "--threads above 1 or --hand-off is plain TCP only in this example";
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
+    }
+    let factory = |_, _: &_| EchoServer {
+        shutdown: ShutdownSignals::none(),
+    };
+    let stats = loops::serve(
+        "echo_server",
+        &args.loops,
+        args.addr,
+        config,
+        args.grace,
+        factory,
+    )?;
+    eprintln!(
+        "echo_server stopped: {} accepted, {} rejected, {} bytes echoed",
+        stats.accepted + stats.adopted,
+        stats.rejected,
+        stats.bytes_out
     );
     Ok(())
 }
