@@ -70,6 +70,8 @@ fn start(config: Config) -> Server {
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::spawn(move || {
         let mut reactor = Reactor::new(WhoAmI, config).unwrap();
+        // The update fills `tls` in a build with the `tls` feature.
+        #[allow(clippy::needless_update)]
         let options = ListenerOptions {
             proxy_protocol: true,
             ..Default::default()
