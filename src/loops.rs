@@ -73,9 +73,6 @@ pub struct LoopsConfig {
     /// Hand-off: a loop whose current turn has run longer than this is
     /// stalled and gets no new connection until it comes back.
     pub stall_after: Duration,
-    /// Hand-off: a loop with more commands than this waiting for it is
-    /// stalled too (it is not taking what it is sent).
-    pub stall_pending: usize,
 }
 
 impl Default for LoopsConfig {
@@ -89,7 +86,6 @@ impl Default for LoopsConfig {
             // A busy loop's turn takes a few milliseconds at most (its read
             // budgets bound it); 20 ms is a callback that blocks.
             stall_after: Duration::from_millis(20),
-            stall_pending: 64,
         }
     }
 }

@@ -273,3 +273,46 @@ fn a_bind_failure_stops_the_loops_already_built() {
     let error = result.err().expect("the address is taken");
     assert!(error.to_string().contains("cannot bind"), "{error}");
 }
+
+/// The measurement behind docs/benchmarks.md ("Many loops"): while loop 1
+/// blocks for 200 ms, 100 clients connect and ask which loop serves them.
+/// Run with `cargo test --release --test loops -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement: prints each mode's share for the stalled loop"]
+fn share_of_a_stalled_loop_in_each_mode() {
+    for distribution in [Distribution::ReusePort, Distribution::HandOff] {
+        let (loops, _) = start(2, distribution);
+        let addr = loops.local_addr().unwrap();
+        let handle = loops.handle();
+        handle
+            .send(1, Probe::Sleep(Duration::from_millis(200)))
+            .unwrap_or_else(|_| panic!("loop 1 gone"));
+        let loop1 = handle.handle(1).unwrap();
+        while !matches!(loop1.turn_running_for(), Some(busy) if busy >= Duration::from_millis(25)) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let started = Instant::now();
+        let mut clients: Vec<TcpStream> = (0..100)
+            .map(|_| {
+                let mut stream = common::client(addr);
+                stream.write_all(b"?").unwrap();
+                stream
+            })
+            .collect();
+        let connected_in = started.elapsed();
+        let mut on = [0usize; 2];
+        let mut slowest = Duration::ZERO;
+        for stream in &mut clients {
+            let mut answer = [0u8; 1];
+            stream.read_exact(&mut answer).unwrap();
+            on[usize::from(answer[0] - b'0')] += 1;
+            slowest = slowest.max(started.elapsed());
+        }
+        println!(
+            "{distribution:?}: 100 connections in {connected_in:?} during the stall: \
+             loop 0 {}, stalled loop 1 {}; last answer after {slowest:?}",
+            on[0], on[1]
+        );
+        stop(loops);
+    }
+}
