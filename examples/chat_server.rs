@@ -88,26 +88,46 @@
 //! buffer between all queues would need reference-counted chunks, which the
 //! output queue does not have.)
 //!
+//! # Several loops
+//!
+//! `--threads N` runs N loops on the address (`SO_REUSEPORT`, or
+//! `--hand-off`), each with its own room of the members it serves. A line
+//! (and a `/nick` notice) is delivered to the sender's own room, then
+//! framed once and sent as a message to every other loop, which delivers
+//! it to its room: every member on every loop sees every line, and in the
+//! order each sender sent them, because each loop's message channel is
+//! FIFO and one sender's lines all leave from one loop. Lines of different
+//! senders on different loops may interleave differently for different
+//! members, as they would through any relay. Nicknames are unique across
+//! all loops (a shared registry, `chat_server/nicks.rs`); join and leave
+//! notices and `/who` stay with the loop's own room.
+//!
 //! SIGINT or SIGTERM tells everyone the server is shutting down, flushes and
 //! closes every connection, and exits 0. A second signal stops at once.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
 use reactor::codec::{Decoder, LineCodec};
 use reactor::{
-    CloseReason, Config, ConnId, Context, Event, Fired, Handler, Limit, Reactor, SoftLimit,
+    CloseReason, Config, ConnId, Context, Event, Fired, Handler, Limit, Peers, Reactor, SoftLimit,
     SourceId, WriteError,
 };
 use slab::Slab;
 
 #[path = "chat_server/commands.rs"]
 mod commands;
+#[path = "support/loops.rs"]
+mod loops;
 #[path = "support/metrics.rs"]
 mod metrics;
+#[path = "chat_server/nicks.rs"]
+mod nicks;
 #[path = "chat_server/notices.rs"]
 mod notices;
 #[path = "support/server.rs"]
@@ -116,6 +136,7 @@ mod server;
 mod text;
 use commands::HELP;
 use metrics::MetricsEndpoint;
+use nicks::Nicks;
 use notices::{Notices, Seat, NOTICE_TIMER};
 use server::ShutdownSignals;
 
@@ -154,13 +175,18 @@ struct Args {
     /// Serve Prometheus metrics (`GET /metrics`) on this address too.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    #[command(flatten)]
+    loops: loops::LoopFlags,
 }
+
+/// A framed line from another loop's member, for this loop's room.
+type Relay = Arc<[u8]>;
 
 /// One connection's protocol state, kept by the reactor beside its buffers.
 struct Member {
     /// The member's name. Invariant: passes `check_nick`, and while the
     /// member is in the room (`slot` is `Some`) `ChatServer::nicks` maps its
-    /// `text::nick_key` to this connection.
+    /// `text::nick_key` to this connection (on this loop).
     nick: String,
     /// Key of this connection in `ChatServer::members`; `None` once it left
     /// the room (quit, or sent an overlong line) and only waits for its last
@@ -182,20 +208,28 @@ struct ChatServer {
     /// Join and leave notices waiting to go to the room together
     /// (`chat_server/notices.rs`).
     notices: Notices,
-    /// The names taken, by `text::nick_key`: exactly one entry per member
-    /// in `members`, mapping the key of its nickname to it. What makes a
-    /// join, a `/nick` and a leave cost the same however large the room is:
-    /// the uniqueness check is one lookup, not a walk over every member.
-    nicks: HashMap<String, ConnId>,
+    /// The names taken, by `text::nick_key`, on every loop: exactly one
+    /// entry per member of any loop's room. What makes a join, a `/nick`
+    /// and a leave cost the same however large the room is: the uniqueness
+    /// check is one lookup, not a walk over every member.
+    nicks: Nicks,
+    /// The other loops, with `--threads` above 1: each line said here is
+    /// relayed to them. `None` with one loop.
+    peers: Option<Peers<Relay>>,
     /// Cuts client input into lines of at most `MAX_LINE` bytes.
     input: LineCodec,
     /// Frames what the server sends; longer than `input` because a relayed
     /// line carries the sender's name.
     output: LineCodec,
-    /// Number for the next guest name (`guest1`, `guest2`, ...).
+    /// Number of the last guest name tried (`guest1`, `guest2`, ...).
+    /// Invariant: congruent to this loop's index modulo `guest_step`, so
+    /// loops do not try each other's numbers.
     next_guest: u64,
-    /// Members disconnected for not reading, for the exit report.
-    kicked_slow: u64,
+    /// The number of loops: how far `next_guest` moves.
+    guest_step: u64,
+    /// Members disconnected for not reading, on every loop, for the exit
+    /// report.
+    kicked_slow: Arc<AtomicU64>,
     /// Scratch: the text of the line being composed. Reused, so composing
     /// allocates only while it grows to its largest size.
     text: Vec<u8>,
@@ -249,13 +283,21 @@ impl ChatServer {
         }
     }
 
+    /// Sends the framed line in `self.wire` to every other loop, whose
+    /// `message` delivers it to its room.
+    fn relay(&self) {
+        if let Some(peers) = &self.peers {
+            peers.broadcast(&Relay::from(&self.wire[..]));
+        }
+    }
+
     /// Takes `me` out of the room and tells the others, once.
     fn leave(&mut self, ctx: &mut Context<'_, Self>, me: &mut Member, why: Option<&str>) {
         let Some(slot) = me.slot.take() else {
             return;
         };
-        self.members.remove(slot);
-        self.nicks.remove(&text::nick_key(&me.nick));
+        let seat = self.members.remove(slot);
+        self.nicks.release(&text::nick_key(&me.nick), seat.conn);
         let notice = match why {
             Some(why) => format!("* {} left ({why})", me.nick),
             None => format!("* {} left", me.nick),
@@ -263,24 +305,15 @@ impl ChatServer {
         self.queue_notice(ctx, &notice);
     }
 
-    /// The member whose nickname has the same key (`text::nick_key`) as
-    /// `key`, if any: one hash lookup, where a walk over every member's
-    /// state made each join (for its guest name) and each `/nick` cost more
-    /// the larger the room.
-    pub(crate) fn nick_owner(&self, key: &str) -> Option<ConnId> {
-        self.nicks.get(key).copied()
-    }
-
-    /// A name `guestN` no member has, and its key. The counter only grows,
-    /// so over the server's life each number is tried once: O(1) amortised
-    /// even when members took `guestN` names themselves.
-    fn guest_name(&mut self) -> (String, String) {
+    /// Claims a name `guestN` no member has, for `conn`. The counter only
+    /// grows, so over the server's life each number is tried once: O(1)
+    /// amortised even when members took `guestN` names themselves.
+    fn guest_name(&mut self, conn: ConnId) -> String {
         loop {
-            self.next_guest += 1;
+            self.next_guest += self.guest_step;
             let name = format!("guest{}", self.next_guest);
-            let key = text::nick_key(&name);
-            if self.nick_owner(&key).is_none() {
-                return (name, key);
+            if self.nicks.claim(text::nick_key(&name), conn) {
+                return name;
             }
         }
     }
@@ -303,16 +336,15 @@ fn deliver(ctx: &mut Context<'_, ChatServer>, member: ConnId, wire: &[u8]) {
 
 impl Handler for ChatServer {
     type State = Member;
-    type Message = ();
+    type Message = Relay;
 
     fn opened(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, peer: SocketAddr) -> Member {
-        let (nick, key) = self.guest_name();
+        let nick = self.guest_name(conn);
         log::info!("{conn} from {peer} joined as {nick}");
         // Queued, not sent: one write to each member for all the joins
         // and leaves of the next moment (notices.rs), so that a join is O(1).
         self.queue_notice(ctx, &format!("* {nick} joined"));
         let slot = self.members.insert(Seat::new(conn, &self.notices));
-        self.nicks.insert(key, conn);
         let welcome = format!(
             "* welcome {nick}; {} online; {}",
             self.members.len(),
@@ -380,7 +412,7 @@ impl Handler for ChatServer {
             _ => Some("connection lost"),
         };
         if why == Some("not reading") {
-            self.kicked_slow += 1;
+            self.kicked_slow.fetch_add(1, Ordering::Relaxed);
         }
         self.leave(ctx, &mut me, why);
     }
@@ -400,6 +432,13 @@ impl Handler for ChatServer {
         if !self.metrics.on_ready(ctx, source) {
             self.shutdown.on_ready(ctx, source);
         }
+    }
+
+    fn message(&mut self, ctx: &mut Context<'_, Self>, line: Relay) {
+        // A line said on another loop: to this loop's whole room.
+        self.wire.clear();
+        self.wire.extend_from_slice(&line);
+        self.broadcast_wire(ctx, None);
     }
 }
 
@@ -440,19 +479,46 @@ fn serve(args: &Args) -> std::io::Result<()> {
         max_input: 4 * MAX_LINE,
         ..Config::default()
     };
-    let handler = ChatServer {
-        shutdown: ShutdownSignals::new(args.grace)?,
-        metrics: MetricsEndpoint::bind(args.metrics)?,
+    let kicked_slow = Arc::new(AtomicU64::new(0));
+    let names = Arc::new(Mutex::new(HashMap::new()));
+    let kicked = Arc::clone(&kicked_slow);
+    let room = move |index: usize, shutdown, peers: Option<Peers<Relay>>| ChatServer {
+        shutdown,
+        // Loop by loop there is no endpoint; one loop gets the flag's below.
+        metrics: MetricsEndpoint::bind(None).expect("an endpoint without an address binds nothing"),
         members: Slab::new(),
         notices: Notices::default(),
-        nicks: HashMap::new(),
+        nicks: Nicks::new(index, Arc::clone(&names)),
+        guest_step: peers.as_ref().map_or(1, |p| p.len() as u64),
+        peers,
         input: LineCodec::new(MAX_LINE),
         output: LineCodec::new(MAX_OUT_LINE),
-        next_guest: 0,
-        kicked_slow: 0,
+        next_guest: index as u64,
+        kicked_slow: Arc::clone(&kicked),
         text: Vec::new(),
         wire: Vec::new(),
     };
+    if args.loops.many() {
+        let factory = move |index, peers: &Peers<Relay>| {
+            room(index, ShutdownSignals::none(), Some(peers.clone()))
+        };
+        let stats = loops::serve(
+            "chat_server",
+            &args.loops,
+            args.addr,
+            config,
+            args.grace,
+            factory,
+        )?;
+        eprintln!(
+            "chat_server stopped: {} accepted, {} disconnected for not reading",
+            stats.accepted + stats.adopted,
+            kicked_slow.load(Ordering::Relaxed)
+        );
+        return Ok(());
+    }
+    let mut handler = room(0, ShutdownSignals::new(args.grace)?, None);
+    handler.metrics = MetricsEndpoint::bind(args.metrics)?;
     let mut reactor = Reactor::new(handler, config)?;
     reactor.with_context(|handler, ctx| handler.shutdown.register(ctx))?;
     let listener = reactor.listen(args.addr)?;
@@ -463,7 +529,7 @@ fn serve(args: &Args) -> std::io::Result<()> {
     eprintln!(
         "chat_server stopped: {} accepted, {} disconnected for not reading",
         reactor.stats().accepted,
-        reactor.handler().kicked_slow
+        kicked_slow.load(Ordering::Relaxed)
     );
     Ok(())
 }

@@ -14,6 +14,13 @@
 //! v2) first on every connection, `--reuse-port` lets a second instance
 //! share the address, and a listening socket handed over by systemd
 //! (`LISTEN_FDS`) is used instead of `--addr` (docs/deploy.md).
+//! `--threads N` runs N loops, one thread each, each listening on the
+//! address with `SO_REUSEPORT` (`--hand-off`: one thread accepts and hands
+//! each connection to the least-loaded loop); see `reactor::Loops`.
+//!
+//! ```text
+//! cargo run --release --example echo_server -- --threads 4
+//! ```
 //!
 //! TLS (built with `--features tls`): `--tls-cert` and `--tls-key` make it
 //! listen for TLS instead, on the same `--addr`, with no ALPN. The pair may
@@ -36,6 +43,8 @@ use reactor::{CloseReason, Config, ConnId, Context, Event, Handler, Reactor, Sou
 
 #[path = "support/listen.rs"]
 mod listen;
+#[path = "support/loops.rs"]
+mod loops;
 #[path = "support/metrics.rs"]
 mod metrics;
 #[path = "support/server.rs"]
@@ -70,6 +79,8 @@ struct Args {
     listen: ListenFlags,
     #[command(flatten)]
     tls: TlsFlags,
+    #[command(flatten)]
+    loops: loops::LoopFlags,
 }
 
 /// Echoes input and turns signals into a graceful shutdown.
@@ -126,6 +137,9 @@ fn serve(args: &Args) -> std::io::Result<()> {
     config.idle_timeout = args.idle_timeout;
     args.tls.configure(&mut config);
     args.listen.configure(&mut config);
+    if args.loops.many() {
+        return serve_loops(args, config, tls.is_some());
+    }
     let handler = EchoServer {
         shutdown: tls::signals(args.grace, tls.as_ref())?,
         metrics: MetricsEndpoint::bind(args.metrics)?,
@@ -153,6 +167,33 @@ fn serve(args: &Args) -> std::io::Result<()> {
     eprintln!(
         "echo_server stopped: {} accepted, {} rejected, {} bytes echoed{tls_note}",
         stats.accepted, stats.rejected, stats.bytes_out
+    );
+    Ok(())
+}
+
+/// `--threads N`: N loops, signals taken by a thread of their own.
+fn serve_loops(args: &Args, config: Config, tls: bool) -> std::io::Result<()> {
+    if tls {
+        let why = "--threads above 1 or --hand-off is plain TCP only in this example";
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
+    }
+    let factory = |_, _: &_| EchoServer {
+        shutdown: ShutdownSignals::none(),
+        metrics: MetricsEndpoint::bind(None).expect("an endpoint without an address binds nothing"),
+    };
+    let stats = loops::serve(
+        "echo_server",
+        &args.loops,
+        args.addr,
+        config,
+        args.grace,
+        factory,
+    )?;
+    eprintln!(
+        "echo_server stopped: {} accepted, {} rejected, {} bytes echoed",
+        stats.accepted + stats.adopted,
+        stats.rejected,
+        stats.bytes_out
     );
     Ok(())
 }

@@ -93,6 +93,8 @@ use reactor::{CloseReason, Config, ConnId, Context, Event, Fired, Handler, React
 mod decimal;
 #[path = "support/listen.rs"]
 mod listen;
+#[path = "support/loops.rs"]
+mod loops;
 #[path = "support/metrics.rs"]
 mod metrics;
 #[path = "support/server.rs"]
@@ -147,6 +149,9 @@ struct Args {
     listen: ListenFlags,
     #[command(flatten)]
     tls: TlsFlags,
+    /// `--threads N`, `--hand-off`.
+    #[command(flatten)]
+    loops: loops::LoopFlags,
 }
 
 /// Answers requests and turns signals into a graceful shutdown.
@@ -456,6 +461,9 @@ fn serve(args: &Args) -> std::io::Result<()> {
     }
     args.tls.configure(&mut config);
     args.listen.configure(&mut config);
+    if args.loops.many() {
+        return serve_loops(args, config, tls.is_some());
+    }
     let handler = HttpServer {
         shutdown: tls::signals(args.grace, tls.as_ref())?.with_drain_delay(args.drain_delay),
         metrics: MetricsEndpoint::bind(args.metrics)?,
@@ -491,6 +499,48 @@ fn serve(args: &Args) -> std::io::Result<()> {
     eprintln!(
         "http_server stopped: {} accepted, {} bytes out, {} writes{tls_note}",
         stats.accepted, stats.bytes_out, stats.write_syscalls
+    );
+    Ok(())
+}
+
+/// `--threads N` (`--hand-off`): N loops, each with its own `HttpServer`,
+/// signals taken by a thread of their own (`support/loops.rs`). Plain TCP
+/// only; `/basic_status` counts the loop that answers it.
+fn serve_loops(args: &Args, config: Config, tls: bool) -> std::io::Result<()> {
+    if tls {
+        let why = "--threads above 1 or --hand-off is plain TCP only in this example";
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
+    }
+    // What serves one loop only, refused rather than half-served.
+    let one_loop_only = [
+        (args.metrics.is_some(), "--metrics"),
+        (!args.drain_delay.is_zero(), "--drain-delay"),
+        (args.listen.proxy_protocol, "--proxy-protocol"),
+    ];
+    if let Some((_, flag)) = one_loop_only.iter().find(|(given, _)| *given) {
+        let why = format!("{flag} serves one loop: not with --threads above 1 or --hand-off");
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
+    }
+    let header_timeout = args.header_timeout;
+    // The same handler `serve` builds, without a signal pipe.
+    let factory = move |_, _: &_| HttpServer {
+        shutdown: ShutdownSignals::none(),
+        metrics: MetricsEndpoint::bind(None).expect("an endpoint without an address binds nothing"),
+        header_timeout,
+        draining: false,
+        date: date::http_date(0),
+        date_valid_until: Instant::now(),
+        out: Vec::with_capacity(16 * 1024),
+        status: StatusCounts::default(),
+        status_page: Vec::new(),
+    };
+    let name = "http_server";
+    let stats = loops::serve(name, &args.loops, args.addr, config, args.grace, factory)?;
+    eprintln!(
+        "http_server stopped: {} accepted, {} bytes out, {} writes",
+        stats.accepted + stats.adopted,
+        stats.bytes_out,
+        stats.write_syscalls
     );
     Ok(())
 }

@@ -123,6 +123,13 @@ pub(crate) fn bind(addr: SocketAddr, config: &Config) -> io::Result<TcpListener>
     Ok(TcpListener::from_std(socket.into()))
 }
 
+/// Whether an `accept` error is about the one connection being accepted
+/// (skip it, accept on) rather than the listener or the process.
+pub(crate) fn is_per_connection(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::ConnectionAborted
+        || PER_CONNECTION_ERRORS.contains(&error.raw_os_error().unwrap_or(0))
+}
+
 /// `error`, with what was being done to which address.
 pub(crate) fn with_address(error: io::Error, what: &str, addr: SocketAddr) -> io::Error {
     io::Error::new(error.kind(), format!("{what} {addr}: {error}"))
@@ -223,10 +230,7 @@ impl<H: Handler> Loop<'_, H> {
                 Ok((socket, peer)) => self.admit(index, socket, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e)
-                    if e.kind() == io::ErrorKind::ConnectionAborted
-                        || PER_CONNECTION_ERRORS.contains(&e.raw_os_error().unwrap_or(0)) =>
-                {
+                Err(e) if is_per_connection(&e) => {
                     debug!("listener {index}: accept skipped a connection: {e}");
                 }
                 Err(e) => {

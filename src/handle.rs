@@ -7,10 +7,10 @@
 //! snapshot the loop refreshes once per turn.
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::Waker;
 
@@ -41,6 +41,44 @@ pub struct Handle<M> {
     pub(crate) stats: Arc<Mutex<Stats>>,
     /// Commands sent and not yet taken by the loop (`Stats::handle_queue_depth`).
     pub(crate) pending: Arc<AtomicUsize>,
+    /// When the loop's current turn began, for [`Handle::turn_running_for`].
+    pub(crate) turn: Arc<TurnClock>,
+}
+
+/// When the loop's current turn began, written by the loop and read by
+/// other threads: the one sign of a loop stuck in a callback that does not
+/// wait for the loop itself (its stats snapshot is published only at the
+/// end of a turn, so a stuck loop's looks merely quiet).
+#[derive(Debug)]
+pub(crate) struct TurnClock {
+    /// The instant `began_ns` counts from (the reactor's creation).
+    pub(crate) base: Instant,
+    /// Nanoseconds from `base` to the moment `poll` returned for the turn
+    /// in progress; 0 while the loop waits in `poll` (a turn that began
+    /// exactly at `base` is stored as 1).
+    pub(crate) began_ns: AtomicU64,
+}
+
+impl TurnClock {
+    /// A clock for a loop that has not turned yet.
+    pub(crate) fn new() -> Self {
+        TurnClock {
+            base: Instant::now(),
+            began_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// The loop is about to wait in `poll`.
+    pub(crate) fn waiting(&self) {
+        self.began_ns.store(0, Ordering::Relaxed);
+    }
+
+    /// `poll` returned at `now`: a turn's work begins.
+    pub(crate) fn began(&self, now: Instant) {
+        let nanos =
+            u64::try_from(now.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX);
+        self.began_ns.store(nanos.max(1), Ordering::Relaxed);
+    }
 }
 
 impl<M> Clone for Handle<M> {
@@ -50,6 +88,7 @@ impl<M> Clone for Handle<M> {
             waker: Arc::clone(&self.waker),
             stats: Arc::clone(&self.stats),
             pending: Arc::clone(&self.pending),
+            turn: Arc::clone(&self.turn),
         }
     }
 }
@@ -120,6 +159,21 @@ impl<M> Handle<M> {
     /// before its stats snapshot is a turn old.
     pub fn pending(&self) -> usize {
         self.pending.load(Ordering::Relaxed)
+    }
+
+    /// How long the loop has been working on its current turn; `None`
+    /// while it waits in `poll`. A healthy loop's turns take microseconds
+    /// to a few milliseconds; one that stays busy far longer is stuck in a
+    /// callback (a handler that blocks), which its stats cannot show: they
+    /// are published at the end of a turn. `Loops` in hand-off mode gives
+    /// such a loop no new connections.
+    pub fn turn_running_for(&self) -> Option<Duration> {
+        let began = self.turn.began_ns.load(Ordering::Relaxed);
+        if began == 0 {
+            return None;
+        }
+        let since_base = self.turn.base.elapsed();
+        Some(since_base.saturating_sub(Duration::from_nanos(began)))
     }
 
     /// The loop's counters as of the end of its last turn.

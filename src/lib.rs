@@ -56,6 +56,7 @@
 //! | [`codec`] | framing for handlers: lines and length-prefixed frames, no allocation from declared lengths |
 //! | `config`, `stats`, `token` | settings, counters (loop health: busy time, turn and timer-lag histograms), token layout |
 //! | `inspect` | listing connections on demand ([`ConnInfo`]) |
+//! | `loops`, `hand_off` | one loop per core: [`Loops`] starts N reactors on N threads, each listening with `SO_REUSEPORT` or fed by a hand-off acceptor; [`Peers`] for loops to message each other |
 //! | `tls_steps`, `tls` | (the `tls` feature) a rustls session between the socket and the buffers: the handshake state, feeding reads, records through the queue, `close_notify`; the public TLS helpers |
 //!
 //! ## Depending on it
@@ -96,12 +97,14 @@ mod connection;
 mod context;
 mod fanout;
 mod flow;
+mod hand_off;
 mod handle;
 mod handler;
 mod input;
 mod inspect;
 mod limits;
 mod loop_state;
+mod loops;
 #[cfg(not(feature = "tls"))]
 mod no_tls;
 mod output;
@@ -134,6 +137,7 @@ pub use crate::handle::Handle;
 pub use crate::handler::{Fired, Handler, WriteError};
 pub use crate::inspect::ConnInfo;
 pub use crate::limits::{Limits, LimitsError, SoftLimit};
+pub use crate::loops::{Distribution, Loops, LoopsConfig, LoopsHandle, Peers};
 pub use crate::reactor::Reactor;
 pub use crate::state::ConnState;
 pub use crate::stats::{DurationHistogram, Stats, DURATION_BUCKETS_NS};

@@ -17,7 +17,7 @@ use mio::{Events, Poll, Waker};
 use crate::accept::ListenerOptions;
 use crate::config::Config;
 use crate::context::Context;
-use crate::handle::{Commands, Handle};
+use crate::handle::{Commands, Handle, TurnClock};
 use crate::handler::Handler;
 use crate::loop_state::LoopState;
 use crate::stats::Stats;
@@ -43,6 +43,9 @@ pub struct Reactor<H: Handler> {
     pub(crate) pending_commands: Arc<AtomicUsize>,
     /// When the last turn's work ended: the wait in `poll` starts here.
     pub(crate) turn_ended_at: Instant,
+    /// When the turn in progress began, for [`Handle::turn_running_for`]:
+    /// set when `poll` returns, cleared before the next `poll`.
+    pub(crate) turn_clock: Arc<TurnClock>,
 }
 
 impl<H: Handler> Reactor<H> {
@@ -58,11 +61,13 @@ impl<H: Handler> Reactor<H> {
         let (sender, commands) = mpsc::channel();
         let shared_stats = Arc::new(Mutex::new(Stats::default()));
         let pending_commands = Arc::new(AtomicUsize::new(0));
+        let turn_clock = Arc::new(TurnClock::new());
         let handle = Handle {
             commands: sender,
             waker,
             stats: Arc::clone(&shared_stats),
             pending: Arc::clone(&pending_commands),
+            turn: Arc::clone(&turn_clock),
         };
         Ok(Reactor {
             events: Events::with_capacity(config.events_capacity),
@@ -74,6 +79,7 @@ impl<H: Handler> Reactor<H> {
             shared_stats,
             pending_commands,
             turn_ended_at: Instant::now(),
+            turn_clock,
         })
     }
 

@@ -199,6 +199,86 @@ impl Stats {
     pub fn closed_total(&self) -> u64 {
         self.closed_by_reason.iter().sum()
     }
+
+    /// Adds `other`'s figures to these: counters, gauges and histograms
+    /// alike, for the total of several loops (`LoopsHandle::stats_sum`).
+    /// Every field is named, so a new one cannot be forgotten here.
+    pub fn add(&mut self, other: &Stats) {
+        let Stats {
+            accepted,
+            rejected,
+            adopted,
+            connects_started,
+            closed_by_reason,
+            bytes_in,
+            bytes_out,
+            poll_calls,
+            turns,
+            loop_busy_ns,
+            loop_wait_ns,
+            turn_duration,
+            timer_lag,
+            ready_queue_depth,
+            handle_queue_depth,
+            data_calls,
+            writes,
+            events,
+            read_syscalls,
+            write_syscalls,
+            would_blocks,
+            budget_yields,
+            backpressure_events,
+            write_throughs,
+            fanout_yields,
+            stale_events,
+            handler_panics,
+            accept_pauses,
+            timers_fired,
+            tls_handshakes,
+            tls_handshake_failures,
+            tls_truncations,
+            tls_handshakes_in_progress,
+            open_connections,
+            queued_output_bytes,
+        } = other;
+        self.accepted += accepted;
+        self.rejected += rejected;
+        self.adopted += adopted;
+        self.connects_started += connects_started;
+        for (mine, theirs) in self.closed_by_reason.iter_mut().zip(closed_by_reason) {
+            *mine += theirs;
+        }
+        self.bytes_in += bytes_in;
+        self.bytes_out += bytes_out;
+        self.poll_calls += poll_calls;
+        self.turns += turns;
+        self.loop_busy_ns += loop_busy_ns;
+        self.loop_wait_ns += loop_wait_ns;
+        self.turn_duration.add(turn_duration);
+        self.timer_lag.add(timer_lag);
+        self.ready_queue_depth += ready_queue_depth;
+        self.handle_queue_depth += handle_queue_depth;
+        self.data_calls += data_calls;
+        self.writes += writes;
+        self.events += events;
+        self.read_syscalls += read_syscalls;
+        self.write_syscalls += write_syscalls;
+        self.would_blocks += would_blocks;
+        self.budget_yields += budget_yields;
+        self.backpressure_events += backpressure_events;
+        self.write_throughs += write_throughs;
+        self.fanout_yields += fanout_yields;
+        self.stale_events += stale_events;
+        self.handler_panics += handler_panics;
+        self.accept_pauses += accept_pauses;
+        self.timers_fired += timers_fired;
+        self.tls_handshakes += tls_handshakes;
+        self.tls_handshake_failures += tls_handshake_failures;
+        self.tls_truncations += tls_truncations;
+        self.tls_handshakes_in_progress += tls_handshakes_in_progress;
+        self.open_connections += open_connections;
+        self.queued_output_bytes += queued_output_bytes;
+    }
 }
 
 #[cfg(test)]

@@ -69,6 +69,9 @@ impl<H: Handler> Reactor<H> {
     /// not an error: poll again (in a loop, never by recursion). One clock
     /// reading then serves the whole turn.
     fn wait_for_events(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        // Two relaxed stores a turn let other threads tell a loop waiting
+        // for work from one stuck in a callback (`Handle::turn_running_for`).
+        self.turn_clock.waiting();
         loop {
             self.core.stats.poll_calls += 1;
             match self.poll.poll(&mut self.events, timeout) {
@@ -78,6 +81,7 @@ impl<H: Handler> Reactor<H> {
             }
         }
         self.core.now = Instant::now();
+        self.turn_clock.began(self.core.now);
         let stats = &mut self.core.stats;
         stats.loop_wait_ns += nanos(self.core.now.saturating_duration_since(self.turn_ended_at));
         stats.turns += 1;

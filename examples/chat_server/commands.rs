@@ -66,6 +66,7 @@ impl ChatServer {
         push_sanitised(&mut self.text, text);
         self.frame();
         self.broadcast_wire(ctx, Some(conn));
+        self.relay();
     }
 
     fn nick(&mut self, ctx: &mut Context<'_, Self>, conn: ConnId, me: &mut Member, arg: &[u8]) {
@@ -79,14 +80,13 @@ impl ChatServer {
         // Taken by someone else, whatever the case (text.rs says what else
         // counts as the same name). The member's own key is free for it:
         // `bob` may become `Bob`.
-        let key = nick_key(nick);
-        if self.nick_owner(&key).is_some_and(|owner| owner != conn) {
+        // With several loops the names are shared by all (nicks.rs).
+        if !self.nicks.rename(&nick_key(&me.nick), nick_key(nick), conn) {
             return self.reply(ctx, conn, me, &format!("error: nickname {nick} is taken"));
         }
-        self.nicks.remove(&nick_key(&me.nick));
-        self.nicks.insert(key, conn);
         let old = std::mem::replace(&mut me.nick, nick.to_owned());
         self.announce(ctx, None, &format!("* {old} is now {nick}"));
+        self.relay();
     }
 
     /// Lists the room: `* N online: a, b, c`, continued on further lines

@@ -58,8 +58,10 @@ pub type Reload = Box<dyn FnMut() + Send>;
 
 /// The signal pipe and what a signal means for this server.
 pub struct ShutdownSignals {
-    /// SIGINT/SIGTERM (and SIGHUP with `reload`), readable when one arrived.
-    signals: Signals,
+    /// SIGINT/SIGTERM (and SIGHUP with `reload`), readable when one arrived;
+    /// `None` for a loop of several, whose signals a thread of their own
+    /// takes (`support/loops.rs`).
+    signals: Option<Signals>,
     /// What SIGHUP does; `None`: SIGHUP is not caught.
     reload: Option<Reload>,
     /// Grace period for the graceful shutdown a first signal starts.
@@ -80,7 +82,7 @@ impl ShutdownSignals {
     /// Catches SIGINT and SIGTERM from now on (they no longer kill the process).
     pub fn new(grace: Duration) -> io::Result<Self> {
         Ok(ShutdownSignals {
-            signals: Signals::new([SIGINT, SIGTERM])?,
+            signals: Some(Signals::new([SIGINT, SIGTERM])?),
             reload: None,
             grace,
             source: None,
@@ -97,7 +99,7 @@ impl ShutdownSignals {
     #[allow(dead_code)]
     pub fn with_reload(grace: Duration, reload: Reload) -> io::Result<Self> {
         Ok(ShutdownSignals {
-            signals: Signals::new([SIGINT, SIGTERM, SIGHUP])?,
+            signals: Some(Signals::new([SIGINT, SIGTERM, SIGHUP])?),
             reload: Some(reload),
             grace,
             source: None,
@@ -153,19 +155,40 @@ impl ShutdownSignals {
         }
     }
 
-    /// Registers the signal pipe with the loop.
+    /// Catches nothing: for each of several loops, whose signals one
+    /// thread takes for them all (`support/loops.rs`).
+    // Only the servers with `--threads` use it.
+    #[allow(dead_code)]
+    pub fn none() -> Self {
+        ShutdownSignals {
+            signals: None,
+            reload: None,
+            grace: Duration::ZERO,
+            source: None,
+            drain_delay: Duration::ZERO,
+            draining: false,
+            drain_timer: None,
+        }
+    }
+
+    /// Registers the signal pipe with the loop (if it catches signals).
     pub fn register<H: Handler>(&mut self, ctx: &mut Context<'_, H>) -> io::Result<()> {
-        self.source = Some(ctx.register_source(&mut self.signals, Interest::READABLE)?);
+        if let Some(signals) = self.signals.as_mut() {
+            self.source = Some(ctx.register_source(signals, Interest::READABLE)?);
+        }
         Ok(())
     }
 
     /// Handles the event if `source` is the signal pipe; returns whether it
     /// was (so a handler with other sources knows to look elsewhere).
     pub fn on_ready<H: Handler>(&mut self, ctx: &mut Context<'_, H>, source: SourceId) -> bool {
+        let Some(signals) = self.signals.as_mut() else {
+            return false;
+        };
         if self.source != Some(source) {
             return false;
         }
-        for signal in self.signals.pending() {
+        for signal in signals.pending() {
             if signal == SIGHUP {
                 if let Some(reload) = self.reload.as_mut() {
                     log::info!("signal {signal}: reloading");
