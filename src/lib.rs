@@ -56,6 +56,7 @@
 //! | [`codec`] | framing for handlers: lines and length-prefixed frames, no allocation from declared lengths |
 //! | `config`, `stats`, `token` | settings, counters (loop health: busy time, turn and timer-lag histograms), token layout |
 //! | `inspect` | listing connections on demand ([`ConnInfo`]) |
+//! | [`proxy_header`], `proxy_steps` | the PROXY protocol: the parser, and reading the header before anything else ([`ListenerOptions`]) |
 //! | `loops`, `hand_off` | one loop per core: [`Loops`] starts N reactors on N threads, each listening with `SO_REUSEPORT` or fed by a hand-off acceptor; [`Peers`] for loops to message each other |
 //! | `tls_steps`, `tls` | (the `tls` feature) a rustls session between the socket and the buffers: the handshake state, feeding reads, records through the queue, `close_notify`; the public TLS helpers |
 //!
