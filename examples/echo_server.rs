@@ -121,6 +121,13 @@ impl Handler for EchoServer {
             self.shutdown.on_ready(ctx, source);
         }
     }
+
+    /// `--threads` with `--metrics`: loop 0 registers its endpoint here, on
+    /// the turn `serve_loops` wakes it for after the "listening on" line
+    /// (one check per turn afterwards; single-loop `serve` registered it).
+    fn before_sleep(&mut self, ctx: &mut Context<'_, Self>) {
+        self.metrics.register_late(ctx);
+    }
 }
 
 fn main() -> ExitCode {
@@ -171,23 +178,32 @@ fn serve(args: &Args) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `--threads N`: N loops, signals taken by a thread of their own.
+/// `--threads N`: N loops, signals taken by a thread of their own. With
+/// `--metrics`, loop 0 serves every loop's figures, labelled by loop
+/// (`support/metrics.rs`).
 fn serve_loops(args: &Args, config: Config, tls: bool) -> std::io::Result<()> {
     if tls {
         let why = "--threads above 1 or --hand-off is plain TCP only in this example";
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
     }
-    let factory = |_, _: &_| EchoServer {
+    // Bound here, so a bad address fails before any loop starts; loop 0's
+    // factory takes it.
+    let endpoint = std::sync::Mutex::new(Some(MetricsEndpoint::bind(args.metrics)?));
+    let factory = move |_, peers: &_| EchoServer {
         shutdown: ShutdownSignals::none(),
-        metrics: MetricsEndpoint::bind(None).expect("an endpoint without an address binds nothing"),
+        metrics: metrics::for_loop(&endpoint, peers),
     };
-    let stats = loops::serve(
+    let stats = loops::serve_with(
         "echo_server",
         &args.loops,
         args.addr,
         config,
         args.grace,
         factory,
+        // A turn for loop 0, whose `before_sleep` registers the endpoint.
+        |all| {
+            let _ = all.send(0, ());
+        },
     )?;
     eprintln!(
         "echo_server stopped: {} accepted, {} rejected, {} bytes echoed",

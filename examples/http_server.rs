@@ -446,6 +446,13 @@ impl Handler for HttpServer {
             self.draining |= self.shutdown.is_draining();
         }
     }
+
+    /// `--threads` with `--metrics`: loop 0 registers its endpoint here, on
+    /// the turn `serve_loops` wakes it for after the "listening on" line
+    /// (one check per turn afterwards; single-loop `serve` registered it).
+    fn before_sleep(&mut self, ctx: &mut Context<'_, Self>) {
+        self.metrics.register_late(ctx);
+    }
 }
 
 fn main() -> ExitCode {
@@ -505,7 +512,9 @@ fn serve(args: &Args) -> std::io::Result<()> {
 
 /// `--threads N` (`--hand-off`): N loops, each with its own `HttpServer`,
 /// signals taken by a thread of their own (`support/loops.rs`). Plain TCP
-/// only; `/basic_status` counts the loop that answers it.
+/// only; `/basic_status` counts the loop that answers it. With `--metrics`,
+/// loop 0 serves every loop's figures, labelled by loop
+/// (`support/metrics.rs`).
 fn serve_loops(args: &Args, config: Config, tls: bool) -> std::io::Result<()> {
     if tls {
         let why = "--threads above 1 or --hand-off is plain TCP only in this example";
@@ -513,7 +522,6 @@ fn serve_loops(args: &Args, config: Config, tls: bool) -> std::io::Result<()> {
     }
     // What serves one loop only, refused rather than half-served.
     let one_loop_only = [
-        (args.metrics.is_some(), "--metrics"),
         (!args.drain_delay.is_zero(), "--drain-delay"),
         (args.listen.proxy_protocol, "--proxy-protocol"),
     ];
@@ -522,10 +530,13 @@ fn serve_loops(args: &Args, config: Config, tls: bool) -> std::io::Result<()> {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
     }
     let header_timeout = args.header_timeout;
+    // Bound here, so a bad address fails before any loop starts; loop 0's
+    // factory takes it.
+    let endpoint = std::sync::Mutex::new(Some(MetricsEndpoint::bind(args.metrics)?));
     // The same handler `serve` builds, without a signal pipe.
-    let factory = move |_, _: &_| HttpServer {
+    let factory = move |_, peers: &_| HttpServer {
         shutdown: ShutdownSignals::none(),
-        metrics: MetricsEndpoint::bind(None).expect("an endpoint without an address binds nothing"),
+        metrics: metrics::for_loop(&endpoint, peers),
         header_timeout,
         draining: false,
         date: date::http_date(0),
@@ -535,7 +546,12 @@ fn serve_loops(args: &Args, config: Config, tls: bool) -> std::io::Result<()> {
         status_page: Vec::new(),
     };
     let name = "http_server";
-    let stats = loops::serve(name, &args.loops, args.addr, config, args.grace, factory)?;
+    // A turn for loop 0, whose `before_sleep` registers the endpoint.
+    let wake = |all: &reactor::LoopsHandle<()>| {
+        let _ = all.send(0, ());
+    };
+    let (flags, grace) = (&args.loops, args.grace);
+    let stats = loops::serve_with(name, flags, args.addr, config, grace, factory, wake)?;
     eprintln!(
         "http_server stopped: {} accepted, {} bytes out, {} writes",
         stats.accepted + stats.adopted,

@@ -211,6 +211,45 @@ fn echo_server_exposes_its_counters_gauges_and_histograms() {
 }
 
 #[test]
+fn with_threads_loop_0_serves_every_loop_labelled_by_loop() {
+    let (server, metrics) = spawn_with_metrics("echo_server", &["--threads", "2"]);
+    echo_traffic(server.addr, 20, 100);
+    // Loop 1's figures are its snapshot, at most one turn old: wait for them.
+    let s = scrape_until(metrics, "twenty peer closes over both loops", |s| {
+        let closed = |i: usize| {
+            s.get(&format!(
+                "reactor_closed_total{{loop=\"{i}\",reason=\"peer_closed\"}}"
+            ))
+            .copied()
+        };
+        closed(0).unwrap_or(0.0) + closed(1).unwrap_or(0.0) == 20.0
+    });
+    let accepted = |i: usize| s[&format!("reactor_accepted_total{{loop=\"{i}\"}}")];
+    assert_eq!(accepted(0) + accepted(1), 20.0, "{s:?}");
+    assert_eq!(
+        s[r#"reactor_bytes_read_total{loop="0"}"#] + s[r#"reactor_bytes_read_total{loop="1"}"#],
+        2000.0
+    );
+    // Every series carries the label, the histograms' too; no unlabelled one.
+    for series in s.keys() {
+        assert!(
+            series.contains(r#"{loop="0""#) || series.contains(r#"{loop="1""#),
+            "{series} has no loop label"
+        );
+    }
+    assert!(s.contains_key(r#"reactor_turn_duration_seconds_count{loop="1"}"#));
+    assert!(s.contains_key(r#"reactor_timer_lag_seconds_bucket{loop="0",le="+Inf"}"#));
+    let reasons = s
+        .keys()
+        .filter(|k| k.starts_with("reactor_closed_total{"))
+        .count();
+    assert_eq!(reasons, 2 * reactor::CloseReason::COUNT);
+    if have("promtool") {
+        promtool_check_metrics(&scrape(metrics));
+    }
+}
+
+#[test]
 fn the_endpoint_answers_only_get_metrics_and_bounds_the_head() {
     let (_server, metrics) = spawn_with_metrics("echo_server", &[]);
     let (head, _) = http(metrics, b"GET / HTTP/1.1\r\n\r\n");

@@ -13,7 +13,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use reactor::{Config, Distribution, Handler, Loops, LoopsConfig, Peers, Stats};
+use reactor::{Config, Distribution, Handler, Loops, LoopsConfig, LoopsHandle, Peers, Stats};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -43,6 +43,7 @@ impl LoopFlags {
 /// Runs `flags.threads` loops with handlers from `factory` on `addr` until
 /// a signal shuts them down; prints "NAME listening on ADDR (...)" first
 /// and one line per loop at the end; returns the loops' summed counters.
+#[allow(dead_code)] // Not every example that includes this calls it.
 pub fn serve<H, F>(
     name: &str,
     flags: &LoopFlags,
@@ -50,6 +51,26 @@ pub fn serve<H, F>(
     config: Config,
     grace: Duration,
     factory: F,
+) -> io::Result<Stats>
+where
+    H: Handler,
+    F: Fn(usize, &Peers<H::Message>) -> H + Send + Sync + 'static,
+{
+    serve_with(name, flags, addr, config, grace, factory, |_| {})
+}
+
+/// [`serve`], calling `started` with the loops' handle once every loop runs
+/// and the "listening on" line is out: what a handler should do only after
+/// that line (print the `--metrics` address) it can do when `started`
+/// wakes its loop, by a message.
+pub fn serve_with<H, F>(
+    name: &str,
+    flags: &LoopFlags,
+    addr: SocketAddr,
+    config: Config,
+    grace: Duration,
+    factory: F,
+    started: impl FnOnce(&LoopsHandle<H::Message>),
 ) -> io::Result<Stats>
 where
     H: Handler,
@@ -81,6 +102,7 @@ where
         flags.threads
     );
     let all = loops.handle();
+    started(&all);
     let closer = signals.handle();
     let watcher = std::thread::spawn(move || {
         let mut first = true;

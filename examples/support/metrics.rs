@@ -20,18 +20,25 @@
 //! `x` with sample `x_total` Debian's `promtool check metrics` (2.42)
 //! rejects as a metric without help text.
 //!
-//! With several loops (a `--threads` flag, not there yet) each loop's
-//! figures would carry a `loop` label; today there is one loop, so none.
+//! With several loops (`--threads N`, `support/loops.rs`) loop 0's handler
+//! owns the endpoint ([`MetricsEndpoint::for_loops`]; the others get an
+//! inert one) and a scrape reports every loop, each series with a
+//! `loop="i"` label: loop 0's own counters from its context, the others'
+//! from their [`Handle::stats`](reactor::Handle::stats) snapshots, at most
+//! one turn old. Loop 0 registers the endpoint in its first `before_sleep`
+//! ([`MetricsEndpoint::register_late`]), woken by a message sent after the
+//! "listening on" line. With one loop, no `loop` label.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::sync::Mutex;
 
 use prometheus::proto::{
     Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
 };
 use prometheus::{Encoder, TextEncoder};
 use reactor::mio::net::{TcpListener, TcpStream};
-use reactor::{Context, DurationHistogram, Handler, Interest, SourceId, Stats};
+use reactor::{Context, DurationHistogram, Handler, Interest, Peers, SourceId, Stats};
 
 /// A request head longer than this is answered 431 and closed.
 const MAX_HEAD: usize = 8 * 1024;
@@ -70,6 +77,36 @@ pub struct MetricsEndpoint {
     source: Option<SourceId>,
     /// Open scrape connections, oldest first.
     scrapes: Vec<Scrape>,
+    /// With several loops: which one this is and the others' counters.
+    loops: Option<LoopStats>,
+}
+
+/// Where a scrape on loop `index` finds every loop's counters.
+struct LoopStats {
+    /// This loop's index (its own counters come from its context).
+    index: usize,
+    /// Number of loops.
+    count: usize,
+    /// Loop `i`'s published counters (`LoopsHandle::stats`).
+    read: Box<dyn Fn(usize) -> Option<Stats> + Send>,
+}
+
+/// Loop `peers.index()`'s endpoint with several loops: loop 0 takes the
+/// one bound in `slot` (by `bind`, before the loops start), reporting every
+/// loop; the others get an inert one.
+#[allow(dead_code)] // Only the examples with `--threads` and `--metrics`.
+pub fn for_loop<M: Send + 'static>(
+    slot: &Mutex<Option<MetricsEndpoint>>,
+    peers: &Peers<M>,
+) -> MetricsEndpoint {
+    let taken = match peers.index() {
+        0 => slot.lock().ok().and_then(|mut slot| slot.take()),
+        _ => None,
+    };
+    match taken {
+        Some(endpoint) => endpoint.for_loops(peers),
+        None => MetricsEndpoint::inert(),
+    }
 }
 
 /// One HTTP exchange on a scrape connection.
@@ -105,9 +142,33 @@ impl MetricsEndpoint {
         };
         Ok(MetricsEndpoint {
             listener,
+            ..MetricsEndpoint::inert()
+        })
+    }
+
+    /// An endpoint that does nothing (`bind(None)`, which cannot fail).
+    pub fn inert() -> Self {
+        MetricsEndpoint {
+            listener: None,
             source: None,
             scrapes: Vec::new(),
-        })
+            loops: None,
+        }
+    }
+
+    /// With more than one loop in `peers`, scrapes report every loop's
+    /// counters, each series labelled `loop="i"`; with one, unchanged.
+    #[allow(dead_code)] // Only the examples with `--threads` and `--metrics`.
+    pub fn for_loops<M: Send + 'static>(mut self, peers: &Peers<M>) -> Self {
+        if peers.len() > 1 {
+            let all = peers.all().clone();
+            self.loops = Some(LoopStats {
+                index: peers.index(),
+                count: peers.len(),
+                read: Box::new(move |i| all.stats(i)),
+            });
+        }
+        self
     }
 
     /// Registers the listener with the loop, and says where it listens on
@@ -120,6 +181,19 @@ impl MetricsEndpoint {
         Ok(())
     }
 
+    /// [`register`](Self::register) from a callback (`before_sleep`), once:
+    /// does nothing when registered already or inert; a failure is logged
+    /// and leaves the endpoint inert.
+    #[allow(dead_code)] // Only the examples with `--threads` and `--metrics`.
+    pub fn register_late<H: Handler>(&mut self, ctx: &mut Context<'_, H>) {
+        if self.source.is_none() && self.listener.is_some() {
+            if let Err(e) = self.register(ctx) {
+                log::error!("metrics: cannot serve: {e}");
+                self.listener = None;
+            }
+        }
+    }
+
     /// Handles the event if `source` is the listener or a scrape; returns
     /// whether it was.
     pub fn on_ready<H: Handler>(&mut self, ctx: &mut Context<'_, H>, source: SourceId) -> bool {
@@ -130,7 +204,8 @@ impl MetricsEndpoint {
         let Some(at) = self.scrapes.iter().position(|s| s.source == source) else {
             return false;
         };
-        if let Next::Close = self.scrapes[at].serve(ctx.stats()) {
+        let (own, loops) = (ctx.stats(), self.loops.as_ref());
+        if let Next::Close = self.scrapes[at].serve(|| render(own, loops)) {
             let scrape = self.scrapes.remove(at);
             scrape.close(ctx);
         }
@@ -174,7 +249,7 @@ impl MetricsEndpoint {
 impl Scrape {
     /// Reads the request head, once complete builds the answer, and writes
     /// what the socket takes.
-    fn serve(&mut self, stats: &Stats) -> Next {
+    fn serve(&mut self, body: impl FnOnce() -> Vec<u8>) -> Next {
         if self.response.is_empty() {
             let mut chunk = [0u8; 4096];
             let mut discarded = 0;
@@ -198,7 +273,7 @@ impl Scrape {
                 }
             }
             match head_end(&self.head) {
-                Some(end) if end <= MAX_HEAD => self.response = answer(&self.head[..end], stats),
+                Some(end) if end <= MAX_HEAD => self.response = answer(&self.head[..end], body),
                 _ if self.head.len() > MAX_HEAD => {
                     self.response = reply("431 Request Header Fields Too Large", "", b"");
                 }
@@ -235,8 +310,8 @@ fn head_end(bytes: &[u8]) -> Option<usize> {
         .map(|i| i + 4)
 }
 
-/// The response to a complete request head.
-fn answer(head: &[u8], stats: &Stats) -> Vec<u8> {
+/// The response to a complete request head; `body` makes the exposition.
+fn answer(head: &[u8], body: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
     let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
     let mut words = line.split(|&b| b == b' ');
     let (method, target) = (words.next().unwrap_or_default(), words.next());
@@ -245,10 +320,10 @@ fn answer(head: &[u8], stats: &Stats) -> Vec<u8> {
         return reply("404 Not Found", "", b"");
     }
     match method {
-        b"GET" => reply("200 OK", "", &exposition(stats)),
+        b"GET" => reply("200 OK", "", &body()),
         b"HEAD" => {
             // The length a GET would have, and no body.
-            let mut response = reply("200 OK", "", &exposition(stats));
+            let mut response = reply("200 OK", "", &body());
             let end = head_end(&response).unwrap_or(response.len());
             response.truncate(end);
             response
@@ -274,11 +349,36 @@ fn reply(status: &str, extra_headers: &str, body: &[u8]) -> Vec<u8> {
     response
 }
 
-/// The text exposition of `stats`.
+/// The exposition a scrape on this loop returns: its own `stats` alone, or
+/// with `loops`, every loop's, labelled.
+fn render(own: &Stats, loops: Option<&LoopStats>) -> Vec<u8> {
+    let Some(loops) = loops else {
+        return exposition(own);
+    };
+    let others: Vec<(usize, Stats)> = (0..loops.count)
+        .filter(|&i| i != loops.index)
+        .filter_map(|i| Some((i, (loops.read)(i)?)))
+        .collect();
+    let mut all: Vec<(usize, &Stats)> = others.iter().map(|(i, s)| (*i, s)).collect();
+    all.push((loops.index, own));
+    all.sort_by_key(|&(i, _)| i);
+    let labelled: Vec<(Option<String>, &Stats)> = all
+        .into_iter()
+        .map(|(i, s)| (Some(i.to_string()), s))
+        .collect();
+    encode(&families_by_loop(&labelled))
+}
+
+/// The text exposition of `stats` (one loop, no `loop` label).
 pub fn exposition(stats: &Stats) -> Vec<u8> {
+    encode(&families(stats))
+}
+
+/// `families` in the text format.
+fn encode(families: &[MetricFamily]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 * 1024);
     // Only an I/O error of the writer fails this, and a Vec has none.
-    if let Err(e) = TextEncoder::new().encode(&families(stats), &mut out) {
+    if let Err(e) = TextEncoder::new().encode(families, &mut out) {
         log::error!("metrics: encoding failed: {e}");
     }
     out
@@ -288,8 +388,9 @@ pub fn exposition(stats: &Stats) -> Vec<u8> {
 type Plain = (&'static str, &'static str, fn(&Stats) -> f64);
 
 /// Counters; nanoseconds become seconds, the base unit.
-const COUNTERS: [Plain; 26] = [
+const COUNTERS: [Plain; 27] = [
     ("reactor_accepted_total", "Connections accepted from listeners, rejected ones included.", |s| s.accepted as f64),
+    ("reactor_adopted_total", "Connections accepted by another thread and handed to this loop (--hand-off), rejected ones included.", |s| s.adopted as f64),
     ("reactor_rejected_total", "Accepted connections closed at once because max_connections was reached.", |s| s.rejected as f64),
     ("reactor_connects_started_total", "Outbound connections started.", |s| s.connects_started as f64),
     ("reactor_bytes_read_total", "Bytes read from connections (for TLS, the records).", |s| s.bytes_in as f64),
@@ -346,38 +447,73 @@ const GAUGES: [Plain; 5] = [
     ),
 ];
 
-/// Every metric, as families for the encoder; what each means and which
-/// alert it serves is in docs/operations.md.
+/// Every metric of one loop, unlabelled, as families for the encoder; what
+/// each means and which alert it serves is in docs/operations.md.
 pub fn families(s: &Stats) -> Vec<MetricFamily> {
-    let closed = CLOSE_REASONS
-        .iter()
-        .zip(s.closed_by_reason)
-        .map(|(reason, n)| labelled(counter_metric(n as f64), "reason", reason))
-        .collect();
+    families_by_loop(&[(None, s)])
+}
+
+/// Every metric of every loop in `loops`: one sample per loop in each
+/// family, labelled `loop="VALUE"` where the loop has a value (the label
+/// comes first; `reactor_closed_total` adds `reason`).
+pub fn families_by_loop(loops: &[(Option<String>, &Stats)]) -> Vec<MetricFamily> {
+    let each = |make: &dyn Fn(&Stats) -> Metric| -> Vec<Metric> {
+        loops
+            .iter()
+            .map(|(label, s)| with_labels(make(s), label.as_deref(), &[]))
+            .collect()
+    };
     let mut families: Vec<MetricFamily> = GAUGES
         .iter()
-        .map(|&(name, help, value)| gauge(name, help, value(s)))
+        .map(|&(name, help, value)| {
+            family(
+                name,
+                help,
+                MetricType::GAUGE,
+                each(&|s| gauge_metric(value(s))),
+            )
+        })
         .collect();
-    families.extend(
-        COUNTERS
-            .iter()
-            .map(|&(name, help, value)| counter(name, help, value(s))),
-    );
+    families.extend(COUNTERS.iter().map(|&(name, help, value)| {
+        family(
+            name,
+            help,
+            MetricType::COUNTER,
+            each(&|s| counter_metric(value(s))),
+        )
+    }));
+    let closed = loops
+        .iter()
+        .flat_map(|(label, s)| {
+            CLOSE_REASONS
+                .iter()
+                .zip(s.closed_by_reason)
+                .map(move |(reason, n)| {
+                    with_labels(
+                        counter_metric(n as f64),
+                        label.as_deref(),
+                        &[("reason", reason)],
+                    )
+                })
+        })
+        .collect();
     families.push(family(
         "reactor_closed_total",
         "Connections closed, by reason.",
         MetricType::COUNTER,
         closed,
     ));
-    families.push(histogram(
+    families.push(family(
         "reactor_turn_duration_seconds",
         "How long each turn's work took (the busy part of a turn).",
-        &s.turn_duration,
+        MetricType::HISTOGRAM,
+        each(&|s| histogram_metric(&s.turn_duration)),
     ));
-    families.push(histogram(
+    families.push(family(
         "reactor_timer_lag_seconds",
         "How late each timer fired after its deadline; a blocking handler shows here first.",
-        &s.timer_lag,
+        MetricType::HISTOGRAM,
+        each(&|s| histogram_metric(&s.timer_lag)),
     ));
     families
 }
@@ -392,7 +528,7 @@ fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> Met
     family
 }
 
-/// An unlabelled counter's sample.
+/// A counter's sample.
 fn counter_metric(value: f64) -> Metric {
     let mut counter = Counter::default();
     counter.set_value(value);
@@ -401,31 +537,34 @@ fn counter_metric(value: f64) -> Metric {
     metric
 }
 
-/// `metric` with one label.
-fn labelled(mut metric: Metric, name: &str, value: &str) -> Metric {
-    let mut label = LabelPair::default();
-    label.set_name(name.to_owned());
-    label.set_value(value.to_owned());
-    metric.set_label(vec![label]);
-    metric
-}
-
-/// A counter family with one sample.
-fn counter(name: &str, help: &str, value: f64) -> MetricFamily {
-    family(name, help, MetricType::COUNTER, vec![counter_metric(value)])
-}
-
-/// A gauge family with one sample.
-fn gauge(name: &str, help: &str, value: f64) -> MetricFamily {
+/// A gauge's sample.
+fn gauge_metric(value: f64) -> Metric {
     let mut gauge = Gauge::default();
     gauge.set_value(value);
     let mut metric = Metric::default();
     metric.set_gauge(gauge);
-    family(name, help, MetricType::GAUGE, vec![metric])
+    metric
 }
 
-/// A histogram family from the loop's fixed buckets, in seconds.
-fn histogram(name: &str, help: &str, h: &DurationHistogram) -> MetricFamily {
+/// `metric` labelled `loop="LOOP"` (if given), then with `more`.
+fn with_labels(mut metric: Metric, loop_label: Option<&str>, more: &[(&str, &str)]) -> Metric {
+    let pairs = loop_label.map(|value| ("loop", value));
+    let labels = pairs
+        .iter()
+        .chain(more)
+        .map(|&(name, value)| {
+            let mut label = LabelPair::default();
+            label.set_name(name.to_owned());
+            label.set_value(value.to_owned());
+            label
+        })
+        .collect();
+    metric.set_label(labels);
+    metric
+}
+
+/// A histogram's sample from the loop's fixed buckets, in seconds.
+fn histogram_metric(h: &DurationHistogram) -> Metric {
     // The +Inf bucket is left to the encoder, which writes it as `+Inf`
     // with the count (an infinite bound of ours it would spell `inf`).
     let buckets = h
@@ -443,5 +582,5 @@ fn histogram(name: &str, help: &str, h: &DurationHistogram) -> MetricFamily {
     histogram.set_bucket(buckets);
     let mut metric = Metric::default();
     metric.set_histogram(histogram);
-    family(name, help, MetricType::HISTOGRAM, vec![metric])
+    metric
 }
