@@ -59,7 +59,7 @@ impl Report<'_> {
                         "\"client_cpu_s\":{:.3},\"client_util\":{},\"steal\":{},",
                         "\"errors\":{},\"mismatched_bytes\":{},",
                         "\"connections\":{{\"requested\":{},\"established\":{}}},",
-                        "\"rss_bytes_per_conn\":{},\"failure\":{}}}"
+                        "\"rss_bytes_per_conn\":{},\"loop_bytes\":[{}],\"failure\":{}}}"
                     ),
                     json_string(&r.scenario),
                     json_string(r.peer),
@@ -83,6 +83,11 @@ impl Report<'_> {
                     m.requested,
                     m.established,
                     m.rss_per_conn.map_or("null".into(), |v| format!("{v:.1}")),
+                    m.loop_bytes
+                        .iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
                     m.failure.as_deref().map_or("null".into(), json_string)
                 )
             })

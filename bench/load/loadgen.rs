@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::peers::Protocol;
 use crate::procfs::{open_fds, rss_bytes, servers_cpu_seconds, steal_share, Mark};
 use crate::scenarios::{Scenario, Workload};
-use crate::servers::{pinned_command, read_stdout_within, Guard};
+use crate::servers::{pinned_command, read_stdout_within, Guard, Placement};
 use crate::stats::Measured;
 use crate::tools::{run_ab, run_redis_benchmark, run_wrk};
 use crate::{Options, Paths};
@@ -33,16 +33,19 @@ struct Window {
 /// workloads go to `wrk` and `redis-benchmark` (`tools`), echo ones to
 /// loadgen, here. The server's CPU is that of every process in `pids`
 /// with their children (a TLS terminator and the echo server behind it).
+/// The client runs where `placement` says (loadgen with its
+/// `client_threads`).
 pub(crate) fn run_load(
     o: &Options,
     paths: &Paths,
     scenario: &Scenario,
     pids: &[u32],
     addr: &str,
-    cpu: Option<usize>,
+    placement: &Placement,
     rate: Option<f64>,
 ) -> Result<Measured, String> {
     let tls = scenario.protocol.is_tls();
+    let cpu = placement.client.as_deref();
     match scenario.workload {
         Workload::Http { conns, pipeline } => {
             return run_wrk(o, pids, addr, cpu, conns, pipeline, tls)
@@ -83,6 +86,10 @@ pub(crate) fn run_load(
         },
         "--json".into(),
     ];
+    if placement.client_threads > 1 {
+        args.push("--threads".into());
+        args.push(placement.client_threads.to_string());
+    }
     if let Some(rate) = rate {
         args.push("--rate".into());
         args.push(format!("{rate:.0}"));

@@ -11,6 +11,8 @@
 //! cargo bench --bench load -- --quick         # reduced matrix (about 2 minutes)
 //! cargo bench --bench load -- --filter c1000  # scenarios whose name contains c1000
 //! cargo bench --bench load -- --tls           # the TLS rows only (`--filter tls-`)
+//! cargo bench --bench load -- --threads       # the many-loops rows only (`threads-*`)
+//! cargo bench --bench load -- --threads --loops 1,2,4,8
 //! ```
 //!
 //! It owns everything a comparison needs, with no set-up: it builds the
@@ -83,11 +85,14 @@ use std::time::Instant;
 
 use cpu_cap::CpuCap;
 use loadgen::run_load;
-use peers::{peers, Peer, Protocol};
+use peers::{loops_peers, peers, Launch, Peer, Protocol};
 use procfs::{hard_fd_limit, machine};
 use report::Report;
 use scenarios::{fixed_rate, scenarios, Scenario, Workload};
-use servers::{build_examples, build_tls_examples, compile_c, placement, start_server, TlsFiles};
+use servers::{
+    build_examples, build_tls_examples, compile_c, cpu_count, loop_bytes, placement, start_server,
+    Placement, TlsFiles,
+};
 use stats::{Measured, Run};
 
 /// Settings of one bench invocation.
@@ -105,6 +110,12 @@ struct Options {
     duration: f64,
     /// Seconds of load before measuring.
     warmup: f64,
+    /// `--threads`: the many-loops rows (`threads-*`) were asked for, so
+    /// they run even with `--quick` (which otherwise leaves them out).
+    threads: bool,
+    /// Loop counts of the many-loops rows (`--loops 1,2,4,8`; default:
+    /// those of 1, 2, 4, 8 that fit the machine, see [`default_loops`]).
+    loops: Vec<usize>,
 }
 
 /// Where the bench finds and puts things.
@@ -145,6 +156,8 @@ fn parse_options() -> Result<Options, String> {
         rounds: 3,
         duration: 3.0,
         warmup: 1.0,
+        threads: false,
+        loops: default_loops(cpu_count()),
     };
     let mut explicit = (false, false);
     let mut args = std::env::args().skip(1);
@@ -154,6 +167,20 @@ fn parse_options() -> Result<Options, String> {
             "--quick" => o.quick = true,
             // The TLS rows (issue 11): every scenario is named tls-*.
             "--tls" => o.filters.push("tls-".into()),
+            // The many-loops rows (issue 13): every one is named threads-*.
+            "--threads" => {
+                o.threads = true;
+                o.filters.push("threads-".into());
+            }
+            "--loops" => {
+                o.loops = value("--loops")?
+                    .split(',')
+                    .map(|n| match n.trim().parse::<usize>() {
+                        Ok(n) if (1..=1024).contains(&n) => Ok(n),
+                        _ => Err(format!("--loops: {n:?} is not a loop count (1 to 1024)")),
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
             "--filter" => o.filters.push(value("--filter")?),
             "--peers" => o.peers = value("--peers")?.split(',').map(String::from).collect(),
             "--rounds" => {
@@ -177,8 +204,8 @@ fn parse_options() -> Result<Options, String> {
             "--bench" => {}
             "--help" | "-h" => {
                 println!(
-                    "cargo bench --bench load -- [--quick] [--tls] [--filter WORD]... \
-                     [--peers a,b] [--rounds N] [--duration S] [--warmup S]"
+                    "cargo bench --bench load -- [--quick] [--tls] [--threads] [--loops 1,2,4,8] \
+                     [--filter WORD]... [--peers a,b] [--rounds N] [--duration S] [--warmup S]"
                 );
                 std::process::exit(0);
             }
@@ -199,6 +226,16 @@ fn parse_options() -> Result<Options, String> {
     Ok(o)
 }
 
+/// The many-loops rows' default loop counts: those of 1, 2, 4 and 8 that
+/// leave the client a CPU of its own on a machine of `cpus` CPUs, and 1 and
+/// 2 always (on two CPUs, 2 loops share them with the client).
+fn default_loops(cpus: usize) -> Vec<usize> {
+    [1, 2, 4, 8]
+        .into_iter()
+        .filter(|&n| n <= 2 || n < cpus)
+        .collect()
+}
+
 fn run(o: &Options) -> Result<(), String> {
     let mut paths = locate()?;
     std::fs::create_dir_all(&paths.out).map_err(|e| format!("{}: {e}", paths.out.display()))?;
@@ -206,6 +243,7 @@ fn run(o: &Options) -> Result<(), String> {
     let c_echo = compile_c(&paths, "epoll_echo");
     let c_http = compile_c(&paths, "http_canned");
     let mut all_peers = peers(c_echo, c_http);
+    all_peers.extend(loops_peers(&o.loops));
     // The HTTP and RESP servers are other protocols' projects: if one does
     // not build, its comparison is skipped, not the whole bench.
     for (example, protocol) in [
@@ -393,7 +431,7 @@ fn measure(
     // retransmits). Slowness never fails it: speed is reported, not asserted.
     let ours: Vec<&'static str> = peers
         .iter()
-        .filter(|p| p.is_project)
+        .filter(|p| p.is_project || p.protocol == Protocol::Loops)
         .map(|p| p.name)
         .collect();
     let broken: Vec<String> = runs
@@ -435,7 +473,12 @@ fn run_one(
             .map(CpuCap::create)
             .transpose()
             .map_err(|e| format!("cannot cap server CPU: {e}"))?;
-        let server = start_server(paths, peer, pin.map(|p| p.0))?;
+        // The many-loops rows place server and client by loop count.
+        let placement = match peer.launch {
+            Launch::Loops { loops, .. } => Placement::for_loops(loops),
+            _ => Placement::single(*pin),
+        };
+        let server = start_server(paths, peer, placement.server.as_deref())?;
         if let Some(cap) = &cap {
             for pid in server.pids() {
                 cap.confine(pid)
@@ -448,12 +491,17 @@ fn run_one(
             scenario,
             &server.pids(),
             &server.addr,
-            pin.map(|p| p.1),
+            &placement,
             rate.copied(),
         );
-        drop(server);
+        let said = server.finish();
         drop(cap);
-        m
+        let mut m = m?;
+        if let Launch::Loops { .. } = peer.launch {
+            m.loop_bytes = loop_bytes(&said);
+            m.placement = Some(placement);
+        }
+        Ok(m)
     })();
     result.unwrap_or_else(|e| Measured {
         failure: Some(e),

@@ -22,6 +22,10 @@ pub(crate) enum Protocol {
     Https,
     /// Byte echo over TLS, driven by `loadgen --tls`.
     TlsEcho,
+    /// Byte echo by `echo_server --threads N` against itself at other N
+    /// and modes, driven by loadgen: the many-loops rows (`threads-*`,
+    /// issue 13).
+    Loops,
 }
 
 impl Protocol {
@@ -45,6 +49,14 @@ pub(crate) enum Launch {
     Nginx,
     /// `redis-server` without persistence on a port picked here.
     Redis,
+    /// `echo_server --threads LOOPS` (with `--hand-off` if asked).
+    Loops {
+        /// Event loops, one thread each.
+        loops: usize,
+        /// One thread accepts and hands connections out, instead of
+        /// SO_REUSEPORT.
+        hand_off: bool,
+    },
     /// An example of the reactor built with `--features tls` (copied to
     /// `load/tls-bin/`, so the plain rows keep the plain build), given the
     /// run's certificate with `--tls-cert` and `--tls-key`.
@@ -194,6 +206,48 @@ pub(crate) fn peers(c_echo: Option<PathBuf>, c_http: Option<PathBuf>) -> Vec<Pee
         eprintln!("load: redis-benchmark not installed; skipping RESP");
     }
     peers.extend(tls_peers(tls_backend));
+    peers
+}
+
+/// The many-loops rows' servers (issue 13): `echo_server --threads N` for
+/// each of `counts`, with SO_REUSEPORT and, from 2 loops, with
+/// `--hand-off` too. `loops-1` is the project row the others are divided
+/// by. Names and notes are made here from the counts, so they are leaked
+/// to be `'static` like every other peer's: a few bytes, once a run.
+pub(crate) fn loops_peers(counts: &[usize]) -> Vec<Peer> {
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let mut peers = Vec::new();
+    for &loops in counts {
+        for hand_off in [false, true] {
+            if hand_off && loops < 2 {
+                continue;
+            }
+            let (name, note) = if hand_off {
+                (
+                    format!("loops-{loops}-hand-off"),
+                    format!("examples/echo_server.rs --threads {loops} --hand-off: one thread accepts and hands each connection to the least-loaded of {loops} loops"),
+                )
+            } else if loops == 1 {
+                (
+                    "loops-1".to_string(),
+                    "examples/echo_server.rs --threads 1: one loop (the single-loop path, as `reactor`)".to_string(),
+                )
+            } else {
+                (
+                    format!("loops-{loops}"),
+                    format!("examples/echo_server.rs --threads {loops}: {loops} loops, each listening with SO_REUSEPORT"),
+                )
+            };
+            peers.push(Peer {
+                name: leak(name),
+                protocol: Protocol::Loops,
+                launch: Launch::Loops { loops, hand_off },
+                is_project: loops == 1 && !hand_off,
+                ceiling: false,
+                note: leak(note),
+            });
+        }
+    }
     peers
 }
 

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::peers::Peer;
 use crate::scenarios::{Scenario, Workload};
+use crate::servers::Placement;
 use crate::stats::{median, spread, values, Measured, Run, Spread};
 use crate::Options;
 
@@ -72,6 +73,31 @@ pub(crate) struct Row {
     /// (see [`Scenario::server_cpu_percent`]); `None`: uncapped, saturated
     /// is 100%.
     cap: Option<u32>,
+    /// Where server and client ran, for the many-loops rows (their own
+    /// placement per loop count); `None`: the bench's usual one.
+    placement: Option<Placement>,
+    /// Each loop's share of the bytes read, summed over the row's runs
+    /// (many-loops rows from 2 loops up; empty otherwise).
+    pub(crate) loop_share: Vec<f64>,
+}
+
+/// Each loop's share of the bytes read over `runs` (successful ones),
+/// from the servers' per-loop exit lines; empty when none printed them.
+fn loop_share(runs: &[&Run]) -> Vec<f64> {
+    let mut sums: Vec<u64> = Vec::new();
+    for r in runs.iter().filter(|r| r.m.failure.is_none()) {
+        if sums.len() < r.m.loop_bytes.len() {
+            sums.resize(r.m.loop_bytes.len(), 0);
+        }
+        for (sum, bytes) in sums.iter_mut().zip(&r.m.loop_bytes) {
+            *sum += bytes;
+        }
+    }
+    let total: u64 = sums.iter().sum();
+    if total == 0 {
+        return Vec::new();
+    }
+    sums.iter().map(|&b| b as f64 / total as f64).collect()
 }
 
 /// The project against one peer in one scenario: medians of per-round
@@ -149,6 +175,8 @@ impl Report<'_> {
                     failure: mine.iter().find_map(|r| r.m.failure.clone()),
                     open_loop: matches!(s.workload, Workload::FixedRate { .. }),
                     cap: s.server_cpu_percent,
+                    placement: mine.iter().find_map(|r| r.m.placement.clone()),
+                    loop_share: loop_share(&mine),
                 });
             }
         }
@@ -216,6 +244,17 @@ impl Report<'_> {
     /// client, the cap or the host rather than the server; "" when none.
     pub(crate) fn warnings(row: &Row) -> String {
         let mut w = Vec::new();
+        if let Some(p) = &row.placement {
+            w.push(p.note());
+        }
+        if !row.loop_share.is_empty() {
+            let shares: Vec<String> = row
+                .loop_share
+                .iter()
+                .map(|s| format!("{:.0}", s * 100.0))
+                .collect();
+            w.push(format!("per-loop share of bytes {}%", shares.join("/")));
+        }
         if row.failed > 0 {
             w.push(format!(
                 "{}/{} runs failed: {}",
@@ -231,8 +270,10 @@ impl Report<'_> {
                     "server held to {percent}% of one CPU (cgroup): server-bound by design"
                 ));
             }
-            // Saturated is the whole CPU, or the cap where there is one.
-            let full = row.cap.map_or(1.0, |p| f64::from(p) / 100.0);
+            // Saturated is the whole CPU, or the cap where there is one,
+            // or every CPU a many-loops server may use.
+            let cpus = row.placement.as_ref().map_or(1, |p| p.server_cpus);
+            let full = row.cap.map_or(cpus as f64, |p| f64::from(p) / 100.0);
             if let Some(u) = row.util {
                 if u < 0.9 * full {
                     w.push(format!(
@@ -243,7 +284,9 @@ impl Report<'_> {
                     ));
                 }
             }
-            if let Some(u) = row.client_util.filter(|u| *u >= 0.9) {
+            // A client of several threads (many-loops rows) has as many CPUs.
+            let client_cpus = row.placement.as_ref().map_or(1, |p| p.client_threads) as f64;
+            if let Some(u) = row.client_util.filter(|u| *u >= 0.9 * client_cpus) {
                 w.push(format!(
                     "client saturated ({:.0}% CPU): client-bound",
                     u * 100.0

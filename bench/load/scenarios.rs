@@ -201,6 +201,24 @@ pub(crate) fn scenarios(o: &Options, fd_limit: usize) -> Vec<Scenario> {
         });
     }
     tls_scenarios(o, &mut list);
+    // The many-loops rows (issue 13): echo_server at each of `--loops`
+    // (peers `loops-N`, `loops-N-hand-off`), 1 000 connections × 64 B at
+    // depth 1, each server on CPUs 0..N-1 and loadgen on the rest
+    // (`Placement::for_loops`). Nine runs of a second each and 1 000
+    // connections set up and torn down per run cost more than --quick may
+    // spend, so a quick run has them only when `--threads` asks.
+    if !o.quick || o.threads {
+        list.push(Scenario {
+            name: "threads-c1000-s64".into(),
+            protocol: Protocol::Loops,
+            workload: Workload::Throughput {
+                conns: 1000.min(cap),
+                size: 64,
+                depth: 1,
+            },
+            server_cpu_percent: None,
+        });
+    }
     list.push(Scenario {
         name: "rate-c100-s64-d16".into(),
         protocol: Protocol::Echo,

@@ -91,14 +91,106 @@ pub(crate) fn compile_c(paths: &Paths, name: &str) -> Option<PathBuf> {
 
 /// CPUs for (server, client), when pinning is possible.
 pub(crate) fn placement() -> Option<(usize, usize)> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let taskset = Command::new("taskset")
+    (cpu_count() >= 2 && has_taskset()).then_some((0, 1))
+}
+
+/// CPUs this process may run on (`available_parallelism`: affinity and
+/// cgroup quota included); the placements number them from 0.
+pub(crate) fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Whether `taskset` runs here.
+fn has_taskset() -> bool {
+    Command::new("taskset")
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok_and(|s| s.success());
-    (cpus >= 2 && taskset).then_some((0, 1))
+        .is_ok_and(|s| s.success())
+}
+
+/// Where one run's server and client go: `taskset -c` CPU lists (`None`:
+/// not pinned) and loadgen's `--threads`.
+#[derive(Clone, Debug)]
+pub(crate) struct Placement {
+    /// The server's CPUs.
+    pub(crate) server: Option<String>,
+    /// The load client's CPUs.
+    pub(crate) client: Option<String>,
+    /// loadgen `--threads` (the other tools run as they are).
+    pub(crate) client_threads: usize,
+    /// CPUs the server may use at most: the share of a CPU its `srv%` is
+    /// judged saturated against (1 for every one-thread server).
+    pub(crate) server_cpus: usize,
+    /// Server and client share CPUs: msg/s then measures the machine, and
+    /// only CPU per message compares the rows (see [`Placement::note`]).
+    pub(crate) shared: bool,
+}
+
+impl Placement {
+    /// The bench's usual placement: server on CPU 0 and client on CPU 1
+    /// when `pin` says so (see [`placement`]), else neither pinned.
+    pub(crate) fn single(pin: Option<(usize, usize)>) -> Placement {
+        Placement {
+            server: pin.map(|p| p.0.to_string()),
+            client: pin.map(|p| p.1.to_string()),
+            client_threads: 1,
+            server_cpus: 1,
+            shared: pin.is_none(),
+        }
+    }
+
+    /// The many-loops rows (`threads-*`, issue 13): a server of `loops`
+    /// loops gets CPUs 0..loops-1 and loadgen the rest, one thread per CPU.
+    /// When the machine has no CPU left for the client (two CPUs and two
+    /// loops), or taskset is missing, neither is pinned and they share.
+    pub(crate) fn for_loops(loops: usize) -> Placement {
+        let cpus = cpu_count();
+        let range = |from: usize, to: usize| {
+            if from == to {
+                from.to_string()
+            } else {
+                format!("{from}-{to}")
+            }
+        };
+        if loops < cpus && has_taskset() {
+            Placement {
+                server: Some(range(0, loops - 1)),
+                client: Some(range(loops, cpus - 1)),
+                client_threads: cpus - loops,
+                server_cpus: loops,
+                shared: false,
+            }
+        } else {
+            Placement {
+                server: None,
+                client: None,
+                client_threads: 1,
+                server_cpus: loops.min(cpus),
+                shared: true,
+            }
+        }
+    }
+
+    /// The placement in words, for a row's notes.
+    pub(crate) fn note(&self) -> String {
+        match (&self.server, &self.client) {
+            (Some(s), Some(c)) if !self.shared => {
+                let cpus = |list: &str| if list.contains('-') { "CPUs" } else { "CPU" };
+                format!(
+                    "server on {} {s}, loadgen --threads {} on {} {c}",
+                    cpus(s),
+                    self.client_threads,
+                    cpus(c)
+                )
+            }
+            _ => format!(
+                "server and loadgen share this machine's {} CPUs (not pinned): compare CPU per message, not msg/s",
+                cpu_count()
+            ),
+        }
+    }
 }
 
 /// A child process killed (and reaped) when dropped.
@@ -135,7 +227,7 @@ impl Drop for Guard {
 /// `sh -c 'ulimit -n HARD; exec [taskset -c CPU] PROGRAM ARGS'`: raise the
 /// soft descriptor limit to the hard one and pin, keeping one PID (every
 /// step execs), so `/proc/PID` is the program's own.
-pub(crate) fn pinned_command(program: &Path, args: &[String], cpu: Option<usize>) -> Command {
+pub(crate) fn pinned_command(program: &Path, args: &[String], cpu: Option<&str>) -> Command {
     let mut c = Command::new("sh");
     let pin = cpu.map_or(String::new(), |cpu| format!("taskset -c {cpu} "));
     c.arg("-c")
@@ -174,6 +266,42 @@ impl Server {
         pids.extend(self.backend.as_ref().map(|b| b.1));
         pids
     }
+}
+
+impl Server {
+    /// Stops the server (as dropping it does) and returns what it printed
+    /// on stderr after its "listening on" line, up to its exit: the
+    /// per-loop lines of `echo_server --threads N`, for one.
+    pub(crate) fn finish(self) -> Vec<String> {
+        let Server {
+            _guard: guard,
+            _log: log,
+            backend,
+            ..
+        } = self;
+        drop(guard);
+        drop(backend);
+        // The reader thread ends, dropping its sender, once the pipe closes.
+        let mut lines = Vec::new();
+        while let Ok(line) = log.recv_timeout(Duration::from_secs(2)) {
+            lines.push(line);
+        }
+        lines
+    }
+}
+
+/// The bytes each loop read, from `echo_server --threads N`'s exit lines
+/// ("echo_server loop I: C connections, D data calls, B bytes in"), in
+/// loop order; empty when it printed none (one loop prints none).
+pub(crate) fn loop_bytes(lines: &[String]) -> Vec<u64> {
+    lines
+        .iter()
+        .filter(|l| l.contains(" loop ") && l.ends_with(" bytes in"))
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words.get(words.len().checked_sub(3)?)?.parse().ok()
+        })
+        .collect()
 }
 
 /// The run's certificate files (see [`TlsFiles::generate`]).
@@ -271,7 +399,7 @@ fn tls_files(paths: &Paths) -> Result<&TlsFiles, String> {
 pub(crate) fn start_server(
     paths: &Paths,
     peer: &Peer,
-    cpu: Option<usize>,
+    cpu: Option<&str>,
 ) -> Result<Server, String> {
     let listen_anywhere = || vec!["--addr".to_string(), "127.0.0.1:0".to_string()];
     let nginx_prefix = |dir: &str| -> Result<PathBuf, String> {
@@ -291,6 +419,14 @@ pub(crate) fn start_server(
     let mut backend = None;
     let (program, args, fixed) = match &peer.launch {
         Launch::Example(name) => (paths.examples.join(name), listen_anywhere(), None),
+        Launch::Loops { loops, hand_off } => {
+            let mut args = listen_anywhere();
+            args.extend(["--threads".to_string(), loops.to_string()]);
+            if *hand_off {
+                args.push("--hand-off".to_string());
+            }
+            (paths.examples.join("echo_server"), args, None)
+        }
         Launch::Command(path) => (path.clone(), listen_anywhere(), None),
         Launch::TlsExample(name) => {
             let tls = tls_files(paths)?;
@@ -427,7 +563,7 @@ pub(crate) fn start_server(
 fn spawn(
     program: &Path,
     args: &[String],
-    cpu: Option<usize>,
+    cpu: Option<&str>,
     fixed: Option<u16>,
     name: &str,
 ) -> Result<(Guard, u32, String, mpsc::Receiver<String>), String> {

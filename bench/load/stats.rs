@@ -4,6 +4,8 @@
 //! Medians because on a shared machine single runs wander; the min–max
 //! shows by how much.
 
+use crate::servers::Placement;
+
 /// Figures of one run, as measured by the load tool and from `/proc`.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Measured {
@@ -41,6 +43,12 @@ pub(crate) struct Measured {
     pub(crate) rss_per_conn: Option<f64>,
     /// Why the run failed, if it did; figures are then not used.
     pub(crate) failure: Option<String>,
+    /// Where server and client ran, for rows whose placement is their
+    /// own (the many-loops rows); `None`: the bench's usual one.
+    pub(crate) placement: Option<Placement>,
+    /// Bytes each of the server's loops read over its whole run (warm-up
+    /// included), from its exit lines; empty for one-loop servers.
+    pub(crate) loop_bytes: Vec<u64>,
 }
 
 impl Measured {

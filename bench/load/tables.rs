@@ -126,6 +126,9 @@ impl Report<'_> {
         for (name, rate) in self.rates {
             let _ = writeln!(md, "* `{name}`: open loop at {rate:.0} msg/s (half the slowest server's closed-loop depth-1 throughput at the same connections and size); latency from intended send times.");
         }
+        if has(Protocol::Loops) {
+            let _ = writeln!(md, "* Many-loops rows (`threads-*`, issue 13): `examples/echo_server.rs --threads N` (`loops-N`: SO_REUSEPORT; `loops-N-hand-off`: `--hand-off`) against itself, loadgen at 1 000 connections × 64 B, depth 1. Each server gets CPUs 0..N-1 and loadgen (one thread per CPU) the rest; where no CPU is left for the client (2 loops on 2 CPUs) neither is pinned and they share, said in the row's notes: there msg/s measures the machine, and CPU per message compares the rows. `srv%` is judged against N CPUs. The per-loop share is each loop's bytes read (its exit line) over the row's runs, warm-up included. Ratios: `loops-1` ÷ the row (CPU/msg × below 1: one loop is cheaper per message).");
+        }
         if has(Protocol::Http) {
             let _ = writeln!(md, "* HTTP rows (`http-*`, wrk `-t1 --latency`): msg/s is requests/s; wrk reports p50/p75/p90/p99 and max, so p99.9 is blank; the window is wrk's whole run (it has no warm-up). `-pN` rows send N requests per write with `scripts/pipeline.lua`; wrk then times batches, not requests, and its coordinated-omission correction assumes one response per write, so only max µs (one batch) is given.");
         }

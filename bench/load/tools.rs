@@ -37,7 +37,7 @@ fn run_tool(
     tool: &str,
     args: &[String],
     pids: &[u32],
-    cpu: Option<usize>,
+    cpu: Option<&str>,
     limit: Duration,
 ) -> Result<ToolRun, String> {
     let start = Mark::now(servers_cpu_seconds(pids).unwrap_or(0.0));
@@ -87,7 +87,7 @@ pub(crate) fn run_wrk(
     o: &Options,
     pids: &[u32],
     addr: &str,
-    cpu: Option<usize>,
+    cpu: Option<&str>,
     conns: usize,
     pipeline: usize,
     tls: bool,
@@ -186,7 +186,7 @@ pub(crate) fn run_ab(
     o: &Options,
     pids: &[u32],
     addr: &str,
-    cpu: Option<usize>,
+    cpu: Option<&str>,
     conns: usize,
 ) -> Result<Measured, String> {
     let seconds = (o.duration + o.warmup).ceil().max(1.0) as u64;
@@ -272,7 +272,7 @@ pub(crate) fn run_redis_benchmark(
     o: &Options,
     pids: &[u32],
     addr: &str,
-    cpu: Option<usize>,
+    cpu: Option<&str>,
     scenario: &Scenario,
 ) -> Result<Measured, String> {
     let Workload::Resp {
