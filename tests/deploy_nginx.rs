@@ -7,33 +7,14 @@
 mod common;
 
 use std::io::{BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::deploy::{free_addr, get, http_server_on};
 use common::http::read_response;
 use common::tools::have;
-use common::wait_until;
 
-/// nginx with the stream configuration; SIGTERM to its master (by pid)
-/// when dropped, which stops its worker too.
-struct Nginx {
-    child: Child,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn start_nginx(front: SocketAddr, a: SocketAddr, b: SocketAddr) -> Nginx {
+fn start_nginx(front: SocketAddr, a: SocketAddr, b: SocketAddr) -> common::nginx::Nginx {
     let dir = std::env::temp_dir().join(format!("reactor-nginx-stream-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let stream = include_str!("../deploy/nginx-stream.conf")
@@ -46,25 +27,7 @@ fn start_nginx(front: SocketAddr, a: SocketAddr, b: SocketAddr) -> Nginx {
          daemon off;\nworker_processes 1;\npid {prefix}/nginx.pid;\n\
          error_log {prefix}/error.log warn;\nevents {{ worker_connections 256; }}\n{stream}"
     );
-    let path = dir.join("nginx.conf");
-    std::fs::write(&path, conf).unwrap();
-    let child = Command::new("nginx")
-        .arg("-p")
-        .arg(&dir)
-        .arg("-e")
-        .arg(dir.join("error.log"))
-        .arg("-c")
-        .arg(&path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run nginx");
-    let nginx = Nginx { child, dir };
-    wait_until("nginx listens", Duration::from_secs(10), || {
-        TcpStream::connect(front).is_ok()
-    });
-    nginx
+    common::nginx::run(dir, &conf, front)
 }
 
 #[test]

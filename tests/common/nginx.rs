@@ -4,7 +4,8 @@
 //! bench/nginx.conf does. A test sends the same raw request to both
 //! servers and compares what they say and whether they close.
 //!
-//! [`Nginx`] stops its server when dropped, by SIGTERM to the master's pid
+//! [`run`] starts nginx with any configuration (the deploy tests' stream
+//! one too). [`Nginx`] stops its server when dropped, by SIGTERM to the master's pid
 //! (it stops its worker only when asked politely; killed outright, the
 //! worker would keep the port), and removes the directory.
 
@@ -62,6 +63,14 @@ pub fn start() -> Nginx {
            }}\n\
          }}\n"
     );
+    run(dir, &conf, ([127, 0, 0, 1], port).into())
+}
+
+/// Runs nginx with configuration `conf` and `dir` as its prefix (removed
+/// when the returned [`Nginx`] is dropped), and waits until it listens on
+/// `addr`. Panics if it does not within 5 s (its error log is in the
+/// message).
+pub fn run(dir: PathBuf, conf: &str, addr: SocketAddr) -> Nginx {
     let conf_path = dir.join("nginx.conf");
     std::fs::write(&conf_path, conf).unwrap();
     let child = Command::new("nginx")
@@ -76,7 +85,6 @@ pub fn start() -> Nginx {
         .stderr(Stdio::null())
         .spawn()
         .expect("run nginx");
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut nginx = Nginx { child, addr, dir };
     let start = Instant::now();
     while TcpStream::connect(addr).is_err() {
