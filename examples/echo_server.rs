@@ -182,14 +182,7 @@ fn serve(args: &Args) -> std::io::Result<()> {
 /// `--metrics`, loop 0 serves every loop's figures, labelled by loop
 /// (`support/metrics.rs`).
 fn serve_loops(args: &Args, config: Config, tls: bool) -> std::io::Result<()> {
-    if tls {
-        let why = "--threads above 1 or --hand-off is plain TCP only in this example";
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
-    }
-    if args.listen.proxy_protocol {
-        let why = "--proxy-protocol serves one loop: not with --threads above 1 or --hand-off";
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
-    }
+    loops::refuse_one_loop_only(tls, &[(args.listen.proxy_protocol, "--proxy-protocol")])?;
     // Bound here, so a bad address fails before any loop starts; loop 0's
     // factory takes it.
     let endpoint = std::sync::Mutex::new(Some(MetricsEndpoint::bind(args.metrics)?));

@@ -516,19 +516,14 @@ fn serve(args: &Args) -> std::io::Result<()> {
 /// loop 0 serves every loop's figures, labelled by loop
 /// (`support/metrics.rs`).
 fn serve_loops(args: &Args, config: Config, tls: bool) -> std::io::Result<()> {
-    if tls {
-        let why = "--threads above 1 or --hand-off is plain TCP only in this example";
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
-    }
     // What serves one loop only, refused rather than half-served.
-    let one_loop_only = [
-        (!args.drain_delay.is_zero(), "--drain-delay"),
-        (args.listen.proxy_protocol, "--proxy-protocol"),
-    ];
-    if let Some((_, flag)) = one_loop_only.iter().find(|(given, _)| *given) {
-        let why = format!("{flag} serves one loop: not with --threads above 1 or --hand-off");
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
-    }
+    loops::refuse_one_loop_only(
+        tls,
+        &[
+            (!args.drain_delay.is_zero(), "--drain-delay"),
+            (args.listen.proxy_protocol, "--proxy-protocol"),
+        ],
+    )?;
     let header_timeout = args.header_timeout;
     // Bound here, so a bad address fails before any loop starts; loop 0's
     // factory takes it.

@@ -416,6 +416,19 @@ pub(crate) fn start_server(
         ]
     };
     let nginx = || find_program("nginx").unwrap_or_else(|| "nginx".into());
+    // nginx with `bench/NAME.conf` under `out/NAME`, on a port picked here:
+    // `vars` fill the template's markers beside `PORT` and `PREFIX`.
+    let nginx_from = |name: &str, vars: Vec<(&str, String)>| {
+        let port = free_port()?;
+        let prefix = nginx_prefix(name)?;
+        let mut all = vec![
+            ("PORT", port.to_string()),
+            ("PREFIX", prefix.display().to_string()),
+        ];
+        all.extend(vars);
+        let conf = config_from(&format!("{name}.conf"), &prefix, &all)?;
+        Ok::<_, String>((nginx(), nginx_args(&prefix, &conf), Some(port)))
+    };
     let mut backend = None;
     let (program, args, fixed) = match &peer.launch {
         Launch::Example(name) => (paths.examples.join(name), listen_anywhere(), None),
@@ -439,34 +452,16 @@ pub(crate) fn start_server(
             ]);
             (paths.tls_examples.join(name), args, None)
         }
-        Launch::Nginx => {
-            let port = free_port()?;
-            let prefix = nginx_prefix("nginx")?;
-            let conf = config_from(
-                "nginx.conf",
-                &prefix,
-                &[
-                    ("PORT", port.to_string()),
-                    ("PREFIX", prefix.display().to_string()),
-                ],
-            )?;
-            (nginx(), nginx_args(&prefix, &conf), Some(port))
-        }
+        Launch::Nginx => nginx_from("nginx", Vec::new())?,
         Launch::NginxTls => {
             let tls = tls_files(paths)?;
-            let port = free_port()?;
-            let prefix = nginx_prefix("nginx-tls")?;
-            let conf = config_from(
-                "nginx-tls.conf",
-                &prefix,
-                &[
-                    ("PORT", port.to_string()),
-                    ("PREFIX", prefix.display().to_string()),
+            nginx_from(
+                "nginx-tls",
+                vec![
                     ("CERT", tls.cert.display().to_string()),
                     ("KEY", tls.key.display().to_string()),
                 ],
-            )?;
-            (nginx(), nginx_args(&prefix, &conf), Some(port))
+            )?
         }
         Launch::NginxStream {
             module,
@@ -476,24 +471,18 @@ pub(crate) fn start_server(
             let (guard, pid, addr, _) =
                 spawn(plain, &listen_anywhere(), cpu, None, "C echo backend")?;
             backend = Some((guard, pid));
-            let port = free_port()?;
-            let prefix = nginx_prefix("nginx-stream")?;
             let load_module = module
                 .as_ref()
                 .map_or(String::new(), |m| format!("load_module {};", m.display()));
-            let conf = config_from(
-                "nginx-stream.conf",
-                &prefix,
-                &[
+            nginx_from(
+                "nginx-stream",
+                vec![
                     ("LOAD_MODULE", load_module),
-                    ("PORT", port.to_string()),
-                    ("PREFIX", prefix.display().to_string()),
                     ("CERT", tls.cert.display().to_string()),
                     ("KEY", tls.key.display().to_string()),
                     ("BACKEND", addr),
                 ],
-            )?;
-            (nginx(), nginx_args(&prefix, &conf), Some(port))
+            )?
         }
         Launch::Stunnel {
             program,

@@ -40,6 +40,22 @@ impl LoopFlags {
     }
 }
 
+/// Refuses, before any loop starts, what an example serves on one loop
+/// only: TLS (`tls`), and each flag of `one_loop_only` that was `given`,
+/// as `(given, "--flag")`; the error names the first that was.
+#[allow(dead_code)] // Not every example that includes this calls it.
+pub fn refuse_one_loop_only(tls: bool, one_loop_only: &[(bool, &str)]) -> io::Result<()> {
+    if tls {
+        let why = "--threads above 1 or --hand-off is plain TCP only in this example";
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, why));
+    }
+    if let Some((_, flag)) = one_loop_only.iter().find(|(given, _)| *given) {
+        let why = format!("{flag} serves one loop: not with --threads above 1 or --hand-off");
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, why));
+    }
+    Ok(())
+}
+
 /// Runs `flags.threads` loops with handlers from `factory` on `addr` until
 /// a signal shuts them down; prints "NAME listening on ADDR (...)" first
 /// and one line per loop at the end; returns the loops' summed counters.
