@@ -47,6 +47,17 @@ pub(crate) fn handler_output_waiting<S>(conn: &Connection<S>) -> bool {
     }
 }
 
+/// Plaintext `conn`'s handler wrote during a TLS handshake, which rustls
+/// holds until it has keys: counted with the queued output by the output
+/// cap and flow control. 0 for plain TCP (at compile time without `tls`).
+#[inline]
+pub(crate) fn plaintext_waiting<S>(conn: &Connection<S>) -> usize {
+    match &conn.tls {
+        Some(tls) if crate::tls_session::ENABLED => tls.plaintext_waiting(),
+        _ => 0,
+    }
+}
+
 /// A connection closing at once (`LoopState::close_now`) for a reason of
 /// our own (`close`, a timeout, a limit, a shutdown's deadline) still tells
 /// a TLS peer the end is deliberate: a `close_notify` in one best-effort
