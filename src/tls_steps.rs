@@ -276,17 +276,14 @@ impl<H: Handler> Loop<'_, H> {
             return;
         };
         conn.ready.readable = false;
+        // A close_notify was handled when it arrived (`tls_input`): as the
+        // peer's FIN, or mid-handshake by closing, so the connection is
+        // past its handshake here.
         let clean = conn
             .tls
             .as_ref()
             .is_some_and(|t| t.peer_sent_close_notify());
-        let handshaking = matches!(conn.state, State::Handshaking { .. });
-        if clean && !handshaking {
-            return;
-        }
         if clean {
-            // The peer gave up its handshake politely.
-            self.core.close_now(id, CloseReason::PeerClosed);
             return;
         }
         debug!("conn {id}: TCP EOF without close_notify");
