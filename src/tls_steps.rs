@@ -121,7 +121,7 @@ impl<H: Handler> LoopState<H> {
     /// `Handshaking`, counted against the cap, and timed. The handler hears
     /// of it only when the handshake completes.
     pub(crate) fn start_server_session(&mut self, id: ConnId, setup: &ServerSetup) -> bool {
-        let session = match TlsSession::accept(setup) {
+        let mut session = match TlsSession::accept(setup) {
             Ok(session) => session,
             Err(e) => {
                 debug!("conn {id}: cannot start a TLS session: {e}");
@@ -132,10 +132,8 @@ impl<H: Handler> LoopState<H> {
         let Some(conn) = self.conn_mut(id) else {
             return false;
         };
+        session.set_counted_in_progress(true);
         conn.tls = Some(session);
-        if let Some(tls) = conn.tls.as_mut() {
-            tls.set_counted_in_progress(true);
-        }
         self.stats.tls_handshakes_in_progress += 1;
         let timeout = self.config.tls_handshake_timeout;
         self.arm_state_timer(id, timeout, TimerKind::TlsHandshake(id));
