@@ -193,9 +193,9 @@ impl<M: Send + 'static> Acceptor<M> {
             let stalled = handle
                 .turn_running_for()
                 .is_some_and(|busy| busy > self.stall_after);
-            let stats = handle.stats();
-            let in_flight = self.handed[index].saturating_sub(stats.adopted);
-            let key = (stalled, stats.open_connections + in_flight);
+            let (open, adopted) = handle.load();
+            let in_flight = self.handed[index].saturating_sub(adopted);
+            let key = (stalled, open + in_flight);
             if !matches!(best, Some((best_key, _)) if best_key <= key) {
                 best = Some((key, index));
             }

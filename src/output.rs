@@ -46,6 +46,7 @@ use crate::limits::Limits;
 use crate::loop_state::{LoopState, Ready};
 use crate::stats::Stats;
 use crate::timers::TimerKind;
+use crate::tls_steps::plaintext_waiting;
 use crate::token::ConnId;
 
 /// Capacity the shared staging buffer keeps between callbacks. A larger
@@ -110,11 +111,7 @@ impl<H: Handler> LoopState<H> {
         self.stats.writes += 1;
         let len = payload.len();
         // TLS: plaintext written before the handshake ended waits in rustls.
-        let waiting = match &conn.tls {
-            Some(tls) if crate::tls_session::ENABLED => tls.plaintext_waiting(),
-            _ => 0,
-        };
-        let queued = conn.output.len() + staged + waiting + len;
+        let queued = conn.output.len() + staged + plaintext_waiting(conn) + len;
         if queued > max_output {
             debug!(
                 "conn {id}: {} bytes queued plus {len} would pass the output cap",
@@ -301,11 +298,7 @@ impl<H: Handler> LoopState<H> {
         };
         // Called from a write-through, the staged bytes were just unstaged.
         // TLS: plaintext written during the handshake still waits in rustls.
-        let waiting = match &conn.tls {
-            Some(tls) if crate::tls_session::ENABLED => tls.plaintext_waiting(),
-            _ => 0,
-        };
-        let queued = conn.output.len() + waiting;
+        let queued = conn.output.len() + plaintext_waiting(conn);
         if conn.flow.backpressured && queued < limits.output_low_water {
             trace!("conn {id}: backpressure off ({queued} bytes queued)");
             conn.flow.backpressured = false;

@@ -59,13 +59,13 @@ impl DurationHistogram {
     /// Records one duration.
     #[inline]
     pub fn observe(&mut self, duration: Duration) {
-        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        let ns = nanos(duration);
         let bucket = DURATION_BUCKETS_NS
             .iter()
-            .position(|&bound| nanos <= bound)
+            .position(|&bound| ns <= bound)
             .unwrap_or(DURATION_BUCKETS_NS.len());
         self.counts[bucket] += 1;
-        self.sum_ns = self.sum_ns.saturating_add(nanos);
+        self.sum_ns = self.sum_ns.saturating_add(ns);
         self.count += 1;
     }
 
@@ -90,6 +90,12 @@ impl DurationHistogram {
         self.sum_ns = self.sum_ns.saturating_add(other.sum_ns);
         self.count += other.count;
     }
+}
+
+/// A duration in whole nanoseconds (saturating: a u64 holds 584 years).
+#[inline]
+pub(crate) fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Everything the reactor counts. All counters start at zero and only grow,

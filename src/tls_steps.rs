@@ -47,6 +47,17 @@ pub(crate) fn handler_output_waiting<S>(conn: &Connection<S>) -> bool {
     }
 }
 
+/// Plaintext `conn`'s handler wrote during a TLS handshake, which rustls
+/// holds until it has keys: counted with the queued output by the output
+/// cap and flow control. 0 for plain TCP (at compile time without `tls`).
+#[inline]
+pub(crate) fn plaintext_waiting<S>(conn: &Connection<S>) -> usize {
+    match &conn.tls {
+        Some(tls) if crate::tls_session::ENABLED => tls.plaintext_waiting(),
+        _ => 0,
+    }
+}
+
 /// A connection closing at once (`LoopState::close_now`) for a reason of
 /// our own (`close`, a timeout, a limit, a shutdown's deadline) still tells
 /// a TLS peer the end is deliberate: a `close_notify` in one best-effort
@@ -110,7 +121,7 @@ impl<H: Handler> LoopState<H> {
     /// `Handshaking`, counted against the cap, and timed. The handler hears
     /// of it only when the handshake completes.
     pub(crate) fn start_server_session(&mut self, id: ConnId, setup: &ServerSetup) -> bool {
-        let session = match TlsSession::accept(setup) {
+        let mut session = match TlsSession::accept(setup) {
             Ok(session) => session,
             Err(e) => {
                 debug!("conn {id}: cannot start a TLS session: {e}");
@@ -121,10 +132,8 @@ impl<H: Handler> LoopState<H> {
         let Some(conn) = self.conn_mut(id) else {
             return false;
         };
+        session.set_counted_in_progress(true);
         conn.tls = Some(session);
-        if let Some(tls) = conn.tls.as_mut() {
-            tls.set_counted_in_progress(true);
-        }
         self.stats.tls_handshakes_in_progress += 1;
         let timeout = self.config.tls_handshake_timeout;
         self.arm_state_timer(id, timeout, TimerKind::TlsHandshake(id));
@@ -265,17 +274,14 @@ impl<H: Handler> Loop<'_, H> {
             return;
         };
         conn.ready.readable = false;
+        // A close_notify was handled when it arrived (`tls_input`): as the
+        // peer's FIN, or mid-handshake by closing, so the connection is
+        // past its handshake here.
         let clean = conn
             .tls
             .as_ref()
             .is_some_and(|t| t.peer_sent_close_notify());
-        let handshaking = matches!(conn.state, State::Handshaking { .. });
-        if clean && !handshaking {
-            return;
-        }
         if clean {
-            // The peer gave up its handshake politely.
-            self.core.close_now(id, CloseReason::PeerClosed);
             return;
         }
         debug!("conn {id}: TCP EOF without close_notify");

@@ -24,6 +24,7 @@ use crate::handle::Command;
 use crate::handler::Handler;
 use crate::loop_state::{Ready, SourceSlot};
 use crate::reactor::Reactor;
+use crate::stats::nanos;
 use crate::step::note_readiness;
 use crate::token::{self, SourceId, Target};
 
@@ -297,9 +298,4 @@ fn describe(event: &Event) -> String {
     ];
     let set: Vec<&str> = flags.iter().filter(|f| f.0).map(|f| f.1).collect();
     format!("event [{}]", set.join(" "))
-}
-
-/// A duration in whole nanoseconds (saturating: a u64 holds 584 years).
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }

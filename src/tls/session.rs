@@ -67,7 +67,7 @@ pub(crate) struct TlsSession {
     /// an EOF without it a truncation.
     peer_sent_close_notify: bool,
     /// Counted among the loop's inbound handshakes in progress
-    /// (`LoopState::tls_handshakes_in_progress`), which the cap on
+    /// (`Stats::tls_handshakes_in_progress`), which the cap on
     /// handshakes limits. Invariant: true exactly while an accepted
     /// connection's handshake is unfinished and the connection open.
     counted_in_progress: bool,
