@@ -379,7 +379,18 @@ impl<M: Send + 'static> Loops<M> {
             acceptor.spawn()
         });
         let _ = all.shared.acceptor.set(None);
-        let acceptor = acceptor.transpose()?;
+        let acceptor = match acceptor.transpose() {
+            Ok(acceptor) => acceptor,
+            Err(e) => {
+                // As for a loop that failed to build: the gates closing
+                // ends the waiting loops, which are joined before the error.
+                drop(gates);
+                for thread in threads {
+                    let _ = thread.join();
+                }
+                return Err(e);
+            }
+        };
         for gate in gates {
             let _ = gate.send(());
         }
